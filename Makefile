@@ -1,0 +1,60 @@
+# leadchat: `make run` serves the product, `make test` runs the tests. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_USER ?= demo
+DEMO_PASSWORD ?= leadchat-demo
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench check install install-dev clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# The embedded run: SQLite under var/, the scripted agent, console email, no settings needed.
+run: export DEBUG ?= true
+run: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py setup_roles >/dev/null
+	LEADCHAT_PASSWORD='$(DEMO_PASSWORD)' $(PY) manage.py createuser $(DEMO_USER) --role admin --exists-ok
+	$(PY) manage.py seed_demo
+	@echo ""
+	@echo "  leadchat is starting on http://$(HOST):$(PORT)/"
+	@echo "  Sign in as '$(DEMO_USER)' with password '$(DEMO_PASSWORD)'."
+	@echo "  Dashboard: http://$(HOST):$(PORT)/dashboard/   QA console: http://$(HOST):$(PORT)/admin/"
+	@echo "  Demo landing page with the widget: http://$(HOST):$(PORT)/demo/"
+	@echo ""
+	HOST=$(HOST) PORT=$(PORT) PY=$(PY) scripts/run_dev.sh
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+check: export DEBUG ?= true
+check: $(VENV)/.installed-dev
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py check
+
+clean:
+	rm -rf $(VENV) var/staticfiles

@@ -1,0 +1,54 @@
+from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+
+from accounts.models import Role, User
+from accounts.roles import GROUP_NAMES, GROUP_PERMISSIONS, STAFF_ROLES
+
+
+def roles_setup() -> dict[str, Group]:
+    """Create or update the role groups and their permissions. Safe to run any number of times."""
+    groups = {}
+    for role, name in GROUP_NAMES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = []
+        for dotted in GROUP_PERMISSIONS[role]:
+            app_label, codename = dotted.split(".", 1)
+            wanted.append(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        group.permissions.set(wanted)
+        groups[role] = group
+    return groups
+
+
+@transaction.atomic
+def user_set_role(*, user: User, role: str) -> User:
+    """Set a user's role and bring flags and group membership in step with it."""
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
+    groups = roles_setup()
+    user.role = role
+    user.is_staff = role in STAFF_ROLES
+    user.is_superuser = role == Role.ADMIN
+    user.save(update_fields=["role", "is_staff", "is_superuser"])
+    user.groups.remove(*[g for r, g in groups.items() if r != role])
+    user.groups.add(groups[role])
+    return user
+
+
+@transaction.atomic
+def user_create(
+    *, username: str, password: str, role: str, email: str = "", validate: bool = True
+) -> User:
+    """Create a staff user with a role. Raises ValueError / ValidationError on bad input."""
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValueError(f"A user named {username!r} already exists.")
+    user = User(username=username, email=email)
+    if validate:
+        validate_password(password, user)
+    user.set_password(password)
+    user.save()
+    return user_set_role(user=user, role=role)

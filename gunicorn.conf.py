@@ -1,0 +1,23 @@
+"""gunicorn settings for production: `gunicorn -c gunicorn.conf.py leadchat.wsgi`.
+
+Threaded workers, because a widget request waits on the network for the agent backend (up to
+25 s): a thread blocked on a socket costs little, a whole sync worker per wait would starve the
+server. Each thread may hold a database connection (CONN_MAX_AGE), so workers x threads must
+stay under PostgreSQL's max_connections.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+# Above the agent backend's 25 s budget, so a slow reply is never killed mid-request.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "40"))
+graceful_timeout = 30
+keepalive = 5
+max_requests = 5000
+max_requests_jitter = 500
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,28 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from sessions_app.demo import seed_demo
+
+
+class Command(BaseCommand):
+    help = "Create the demo site and a realistic month of demo conversations (idempotent)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--sessions", type=int, default=240, help="How many sessions (1-100000)."
+        )
+        parser.add_argument(
+            "--days", type=int, default=30, help="Spread over this many days (1-3650)."
+        )
+
+    def handle(self, *args, sessions: int, days: int, **options) -> None:
+        if not 1 <= sessions <= 100_000:
+            raise CommandError("--sessions must be between 1 and 100000.")
+        if not 1 <= days <= 3650:
+            raise CommandError("--days must be between 1 and 3650.")
+        site, created = seed_demo(sessions=sessions, days=days)
+        if created:
+            self.stdout.write(
+                self.style.SUCCESS(f"Seeded {created} demo sessions for site {site.name!r}.")
+            )
+        else:
+            self.stdout.write(f"Demo site {site.name!r} already has sessions; nothing to do.")

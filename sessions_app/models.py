@@ -1,0 +1,262 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Channel(models.TextChoices):
+    WEB = "web", "Web widget"
+    MESSENGER = "messenger", "Messenger"
+    API = "api", "API"
+
+
+class CompletionStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETE = "complete", "Complete"
+    INCOMPLETE = "incomplete", "Incomplete"
+
+
+class ArchiveStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ARCHIVED = "archived", "Archived"
+
+
+class QAStatus(models.TextChoices):
+    UNCHECKED = "unchecked", "Unchecked"
+    PASSED = "passed", "Passed"
+    ISSUE = "issue", "Issue"
+    FIXED = "fixed", "Fixed"
+
+
+class DeliveryState(models.TextChoices):
+    """Where the lead webhook of a session stands (mirrors its outbox rows)."""
+
+    NONE = "none", "No lead yet"
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    DISABLED = "disabled", "No endpoint"
+
+
+# Allowed moves, next to the model they govern. Services check these; nothing else changes a
+# status. A returning visitor reopens an incomplete session; `complete` is final.
+COMPLETION_MOVES: dict[str, set[str]] = {
+    CompletionStatus.IN_PROGRESS: {CompletionStatus.COMPLETE, CompletionStatus.INCOMPLETE},
+    CompletionStatus.INCOMPLETE: {CompletionStatus.IN_PROGRESS, CompletionStatus.COMPLETE},
+    CompletionStatus.COMPLETE: set(),
+}
+ARCHIVE_MOVES: dict[str, set[str]] = {
+    ArchiveStatus.ACTIVE: {ArchiveStatus.ARCHIVED},
+    ArchiveStatus.ARCHIVED: {ArchiveStatus.ACTIVE},
+}
+QA_MOVES: dict[str, set[str]] = {
+    QAStatus.UNCHECKED: {QAStatus.PASSED, QAStatus.ISSUE},
+    QAStatus.ISSUE: {QAStatus.FIXED},
+    QAStatus.FIXED: {QAStatus.PASSED, QAStatus.ISSUE},
+    QAStatus.PASSED: {QAStatus.ISSUE},
+}
+
+
+class ChatSessionQuerySet(models.QuerySet):
+    def not_deleted(self) -> "ChatSessionQuerySet":
+        return self.filter(deleted_at__isnull=True)
+
+    def deleted(self) -> "ChatSessionQuerySet":
+        return self.filter(deleted_at__isnull=False)
+
+    def visible(self) -> "ChatSessionQuerySet":
+        """What default lists show: not deleted and not archived."""
+        return self.filter(deleted_at__isnull=True, archive_status=ArchiveStatus.ACTIVE)
+
+
+class ChatSession(models.Model):
+    """One conversation between a visitor and the AI agent (the old `messenger_sessions`)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    site = models.ForeignKey(
+        "widget.Site", on_delete=models.PROTECT, related_name="sessions", null=True, blank=True
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WEB)
+    # SHA-256 of the visitor token: a leaked database does not let anyone resume a conversation.
+    visitor_token_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+
+    page_url = models.URLField(max_length=2000, blank=True, default="")
+    referrer = models.URLField(max_length=2000, blank=True, default="")
+    utm_source = models.CharField(max_length=200, blank=True, default="")
+    utm_medium = models.CharField(max_length=200, blank=True, default="")
+    utm_campaign = models.CharField(max_length=200, blank=True, default="")
+    utm_term = models.CharField(max_length=200, blank=True, default="")
+    utm_content = models.CharField(max_length=200, blank=True, default="")
+    user_agent = models.CharField(max_length=500, blank=True, default="")
+
+    started_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every service that changes the row: the dashboard's changes feed reads it.
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    completion_status = models.CharField(
+        max_length=16, choices=CompletionStatus.choices, default=CompletionStatus.IN_PROGRESS
+    )
+    archive_status = models.CharField(
+        max_length=16, choices=ArchiveStatus.choices, default=ArchiveStatus.ACTIVE
+    )
+    archived_at = models.DateTimeField(null=True, blank=True)
+    archived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    lead_name = models.CharField(max_length=200, blank=True, default="")
+    lead_email = models.EmailField(max_length=254, blank=True, default="")
+    lead_phone = models.CharField(max_length=50, blank=True, default="")
+    lead_data = models.JSONField(default=dict, blank=True)
+    lead_captured_at = models.DateTimeField(null=True, blank=True)
+
+    ai_engaged = models.BooleanField(default=False)
+    message_count = models.PositiveIntegerField(default=0)
+    delivery_state = models.CharField(
+        max_length=16, choices=DeliveryState.choices, default=DeliveryState.NONE
+    )
+
+    qa_status = models.CharField(
+        max_length=16, choices=QAStatus.choices, default=QAStatus.UNCHECKED
+    )
+    qa_status_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    qa_status_at = models.DateTimeField(null=True, blank=True)
+    qa_notes = models.TextField(blank=True, default="")
+    qa_notes_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    qa_notes_at = models.DateTimeField(null=True, blank=True)
+    dev_feedback = models.TextField(blank=True, default="")
+    dev_feedback_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    dev_feedback_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ChatSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        permissions = [
+            ("review_chatsession", "Can pass sessions and flag QA issues"),
+            ("fix_chatsession", "Can write developer feedback and mark QA issues fixed"),
+            ("archive_chatsession", "Can archive, delete and restore sessions"),
+            ("export_chatsession", "Can export sessions"),
+        ]
+        indexes = [
+            # Default lists: visible sessions, newest first.
+            models.Index(
+                fields=["archive_status", "-started_at"],
+                condition=Q(deleted_at__isnull=True),
+                name="session_visible_started",
+            ),
+            models.Index(fields=["-started_at", "-id"], name="session_started"),
+            models.Index(fields=["qa_status", "-started_at"], name="session_qa_started"),
+            models.Index(fields=["completion_status", "-started_at"], name="session_compl_started"),
+            models.Index(fields=["site", "-started_at"], name="session_site_started"),
+            models.Index(fields=["channel", "-started_at"], name="session_channel_started"),
+            models.Index(fields=["updated_at"], name="session_updated"),
+            models.Index(fields=["lead_email"], name="session_lead_email"),
+            models.Index(fields=["deleted_at"], name="session_deleted"),
+            # close_idle_sessions: in-progress rows by last activity.
+            models.Index(
+                fields=["last_activity_at"],
+                condition=Q(completion_status="in_progress"),
+                name="session_idle_candidates",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.lead_name or self.lead_email or "anonymous visitor"
+        return f"{who} ({self.started_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def has_lead(self) -> bool:
+        return self.completion_status == CompletionStatus.COMPLETE
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class MessageRole(models.TextChoices):
+    VISITOR = "visitor", "Visitor"
+    AI = "ai", "AI agent"
+    AGENT = "agent", "Human agent"
+    SYSTEM = "system", "System"
+
+
+class ChatMessage(models.Model):
+    """One message of a session's transcript (the old `chat_sessions_for_dashboard`)."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=MessageRole.choices)
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    # Backend, model, latency_ms, tokens... for AI messages.
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["session", "created_at", "id"], name="message_transcript")]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()}: {self.text[:60]}"
+
+
+class AutomationError(models.Model):
+    """A failure in an automation: n8n's error workflow, an agent backend, a webhook delivery."""
+
+    class Source(models.TextChoices):
+        N8N = "n8n", "n8n workflow"
+        AGENT = "agent", "Agent backend"
+        WEBHOOK = "webhook", "Webhook delivery"
+        EMAIL = "email", "Email"
+
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.N8N)
+    workflow = models.CharField(max_length=255, blank=True, default="")
+    node = models.CharField(max_length=255, blank=True, default="")
+    message = models.TextField()
+    execution_id = models.CharField(max_length=255, blank=True, default="")
+    execution_url = models.URLField(max_length=2000, blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    session = models.ForeignKey(
+        ChatSession,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="automation_errors",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved = models.BooleanField(default=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # n8n may replay its error workflow; one execution is stored once.
+            models.UniqueConstraint(
+                fields=["source", "execution_id"],
+                condition=~Q(execution_id=""),
+                name="automation_error_unique_execution",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["resolved", "-created_at"], name="autoerror_resolved_created"),
+            models.Index(fields=["workflow", "-created_at"], name="autoerror_workflow_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow or self.get_source_display()}: {self.message[:80]}"

@@ -1,0 +1,332 @@
+"""Every write to chat sessions goes through these functions (STYLE.md: one path per change).
+
+The widget API, the dashboard, the admin, the commands and the tests call them; nothing else sets
+a status. Each transition locks the row, checks the allowed-moves table kept beside the model,
+saves only the fields it changed, and sends its domain signal inside the transaction.
+"""
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from email_validator import EmailNotValidError, validate_email
+
+from accounts.models import User
+from sessions_app import signals
+from sessions_app.errors import InvalidLead, SessionDeleted, TransitionNotAllowed
+from sessions_app.models import (
+    ARCHIVE_MOVES,
+    COMPLETION_MOVES,
+    ArchiveStatus,
+    AutomationError,
+    Channel,
+    ChatMessage,
+    ChatSession,
+    CompletionStatus,
+    MessageRole,
+)
+
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+MAX_NAME_LENGTH = 200
+
+
+def hash_visitor_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def visitor_token_matches(session: ChatSession, token: str) -> bool:
+    """Constant-time check of a visitor token against the stored hash."""
+    if not token or not session.visitor_token_hash:
+        return False
+    return secrets.compare_digest(hash_visitor_token(token), session.visitor_token_hash)
+
+
+def _lock(session: ChatSession) -> ChatSession:
+    return ChatSession.objects.select_for_update().get(pk=session.pk)
+
+
+def _check_move(table: Mapping[str, set[str]], current: str, target: str, what: str) -> None:
+    if target not in table.get(current, set()):
+        allowed = ", ".join(sorted(table.get(current, set()))) or "none"
+        raise TransitionNotAllowed(
+            f"Cannot move {what} from {current!r} to {target!r}. "
+            f"Allowed from {current!r}: {allowed}."
+        )
+
+
+def session_start(
+    *,
+    site: Any = None,
+    channel: str = Channel.WEB,
+    page_url: str = "",
+    referrer: str = "",
+    utm: Mapping[str, str] | None = None,
+    user_agent: str = "",
+    greeting: str = "",
+    greeting_metadata: Mapping[str, Any] | None = None,
+) -> tuple[ChatSession, str]:
+    """Open a session; returns it with the raw visitor token (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    utm = utm or {}
+    with transaction.atomic():
+        session = ChatSession.objects.create(
+            site=site,
+            channel=channel,
+            visitor_token_hash=hash_visitor_token(token),
+            page_url=page_url[:2000],
+            referrer=referrer[:2000],
+            user_agent=user_agent[:500],
+            started_at=now,
+            last_activity_at=now,
+            updated_at=now,
+            **{field: (utm.get(field) or "")[:200] for field in UTM_FIELDS},
+        )
+        if greeting:
+            message_add(
+                session=session,
+                role=MessageRole.AI,
+                text=greeting,
+                metadata=dict(greeting_metadata or {"kind": "greeting"}),
+            )
+        signals.session_started.send(sender=ChatSession, session=session)
+    return session, token
+
+
+def message_add(
+    *,
+    session: ChatSession,
+    role: str,
+    text: str,
+    metadata: Mapping[str, Any] | None = None,
+) -> ChatMessage:
+    """Append a message to the transcript and update the session's counters and activity.
+
+    A visitor writing to an `incomplete` session reopens it (`in_progress`).
+    """
+    if role not in MessageRole.values:
+        raise ValueError(f"Unknown message role {role!r}.")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(session)
+        if locked.is_deleted:
+            raise SessionDeleted("This session was deleted; restore it before adding messages.")
+        message = ChatMessage.objects.create(
+            session=locked, role=role, text=text, metadata=dict(metadata or {}), created_at=now
+        )
+        locked.message_count += 1
+        locked.last_activity_at = now
+        locked.updated_at = now
+        fields = ["message_count", "last_activity_at", "updated_at"]
+        if role == MessageRole.VISITOR:
+            # The visitor took part, so the AI agent is in a real conversation.
+            if not locked.ai_engaged:
+                locked.ai_engaged = True
+                fields.append("ai_engaged")
+            if locked.completion_status == CompletionStatus.INCOMPLETE:
+                _check_move(
+                    COMPLETION_MOVES,
+                    locked.completion_status,
+                    CompletionStatus.IN_PROGRESS,
+                    "completion",
+                )
+                locked.completion_status = CompletionStatus.IN_PROGRESS
+                locked.ended_at = None
+                fields += ["completion_status", "ended_at"]
+        locked.save(update_fields=fields)
+        signals.message_added.send(sender=ChatSession, session=locked, message=message)
+    _copy_state(locked, session)
+    return message
+
+
+def normalize_email(email: str) -> str:
+    """Validate syntax and domain form (no DNS); return the normalized address or raise."""
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidLead(str(exc), field="email") from None
+
+
+def normalize_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InvalidLead("The name must not be empty.", field="name")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidLead(f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
+    return cleaned
+
+
+def lead_capture(
+    *,
+    session: ChatSession,
+    name: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> ChatSession:
+    """Store lead fields as they arrive; complete the session once it has a name and valid email.
+
+    Fields may come in pieces (the name first, the email later). Invalid values raise
+    `InvalidLead` and store nothing. `lead_captured` is sent once, inside the transaction that
+    completes the session, so the webhook outbox row commits with it.
+    """
+    clean_name = normalize_name(name) if name is not None else None
+    clean_email = normalize_email(email) if email is not None else None
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(session)
+        if locked.is_deleted:
+            raise SessionDeleted("This session was deleted; restore it before changing the lead.")
+        fields = ["updated_at"]
+        if clean_name is not None:
+            locked.lead_name = clean_name
+            fields.append("lead_name")
+        if clean_email is not None:
+            locked.lead_email = clean_email
+            fields.append("lead_email")
+        if phone is not None:
+            locked.lead_phone = phone.strip()[:50]
+            fields.append("lead_phone")
+        if data:
+            locked.lead_data = {**locked.lead_data, **data}
+            fields.append("lead_data")
+        completes = (
+            bool(locked.lead_name and locked.lead_email)
+            and locked.completion_status != CompletionStatus.COMPLETE
+        )
+        if completes:
+            _check_move(
+                COMPLETION_MOVES, locked.completion_status, CompletionStatus.COMPLETE, "completion"
+            )
+            locked.completion_status = CompletionStatus.COMPLETE
+            locked.lead_captured_at = now
+            locked.ended_at = None
+            fields += ["completion_status", "lead_captured_at", "ended_at"]
+        locked.updated_at = now
+        locked.save(update_fields=fields)
+        if completes:
+            signals.lead_captured.send(sender=ChatSession, session=locked)
+    _copy_state(locked, session)
+    return locked
+
+
+def session_archive(*, session: ChatSession, by: User | None) -> ChatSession:
+    return _set_archive(session=session, by=by, target=ArchiveStatus.ARCHIVED)
+
+
+def session_unarchive(*, session: ChatSession, by: User | None) -> ChatSession:
+    return _set_archive(session=session, by=by, target=ArchiveStatus.ACTIVE)
+
+
+def _set_archive(*, session: ChatSession, by: User | None, target: str) -> ChatSession:
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(session)
+        if locked.is_deleted:
+            raise SessionDeleted("This session is in the trash; restore it first.")
+        _check_move(ARCHIVE_MOVES, locked.archive_status, target, "archive status")
+        locked.archive_status = target
+        archived = target == ArchiveStatus.ARCHIVED
+        locked.archived_at = now if archived else None
+        locked.archived_by = by if archived else None
+        locked.updated_at = now
+        locked.save(update_fields=["archive_status", "archived_at", "archived_by", "updated_at"])
+        signals.session_archive_changed.send(
+            sender=ChatSession, session=locked, by=by, archived=archived
+        )
+    _copy_state(locked, session)
+    return locked
+
+
+def session_delete(*, session: ChatSession, by: User | None) -> ChatSession:
+    """Soft delete: the session moves to the trash, restorable until purged."""
+    return _set_trash(session=session, by=by, deleted=True)
+
+
+def session_restore(*, session: ChatSession, by: User | None) -> ChatSession:
+    return _set_trash(session=session, by=by, deleted=False)
+
+
+def _set_trash(*, session: ChatSession, by: User | None, deleted: bool) -> ChatSession:
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(session)
+        if locked.is_deleted == deleted:
+            state = "already in the trash" if deleted else "not in the trash"
+            raise TransitionNotAllowed(f"This session is {state}.")
+        locked.deleted_at = now if deleted else None
+        locked.deleted_by = by if deleted else None
+        locked.updated_at = now
+        locked.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
+        signals.session_trash_changed.send(
+            sender=ChatSession, session=locked, by=by, deleted=deleted
+        )
+    _copy_state(locked, session)
+    return locked
+
+
+def sessions_close_idle(*, idle_for: timedelta | None = None) -> int:
+    """Mark sessions idle longer than `idle_for` without a lead as `incomplete`.
+
+    One conditional UPDATE: the WHERE re-checks `in_progress`, so a session that a visitor
+    message or a lead capture moved meanwhile (both lock the row) is never overwritten.
+    """
+    if idle_for is None:
+        idle_for = timedelta(minutes=settings.SESSION_IDLE_TIMEOUT_MINUTES)
+    now = timezone.now()
+    return ChatSession.objects.filter(
+        completion_status=CompletionStatus.IN_PROGRESS,
+        last_activity_at__lt=now - idle_for,
+        deleted_at__isnull=True,
+    ).update(completion_status=CompletionStatus.INCOMPLETE, ended_at=now, updated_at=now)
+
+
+def automation_error_record(
+    *,
+    message: str,
+    source: str = AutomationError.Source.N8N,
+    workflow: str = "",
+    node: str = "",
+    execution_id: str = "",
+    execution_url: str = "",
+    details: Mapping[str, Any] | None = None,
+    session: ChatSession | None = None,
+) -> tuple[AutomationError, bool]:
+    """Store an automation error; a replayed execution id returns the stored row (created=False)."""
+    values = {
+        "message": message,
+        "workflow": workflow[:255],
+        "node": node[:255],
+        "execution_url": execution_url[:2000],
+        "details": dict(details or {}),
+        "session": session,
+    }
+    if not execution_id:
+        return AutomationError.objects.create(source=source, **values), True
+    # get_or_create leans on the unique constraint, so two concurrent replays store one row.
+    return AutomationError.objects.get_or_create(
+        source=source, execution_id=execution_id[:255], defaults=values
+    )
+
+
+def automation_error_resolve(*, error: AutomationError, by: User | None) -> AutomationError:
+    if error.resolved:
+        return error
+    error.resolved = True
+    error.resolved_at = timezone.now()
+    error.resolved_by = by
+    error.save(update_fields=["resolved", "resolved_at", "resolved_by"])
+    return error
+
+
+def _copy_state(source: ChatSession, target: ChatSession) -> None:
+    """Keep the caller's instance in step with the row a service locked and saved."""
+    if source is not target:
+        target.__dict__.update(
+            {k: v for k, v in source.__dict__.items() if k != "_state" and not k.startswith("_")}
+        )

@@ -1,0 +1,66 @@
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from sessions_app.demo import DEMO_SITE_KEY
+from sessions_app.models import ChatMessage, ChatSession, CompletionStatus, QAStatus
+from sessions_app.tests.factories import ChatSessionFactory
+from widget.models import Site
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_creates_a_realistic_spread_once():
+    output = run("seed_demo", "--sessions", "120")
+    assert "Seeded 120 demo sessions" in output
+    site = Site.objects.get(public_key=DEMO_SITE_KEY)
+    sessions = ChatSession.objects.filter(site=site)
+    assert sessions.count() == 120
+    statuses = set(sessions.values_list("completion_status", flat=True))
+    assert {CompletionStatus.COMPLETE, CompletionStatus.INCOMPLETE} <= statuses
+    qa = set(sessions.values_list("qa_status", flat=True))
+    assert {QAStatus.UNCHECKED, QAStatus.PASSED} <= qa
+    oldest = sessions.order_by("started_at").first().started_at
+    assert oldest < timezone.now() - timedelta(days=15)
+    # Counters match the transcripts written.
+    for session in sessions[:20]:
+        assert session.message_count == session.messages.count()
+    complete = sessions.filter(completion_status=CompletionStatus.COMPLETE).first()
+    assert complete.lead_name and "@" in complete.lead_email
+
+    messages_before = ChatMessage.objects.count()
+    assert "nothing to do" in run("seed_demo")
+    assert ChatSession.objects.count() == 120
+    assert ChatMessage.objects.count() == messages_before
+
+
+@pytest.mark.parametrize("args", [["--sessions", "0"], ["--sessions", "-5"], ["--days", "0"]])
+def test_seed_demo_rejects_bad_arguments(args):
+    with pytest.raises(CommandError):
+        call_command("seed_demo", *args)
+
+
+def test_seed_demo_rejects_non_numbers():
+    with pytest.raises(CommandError, match="invalid int value"):
+        call_command("seed_demo", "--sessions", "lots")
+
+
+def test_close_idle_sessions_command():
+    ChatSessionFactory(last_activity_at=timezone.now() - timedelta(minutes=45))
+    ChatSessionFactory()
+    assert "Marked 1 idle session(s) incomplete (idle > 30 min)" in run("close_idle_sessions")
+    assert "Marked 0" in run("close_idle_sessions", "--minutes", "60")
+
+
+def test_close_idle_sessions_rejects_non_positive_minutes():
+    with pytest.raises(CommandError, match="positive"):
+        call_command("close_idle_sessions", "--minutes", "0")
