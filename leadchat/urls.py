@@ -13,6 +13,13 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
+    # Public widget: embed script, iframe page, demo landing page, /api/widget/...
+    path("", include("widget.urls")),
+    # n8n's error workflow.
+    path("api/automation/", include("sessions_app.api.automation")),
+    # Staff API (dashboard and scripts).
+    path("api/", include("sessions_app.api.urls")),
+    path("dashboard/", include("sessions_app.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -17,3 +17,7 @@ lead_captured = Signal()
 session_archive_changed = Signal()
 # kwargs: session, by, deleted (bool): soft delete or restore
 session_trash_changed = Signal()
+# kwargs: session_ids (list[int]), emails (list[str]). Sent inside the transaction of a permanent
+# erasure (GDPR) or purge, before the sessions are removed: receivers delete or scrub every row
+# of their own that holds these people's data (webhook payloads, email bodies, error details).
+sessions_erasing = Signal()

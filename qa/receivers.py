@@ -1,0 +1,1 @@
+"""What qa listens to. Connected in QaConfig.ready()."""

@@ -1,0 +1,5 @@
+"""Staff API, under /api/."""
+
+app_name = "staff-api"
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""What sessions_app listens to. Connected in SessionsAppConfig.ready()."""

@@ -1,0 +1,5 @@
+"""Dashboard pages, under /dashboard/."""
+
+app_name = "dashboard"
+
+urlpatterns: list = []
