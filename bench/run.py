@@ -633,43 +633,62 @@ class Bench:
             seconds = [r[0] for r in runs]
             rss = [r[1] for r in runs]
             rows = runs[0][2]
+            baseline = percentile([r[3] for r in runs], 50)
             verdict = "met" if max(rss) <= entry.target_rss_mb else "**missed**"
             section.lines[-1] += (
                 f"{rows:,} lines; time {med_p95(seconds, '{:.2f}')} s; peak RSS "
-                f"{med_p95(rss, '{:.0f}')} MB over {len(runs)} runs "
-                f"(target: under {entry.target_rss_mb:g} MB: {verdict})."
+                f"{med_p95(rss, '{:.0f}')} MB over {len(runs)} runs, against {baseline:.0f} MB "
+                f"for the same process before exporting (target: under "
+                f"{entry.target_rss_mb:g} MB: {verdict})."
             )
             section.lines.append("")
         return section
 
-    def _export_command(self, entry: ExportEntry) -> tuple[float, float, int]:
+    def _export_command(self, entry: ExportEntry) -> tuple[float, float, int, float]:
         with tempfile.TemporaryDirectory(dir=OUT_DIR) as tmp:
             out = Path(tmp) / "export.out"
             argv = [a.format(out=out) for a in entry.argv]
-            started = time.perf_counter()
-            process = subprocess.Popen(
-                [sys.executable, "manage.py", *argv],
-                cwd=ROOT,
-                env=self.server_env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            _, status, usage = os.wait4(process.pid, 0)
-            seconds = time.perf_counter() - started
+            errors = Path(tmp) / "stderr.txt"
+            with errors.open("wb") as stderr:
+                started = time.perf_counter()
+                process = subprocess.Popen(
+                    [sys.executable, "manage.py", *argv],
+                    cwd=ROOT,
+                    env=self.server_env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+                # wait4, not wait: its rusage holds the child's peak RSS (ru_maxrss, in KB).
+                _, status, usage = os.wait4(process.pid, 0)
+                seconds = time.perf_counter() - started
             process.returncode = os.waitstatus_to_exitcode(status)
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
             if process.returncode != 0:
-                raise RuntimeError(f"`manage.py {' '.join(argv)}` failed: {stderr.strip()[-300:]}")
+                tail = errors.read_text(errors="replace").strip()[-300:]
+                raise RuntimeError(f"`manage.py {' '.join(argv)}` failed: {tail}")
             with out.open("rb") as fh:
                 rows = sum(1 for _ in fh)
-        return seconds, usage.ru_maxrss / 1024, rows
+        return seconds, usage.ru_maxrss / 1024, rows, self._command_baseline_mb(entry)
 
-    def _export_http(self, entry: ExportEntry, server: Gunicorn) -> tuple[float, float, int]:
+    def _command_baseline_mb(self, entry: ExportEntry) -> float:
+        """Peak RSS of the same command asked only for --help: Django and the apps loaded."""
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", entry.argv[0], "--help"],
+            cwd=ROOT,
+            env=self.server_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _, _, usage = os.wait4(process.pid, 0)
+        process.returncode = 0
+        return usage.ru_maxrss / 1024
+
+    def _export_http(self, entry: ExportEntry, server: Gunicorn) -> tuple[float, float, int, float]:
         cookie = self._session_cookie()
         workers = server.worker_pids()
         for pid in workers:
             # 5 resets the peak RSS (VmHWM) to the current RSS: we see this export's peak.
             Path(f"/proc/{pid}/clear_refs").write_text("5")
+        before = [_vm_hwm_mb(pid) for pid in workers]
         request = urllib.request.Request(f"{server.url}{entry.path}", headers={"Cookie": cookie})
         started = time.perf_counter()
         rows = 0
@@ -683,7 +702,7 @@ class Bench:
             raise RuntimeError(f"`GET {entry.path}` answers {exc.code}") from None
         seconds = time.perf_counter() - started
         peaks = [_vm_hwm_mb(pid) for pid in workers]
-        return seconds, max(peaks, default=0.0), rows
+        return seconds, max(peaks, default=0.0), rows, max(before, default=0.0)
 
     def _session_cookie(self) -> str:
         from django.conf import settings
@@ -1156,8 +1175,8 @@ def parse_args(argv: Sequence[str]) -> Options:
     unknown = only - set(MEASUREMENTS)
     if unknown:
         parser.error(f"unknown measurement(s) {', '.join(sorted(unknown))}")
-    if sessions < 2 or messages < sessions + 500:
-        parser.error("need at least 2 sessions and 500 + one message per other session")
+    if sessions < 2 or messages < sessions:
+        parser.error("need at least 2 sessions and at least one message per session")
     if min(args.runs, args.read_samples, args.export_runs) < 2:
         parser.error("figures are medians over runs: --runs, --read-samples, --export-runs >= 2")
     return Options(

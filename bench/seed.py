@@ -102,17 +102,15 @@ class TableSeed:
 
 
 def _message_counts(sessions: int, messages: int, rng: random.Random) -> list[int]:
-    """Messages per session summing exactly to `messages`; the first session gets 500."""
-    big = min(BIG_SESSION_MESSAGES, messages)
+    """Messages per session summing exactly to `messages`; the first session gets 500.
+
+    (Fewer when the data set is too small to give every other session one message.)
+    """
+    big = min(BIG_SESSION_MESSAGES, messages - (sessions - 1))
     rest_sessions = sessions - 1
     rest = messages - big
     if rest_sessions == 0:
         return [messages]
-    if rest < rest_sessions:
-        raise ValueError(
-            f"{messages} messages are too few for {sessions} sessions "
-            f"(the big session takes {big}; every other session needs at least one)."
-        )
     mean = rest / rest_sessions
     counts = [max(1, round(rng.triangular(1, 2 * mean - 1, mean))) for _ in range(rest_sessions)]
     diff = rest - sum(counts)
