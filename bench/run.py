@@ -1059,7 +1059,11 @@ class Bench:
 
     def render(self, argv: Sequence[str], started: datetime) -> str:
         commit = _git("rev-parse", "HEAD")
-        dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--", ".") else ""
+        dirty = (
+            " (with uncommitted changes)"
+            if _git("status", "--porcelain", "--untracked-files=no")
+            else ""
+        )
         import django
 
         command = f"DATABASE_URL={url_redacted(self.user_url)} .venv/bin/python -m bench.run"
