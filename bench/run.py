@@ -1058,7 +1058,7 @@ class Bench:
     # --- results ----------------------------------------------------------------------------
 
     def render(self, argv: Sequence[str], started: datetime) -> str:
-        commit = _git("rev-parse", "HEAD")
+        commit = _git("rev-parse", "HEAD") or "unknown"
         dirty = (
             " (with uncommitted changes)"
             if _git("status", "--porcelain", "--untracked-files=no")
@@ -1152,7 +1152,7 @@ def _vm_hwm_mb(pid: int) -> float:
 
 def _git(*args: str) -> str:
     done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-    return done.stdout.strip() or "unknown"
+    return done.stdout.strip()
 
 
 def _cpu_model() -> str:
