@@ -56,5 +56,12 @@ check: $(VENV)/.installed-dev
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py check
 
+# Benchmarks on PostgreSQL (DATABASE_URL; refuses SQLite). Seeds and then drops its own
+# <database>_bench database, never yours; writes bench/results.md. Small run:
+# make bench BENCH_ARGS='--sessions 5000'
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-dev
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var/staticfiles

@@ -1,0 +1,1 @@
+"""leadchat's performance benchmark: `make bench` (see bench/run.py and the README)."""

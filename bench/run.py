@@ -1,0 +1,1304 @@
+"""`make bench`: leadchat's performance benchmark on PostgreSQL; writes bench/results.md.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/leadchat .venv/bin/python -m bench.run
+    ... --sessions 5000        # a small run (messages default to 10 per session)
+    ... --scale 0.1            # a tenth of the default 100,000 sessions / 1,000,000 messages
+
+It never touches the database DATABASE_URL names: it creates `<that name>_bench` on the same
+server, migrates, seeds it with COPY, measures, writes the results and drops it (`--keep-db` keeps
+it, `--reuse-db` reuses a seeded one). Every figure is a median with its p95 over several runs.
+
+Measurements that need code not merged yet are entries in the ENTRIES section below; each one is
+skipped with a "not available yet" line in the results while its URL answers 404 or its command
+does not exist, and runs as soon as it does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import re
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+OUT_DIR = BENCH_DIR / "out"
+WRK_SCRIPT = BENCH_DIR / "wrk" / "message.lua"
+WRK = os.environ.get("WRK", "/usr/bin/wrk")
+DEFAULT_SESSIONS = 100_000
+MESSAGES_PER_SESSION = 10
+READ_BUDGET_S = 30  # per read entry
+T = TypeVar("T")
+
+
+# ==============================================================================================
+# ENTRIES: what is measured. After merging a branch, enabling its measurement means confirming
+# the path / command / config here; nothing else in this file should need to change.
+# ==============================================================================================
+
+
+@dataclass(frozen=True)
+class ReadEntry:
+    """A GET measured in-process with the Django test client, as a signed-in user of `role`.
+
+    `path` may use {big_session_pk}, {big_session_public_id} and {site_id}. An entry whose path
+    answers 404 is reported as "not available yet".
+    """
+
+    name: str
+    path: str
+    target_p95_ms: float
+    role: str | None = "admin"  # None: anonymous
+
+
+READS: list[ReadEntry] = [
+    ReadEntry("health", "/health", 50, role=None),
+    # Staff API and dashboard (issue 6): paths to confirm on merge.
+    ReadEntry("stats API, 30 days", "/api/stats/?days=30", 100),
+    ReadEntry("stats API, 90 days", "/api/stats/?days=90", 100),
+    ReadEntry("sessions API, first page", "/api/sessions/", 100),
+    ReadEntry(
+        "sessions API, filtered page",
+        "/api/sessions/?completion_status=complete&qa_status=unchecked",
+        100,
+    ),
+    ReadEntry("sessions API, search", "/api/sessions/?search=silva", 100),
+    ReadEntry("dashboard overview", "/dashboard/", 300),
+    # QA console (issue 5): paths to confirm on merge.
+    ReadEntry("admin QA changelist, default queue", "/admin/sessions_app/chatsession/", 300),
+    ReadEntry(
+        "admin QA changelist, filtered",
+        "/admin/sessions_app/chatsession/?qa_status__exact=issue&completion_status__exact=complete",
+        300,
+    ),
+    ReadEntry("admin QA changelist, search", "/admin/sessions_app/chatsession/?q=silva", 300),
+    ReadEntry(
+        "admin change view, 500-message session",
+        "/admin/sessions_app/chatsession/{big_session_pk}/change/",
+        300,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class WidgetApi:
+    """The public widget API contract of SPEC 4.2 (issue 3)."""
+
+    start_path: str = "/api/widget/sessions/"
+    message_path: str = "/api/widget/sessions/%s/messages/"  # %s: session_id
+    origin: str = "http://bench.example"
+
+
+WIDGET_API = WidgetApi()
+FLOOR_MESSAGE_PATH = "/bench/floor/%s/messages/"
+
+# Extra environment of the product's gunicorn (and of the in-process Django). The widget's rate
+# limits (issue 3) must not answer 429 to a load test from one IP: set here whatever setting
+# raises them once the widget is merged, e.g. {"WIDGET_RATE_LIMIT_...": "1000000/m"}.
+PRODUCT_ENV: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class WidgetWeightEntry:
+    embed_path: str = "/widget/embed.js"
+    page_path: str = "/widget/{site_key}/"
+    embed_budget_gzip: int = 3 * 1024
+    page_budget_gzip: int = 30 * 1024
+
+
+WIDGET_WEIGHT = WidgetWeightEntry()
+
+
+@dataclass(frozen=True)
+class SlowAgentEntry:
+    """50 conversations against a loopback agent that takes 2 s, while /health is probed."""
+
+    conversations: int = 50
+    delay_s: float = 2.0
+    health_target_p95_ms: float = 50
+    # How a site points at the loopback agent (issue 3). `{agent_url}` is the server's URL.
+    # To confirm on merge: the backend name and the agent_config keys of the n8n backend.
+    agent_backend: str = "n8n"
+    agent_config: dict[str, str] = field(default_factory=lambda: {"webhook_url": "{agent_url}"})
+    reply_text: str = "SLOW-AGENT-REPLY"
+
+
+SLOW_AGENT = SlowAgentEntry()
+
+
+@dataclass(frozen=True)
+class ExportEntry:
+    """Export all sessions; time and peak RSS of the process that does it.
+
+    kind "command": `manage.py <argv>` in a subprocess ({out} is the output file); peak RSS from
+    the child's rusage. kind "http": GET `path` from the product's gunicorn as an admin; peak RSS
+    of its workers (VmHWM, reset before each run). Skipped while the command / URL is missing.
+    """
+
+    name: str
+    kind: str  # "command" | "http"
+    argv: tuple[str, ...] = ()
+    path: str = ""
+    target_rss_mb: float = 150
+
+
+# Issue 6: confirm the command's flags and the export URL on merge.
+EXPORTS: list[ExportEntry] = [
+    ExportEntry(
+        "export_sessions command, CSV",
+        "command",
+        argv=("export_sessions", "--format", "csv", "--output", "{out}"),
+    ),
+    ExportEntry("staff API export, CSV", "http", path="/api/sessions/export/?format=csv"),
+]
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """Outbox drain (issue 4): N pending deliveries to a loopback receiver answering 200."""
+
+    pending: int = 20_000
+    workers: tuple[int, ...] = (1, 2)
+    command: tuple[str, ...] = ("deliver_webhooks", "--once")
+    target_per_s_2_workers: float = 200
+
+
+OUTBOX = OutboxEntry()
+
+
+def outbox_pending_create(*, count: int, receiver_url: str) -> None:
+    """Make `count` deliveries due now, all to an endpoint at `receiver_url`.
+
+    To write when the outbox model lands (issue 4): create one webhook endpoint pointing at
+    `receiver_url` and COPY `count` rows with status pending and next attempt = now (see
+    bench/seed.py: a TableSeed for the delivery model does the COPY), after deleting or
+    cancelling the pending rows of a previous round.
+    """
+    raise NotAvailable("the webhook outbox (issue 4) is not merged yet")
+
+
+# ==============================================================================================
+# Statistics and small helpers
+# ==============================================================================================
+
+
+class NotAvailable(Exception):
+    """A measurement whose code has not landed yet: reported, not failed."""
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Linear-interpolated percentile (the same method as numpy's default)."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def med_p95(values: Sequence[float], fmt: str = "{:.1f}") -> str:
+    return f"{fmt.format(percentile(values, 50))} (p95 {fmt.format(percentile(values, 95))})"
+
+
+def log(line: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class HttpResult:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    seconds: float
+
+
+def http(
+    method: str,
+    url: str,
+    *,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> HttpResult:
+    data = json.dumps(json_body).encode() if json_body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+            status = response.status
+            got = {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        status = exc.code
+        got = {k.lower(): v for k, v in exc.headers.items()}
+    return HttpResult(status, body, got, time.perf_counter() - started)
+
+
+@dataclass
+class Section:
+    title: str
+    lines: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str) -> Section:
+        self.lines.append(f"Not available yet: {reason}.")
+        return self
+
+
+# ==============================================================================================
+# The database: refuse SQLite, derive our own database, create / drop it
+# ==============================================================================================
+
+
+def database_url_check(url: str) -> str:
+    """The user's PostgreSQL URL, or SystemExit with one clear line."""
+    scheme = urlsplit(url).scheme if url else ""
+    if scheme not in {"postgres", "postgresql", "pgsql", "postgis"}:
+        what = "DATABASE_URL is not set" if not url else f"DATABASE_URL is {scheme or url!r}"
+        raise SystemExit(
+            f"make bench needs PostgreSQL and {what} (SQLite is not benchmarked): "
+            "set DATABASE_URL=postgres://postgres@127.0.0.1:5432/leadchat"
+        )
+    return url
+
+
+def bench_database_url(url: str) -> tuple[str, str]:
+    """(URL of `<name>_bench` on the same server, that name): never the user's own database."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or "leadchat"
+    bench_name = f"{name}_bench"
+    return urlunsplit(parts._replace(path=f"/{bench_name}")), bench_name
+
+
+def url_redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _maintenance_conninfo(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres", query=""))
+
+
+def database_create(url: str, name: str, *, reuse: bool) -> bool:
+    """Create (or with `reuse`, keep) the bench database; True when it was created fresh."""
+    import psycopg
+
+    with psycopg.connect(_maintenance_conninfo(url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and reuse:
+            return False
+        quoted = psycopg.sql.Identifier(name)
+        if exists:
+            conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(quoted))
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(quoted))
+    return True
+
+
+def database_drop(url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_maintenance_conninfo(url), autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                psycopg.sql.Identifier(name)
+            )
+        )
+
+
+# ==============================================================================================
+# gunicorn and wrk
+# ==============================================================================================
+
+
+class Gunicorn:
+    """The product's gunicorn.conf.py on a free loopback port, with the given settings module."""
+
+    def __init__(self, name: str, settings_module: str, env: dict[str, str]) -> None:
+        from leadchat.testing import free_port
+
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **env,
+            "DJANGO_SETTINGS_MODULE": settings_module,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+        }
+        self.log_path = OUT_DIR / f"gunicorn-{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Gunicorn:
+        log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            # gunicorn 27's control socket has one default path per user: two masters (ours, or
+            # another project's) would fight over it, and the benchmark does not use it.
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "gunicorn.conf.py",
+                "--no-control-socket",
+                "leadchat.wsgi",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            # The access log goes to stdout (production config); keep its cost, drop its text.
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+        log_file.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn ({self.name}) exited; see {self.log_path}")
+            try:
+                if http("GET", f"{self.url}/health", timeout=2).status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.3)
+        self.__exit__()
+        raise RuntimeError(f"gunicorn ({self.name}) did not answer /health; see {self.log_path}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def worker_pids(self) -> list[int]:
+        assert self.process
+        pid = self.process.pid
+        try:
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
+
+@dataclass
+class WrkRun:
+    requests: int
+    seconds: float
+    errors: int
+    non_2xx: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def wrk_run(
+    base_url: str, sessions_file: Path, path_template: str, *, seconds: int, connections: int
+) -> WrkRun:
+    threads = min(2, connections)
+    argv = [
+        WRK,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        base_url,
+        "--",
+        str(sessions_file),
+        path_template,
+        WIDGET_API.origin,
+        str(threads),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    match = re.search(r"^BENCH_JSON (.*)$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or not match:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[:500]}")
+    data = json.loads(match.group(1))
+    return WrkRun(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        errors=sum(data[k] for k in data if k.startswith("errors_") and k != "errors_status"),
+        non_2xx=data["errors_status"],
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+    )
+
+
+# ==============================================================================================
+# The benchmark
+# ==============================================================================================
+
+
+@dataclass
+class Options:
+    sessions: int
+    messages: int
+    days: int
+    runs: int
+    read_samples: int
+    wrk_seconds: int
+    wrk_connections: int
+    export_runs: int
+    keep_db: bool
+    reuse_db: bool
+    only: set[str]
+    output: Path
+
+
+MEASUREMENTS = ("reads", "export", "roundtrip", "slow_agent", "weight", "outbox")
+
+
+class Bench:
+    def __init__(self, options: Options, db_url: str, server_env: dict[str, str]) -> None:
+        self.o = options
+        self.db_url = db_url
+        self.server_env = server_env
+        self.sections: list[Section] = []
+        self.phase_seconds: dict[str, float] = {}
+        self.placeholders: dict[str, Any] = {}
+        self.facts: dict[str, str] = {}
+        self.user_url = ""
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        log(f"{name} ...")
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_seconds[name] = time.perf_counter() - started
+            log(f"{name}: {self.phase_seconds[name]:.1f} s")
+
+    def wants(self, name: str) -> bool:
+        return not self.o.only or name in self.o.only
+
+    # --- setup ----------------------------------------------------------------------------
+
+    def prepare(self, *, fresh: bool) -> None:
+        from django.core.management import call_command
+
+        from accounts.models import User
+        from accounts.services import user_set_role
+
+        with self.phase("migrate"):
+            call_command("migrate", verbosity=0, interactive=False)
+        with self.phase("collectstatic"):
+            call_command("collectstatic", verbosity=0, interactive=False)
+        user, _ = User.objects.get_or_create(username="bench-admin")
+        self.admin = user_set_role(user=user, role="admin")
+        with self.phase("seed"):
+            self.seed(fresh=fresh)
+
+    def seed(self, *, fresh: bool) -> None:
+        from django.db import connection
+
+        from bench.seed import seed_database, tables_analyze
+        from sessions_app.models import ChatMessage, ChatSession
+
+        if fresh or not ChatSession.objects.exists():
+            _, counts = seed_database(
+                sessions=self.o.sessions, messages=self.o.messages, days=self.o.days, progress=log
+            )
+            tables_analyze()
+            self.facts["seeded"] = ", ".join(f"{n:,} {m}" for m, n in counts.items())
+        else:
+            self.facts["seeded"] = (
+                f"reused: {ChatSession.objects.count():,} sessions, "
+                f"{ChatMessage.objects.count():,} messages"
+            )
+        big = ChatSession.objects.order_by("-message_count", "pk").first()
+        assert big is not None
+        self.placeholders = {
+            "big_session_pk": big.pk,
+            "big_session_public_id": big.public_id,
+            "big_session_messages": big.message_count,
+            "site_id": big.site_id,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version()")
+            self.facts["postgresql"] = cursor.fetchone()[0].split(" on ")[0]
+
+    # --- (b) reads --------------------------------------------------------------------------
+
+    def reads(self) -> Section:
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        section = Section(
+            "Reads at scale",
+            [
+                f"In-process Django test client (full middleware, production settings), signed in "
+                f"as an admin; {self.o.read_samples} timed requests per row after 3 warm-ups; "
+                f"queries counted on one more request. The change view's session has "
+                f"{self.placeholders['big_session_messages']} messages.",
+                "",
+                "| read | p50 ms | p95 ms | queries | target p95 | status |",
+                "|---|---:|---:|---:|---:|---|",
+            ],
+        )
+        clients = {None: Client(raise_request_exception=False)}
+        signed_in = Client(raise_request_exception=False)
+        signed_in.force_login(self.admin)
+        clients["admin"] = signed_in
+        for entry in READS:
+            path = entry.path.format(**self.placeholders)
+            client = clients[entry.role]
+            first = client.get(path)
+            if first.status_code == 404:
+                section.lines.append(
+                    f"| {entry.name} | | | | {entry.target_p95_ms:g} ms | "
+                    f"not available yet (`GET {path}` answers 404) |"
+                )
+                continue
+            if first.status_code != 200:
+                section.lines.append(
+                    f"| {entry.name} | | | | {entry.target_p95_ms:g} ms | "
+                    f"**failed**: `GET {path}` answers {first.status_code} |"
+                )
+                continue
+            for _ in range(2):
+                client.get(path)
+            timings: list[float] = []
+            budget_ends = time.perf_counter() + READ_BUDGET_S
+            # A slow page must not blow the 15-minute budget: stop early, never under 5 samples.
+            while len(timings) < self.o.read_samples and (
+                len(timings) < 5 or time.perf_counter() < budget_ends
+            ):
+                started = time.perf_counter()
+                client.get(path)
+                timings.append((time.perf_counter() - started) * 1000)
+            with CaptureQueriesContext(connection) as queries:
+                client.get(path)
+            p95 = percentile(timings, 95)
+            verdict = "met" if p95 <= entry.target_p95_ms else "**missed**"
+            section.lines.append(
+                f"| {entry.name} | {percentile(timings, 50):.1f} | {p95:.1f} | "
+                f"{len(queries.captured_queries)} | {entry.target_p95_ms:g} ms | {verdict}"
+                f"{'' if len(timings) == self.o.read_samples else f' ({len(timings)} samples)'} |"
+            )
+        return section
+
+    # --- (c) export -------------------------------------------------------------------------
+
+    def export(self, product: Gunicorn | None) -> Section:
+        from django.core.management import get_commands
+
+        section = Section("Export of all sessions")
+        for entry in EXPORTS:
+            section.lines.append(f"**{entry.name}**: ")
+            try:
+                if entry.kind == "command":
+                    if entry.argv[0] not in get_commands():
+                        raise NotAvailable(
+                            f"`manage.py {entry.argv[0]}` does not exist (issue 6 not merged)"
+                        )
+                    runs = _repeat(partial(self._export_command, entry), self.o.export_runs)
+                else:
+                    if product is None:
+                        raise NotAvailable("the product server did not start")
+                    runs = _repeat(partial(self._export_http, entry, product), self.o.export_runs)
+            except NotAvailable as exc:
+                section.lines[-1] += f"not available yet: {exc}."
+                section.lines.append("")
+                continue
+            except RuntimeError as exc:
+                section.lines[-1] += f"**failed**: {exc}"
+                section.lines.append("")
+                continue
+            seconds = [r[0] for r in runs]
+            rss = [r[1] for r in runs]
+            rows = runs[0][2]
+            baseline = percentile([r[3] for r in runs], 50)
+            verdict = "met" if max(rss) <= entry.target_rss_mb else "**missed**"
+            section.lines[-1] += (
+                f"{rows:,} lines; time {med_p95(seconds, '{:.2f}')} s; peak RSS "
+                f"{med_p95(rss, '{:.0f}')} MB over {len(runs)} runs, against {baseline:.0f} MB "
+                f"for the same process before exporting (target: under "
+                f"{entry.target_rss_mb:g} MB: {verdict})."
+            )
+            section.lines.append("")
+        return section
+
+    def _export_command(self, entry: ExportEntry) -> tuple[float, float, int, float]:
+        with tempfile.TemporaryDirectory(dir=OUT_DIR) as tmp:
+            out = Path(tmp) / "export.out"
+            argv = [a.format(out=out) for a in entry.argv]
+            errors = Path(tmp) / "stderr.txt"
+            with errors.open("wb") as stderr:
+                started = time.perf_counter()
+                process = subprocess.Popen(
+                    [sys.executable, "manage.py", *argv],
+                    cwd=ROOT,
+                    env=self.server_env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+                # wait4, not wait: its rusage holds the child's peak RSS (ru_maxrss, in KB).
+                _, status, usage = os.wait4(process.pid, 0)
+                seconds = time.perf_counter() - started
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode != 0:
+                tail = errors.read_text(errors="replace").strip()[-300:]
+                raise RuntimeError(f"`manage.py {' '.join(argv)}` failed: {tail}")
+            with out.open("rb") as fh:
+                rows = sum(1 for _ in fh)
+        return seconds, usage.ru_maxrss / 1024, rows, self._command_baseline_mb(entry)
+
+    def _command_baseline_mb(self, entry: ExportEntry) -> float:
+        """Peak RSS of the same command asked only for --help: Django and the apps loaded."""
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", entry.argv[0], "--help"],
+            cwd=ROOT,
+            env=self.server_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _, _, usage = os.wait4(process.pid, 0)
+        process.returncode = 0
+        return usage.ru_maxrss / 1024
+
+    def _export_http(self, entry: ExportEntry, server: Gunicorn) -> tuple[float, float, int, float]:
+        cookie = self._session_cookie()
+        workers = server.worker_pids()
+        for pid in workers:
+            # 5 resets the peak RSS (VmHWM) to the current RSS: we see this export's peak.
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        before = [_vm_hwm_mb(pid) for pid in workers]
+        request = urllib.request.Request(f"{server.url}{entry.path}", headers={"Cookie": cookie})
+        started = time.perf_counter()
+        rows = 0
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                for _ in response:
+                    rows += 1
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise NotAvailable(f"`GET {entry.path}` answers 404 (issue 6 not merged)") from None
+            raise RuntimeError(f"`GET {entry.path}` answers {exc.code}") from None
+        seconds = time.perf_counter() - started
+        peaks = [_vm_hwm_mb(pid) for pid in workers]
+        return seconds, max(peaks, default=0.0), rows, max(before, default=0.0)
+
+    def _session_cookie(self) -> str:
+        from django.conf import settings
+        from django.test import Client
+
+        client = Client()
+        client.force_login(self.admin)
+        return (
+            f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
+
+    # --- (a) widget message round trip vs the floor ----------------------------------------
+
+    def _bench_site(self, **fields: Any) -> Any:
+        from widget.models import Site
+
+        site, _ = Site.objects.update_or_create(
+            name=fields.pop("name", "Bench load site"),
+            defaults={"allowed_origins": [WIDGET_API.origin], "is_active": True, **fields},
+        )
+        return site
+
+    def _product_sessions(self, server: Gunicorn, site_key: str, count: int) -> list[tuple]:
+        """Sessions opened through the public widget API: (session_id, visitor_token)."""
+        made = []
+        for n in range(count):
+            result = http(
+                "POST",
+                f"{server.url}{WIDGET_API.start_path}",
+                json_body={
+                    "site_key": site_key,
+                    "page_url": f"{WIDGET_API.origin}/landing?n={n}",
+                    "referrer": "",
+                    "utm_source": "bench",
+                    "utm_medium": "",
+                    "utm_campaign": "",
+                },
+                headers={"Origin": WIDGET_API.origin, "Accept": "application/json"},
+            )
+            if result.status == 404:
+                raise NotAvailable(
+                    f"`POST {WIDGET_API.start_path}` answers 404 (the widget API, issue 3, "
+                    "is not merged)"
+                )
+            if result.status != 201:
+                raise RuntimeError(
+                    f"`POST {WIDGET_API.start_path}` answers {result.status}: {result.body[:200]!r}"
+                )
+            data = json.loads(result.body)
+            made.append((data["session_id"], data["visitor_token"]))
+        return made
+
+    def _floor_sessions(self, count: int) -> list[tuple]:
+        from sessions_app.models import ChatSession
+
+        site = self._bench_site()
+        sessions = ChatSession.objects.bulk_create(
+            ChatSession(site=site, page_url=f"{WIDGET_API.origin}/landing") for _ in range(count)
+        )
+        return [(s.public_id, "-") for s in sessions]
+
+    def roundtrip(self, product: Gunicorn, floor: Gunicorn) -> Section:
+        section = Section(
+            "Widget message round trip vs the floor",
+            [
+                f"wrk over loopback, {self.o.wrk_connections} connections, 2 threads, "
+                f"{self.o.wrk_seconds} s per run, {self.o.runs} runs after a warm-up, product and "
+                f"floor alternating so both see the same background load. gunicorn with the "
+                f"product's gunicorn.conf.py (gthread; WEB_CONCURRENCY defaults to the cores), "
+                f"DEBUG=false. Each connection cycles over its own sessions. The floor "
+                f"(`bench/views.py`) does the same writes: lock the session, insert two messages, "
+                f"update the session, in one transaction. Cells: median (p95) across runs.",
+                "",
+            ],
+        )
+        sessions_per_run = self.o.wrk_connections * 4
+        floor_file = OUT_DIR / "sessions-floor.txt"
+        floor_file.write_text(
+            "".join(f"{sid} {tok}\n" for sid, tok in self._floor_sessions(sessions_per_run))
+        )
+        product_file = OUT_DIR / "sessions-product.txt"
+        product_error = None
+        try:
+            site = self._bench_site(agent_backend="scripted")
+            made = self._product_sessions(product, site.public_key, sessions_per_run)
+            product_file.write_text("".join(f"{sid} {tok}\n" for sid, tok in made))
+        except (NotAvailable, RuntimeError) as exc:
+            product_error = exc
+
+        targets: list[tuple[str, Gunicorn, Path, str]] = [
+            ("floor", floor, floor_file, FLOOR_MESSAGE_PATH)
+        ]
+        if product_error is None:
+            targets.insert(0, ("product", product, product_file, WIDGET_API.message_path))
+        results: dict[str, list[WrkRun]] = {name: [] for name, *_ in targets}
+        for _name, server, file, template in targets:
+            wrk_run(server.url, file, template, seconds=3, connections=self.o.wrk_connections)
+        for n in range(self.o.runs):
+            for name, server, file, template in targets:
+                run = wrk_run(
+                    server.url,
+                    file,
+                    template,
+                    seconds=self.o.wrk_seconds,
+                    connections=self.o.wrk_connections,
+                )
+                results[name].append(run)
+                log(
+                    f"  run {n + 1} {name}: {run.rps:.0f} req/s, p50 {run.p50_ms:.1f} ms, "
+                    f"p99 {run.p99_ms:.1f} ms, errors {run.errors + run.non_2xx}"
+                )
+        section.lines += [
+            "| server | requests/s | p50 ms | p99 ms | errors (socket + non-2xx) / requests |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        labels = {"product": "product: `POST /api/widget/sessions/<id>/messages/`",
+                  "floor": "floor: `POST /bench/floor/<id>/messages/`"}  # fmt: skip
+        for name, runs in results.items():
+            section.lines.append(
+                f"| {labels[name]} | {med_p95([r.rps for r in runs], '{:.0f}')} | "
+                f"{med_p95([r.p50_ms for r in runs])} | {med_p95([r.p99_ms for r in runs])} | "
+                f"{sum(r.errors for r in runs)} + {sum(r.non_2xx for r in runs)} / "
+                f"{sum(r.requests for r in runs):,} |"
+            )
+        section.lines.append("")
+        for name, runs in results.items():
+            per_run = ", ".join(f"{r.rps:.0f}" for r in runs)
+            section.lines.append(f"Requests/s per run, {name}: {per_run}.  ")
+        if product_error is not None:
+            kind = "Not available yet" if isinstance(product_error, NotAvailable) else "**Failed**"
+            section.lines.append(f"\nProduct round trip: {kind}: {product_error}.")
+        else:
+            ratios = [
+                p.rps / f.rps for p, f in zip(results["product"], results["floor"], strict=True)
+            ]
+            ratio = percentile([r.rps for r in results["product"]], 50) / percentile(
+                [r.rps for r in results["floor"]], 50
+            )
+            verdict = "met" if ratio >= 0.6 else "**missed**"
+            section.lines.append(
+                f"\n**Product / floor throughput: {ratio:.2f}** (ratio of medians; per round "
+                f"{med_p95(ratios, '{:.2f}')}). Target >= 0.6: {verdict}."
+            )
+        return section
+
+    # --- (e) slow agent ---------------------------------------------------------------------
+
+    def slow_agent(self, product: Gunicorn) -> Section:
+        from leadchat.testing import LoopbackServer, Reply
+
+        entry = SLOW_AGENT
+        section = Section(
+            "Slow agent",
+            [
+                f"{entry.conversations} conversations post one message each at once; the site's "
+                f"agent backend (`{entry.agent_backend}`) is a loopback server answering after "
+                f"{entry.delay_s:g} s. Meanwhile `/health` is requested every 20 ms. "
+                f"{self.o.runs} rounds; latencies pooled.",
+                "",
+            ],
+        )
+        reply = Reply(200, {"output": entry.reply_text}, delay=entry.delay_s)
+        with LoopbackServer(lambda request: reply) as agent:
+            config = {k: v.format(agent_url=agent.url) for k, v in entry.agent_config.items()}
+            site = self._bench_site(
+                name="Bench slow agent site", agent_backend=entry.agent_backend, agent_config=config
+            )
+            try:
+                rounds = [self._slow_round(product, site.public_key) for _ in range(self.o.runs)]
+            except NotAvailable as exc:
+                return section.skip(str(exc))
+            except RuntimeError as exc:
+                section.lines.append(f"**Failed**: {exc}")
+                return section
+        replies = [t for r in rounds for t in r[0]]
+        health = [t for r in rounds for t in r[1]]
+        wrong = sum(r[2] for r in rounds)
+        total = entry.conversations * len(rounds)
+        p95 = percentile(health, 95)
+        section.lines += [
+            "| figure | value |",
+            "|---|---|",
+            f"| replies that arrived with the agent's text | {total - wrong} / {total} |",
+            f"| reply time, ms | {med_p95(replies, '{:.0f}')} |",
+            f"| `/health` during the load, ms ({len(health)} probes) | {med_p95(health)} |",
+            f"| target: `/health` p95 <= {entry.health_target_p95_ms:g} ms | "
+            f"{'met' if p95 <= entry.health_target_p95_ms and not wrong else '**missed**'} |",
+        ]
+        return section
+
+    def _slow_round(self, server: Gunicorn, site_key: str) -> tuple[list[float], list[float], int]:
+        entry = SLOW_AGENT
+        sessions = self._product_sessions(server, site_key, entry.conversations)
+        replies: list[float] = []
+        wrong = 0
+        lock = threading.Lock()
+        stop = threading.Event()
+        health: list[float] = []
+
+        def probe() -> None:
+            while not stop.is_set():
+                result = http("GET", f"{server.url}/health", timeout=10)
+                health.append(result.seconds * 1000 if result.status == 200 else 10_000.0)
+                stop.wait(0.02)
+
+        def converse(session_id: str, token: str) -> None:
+            nonlocal wrong
+            result = http(
+                "POST",
+                f"{server.url}{WIDGET_API.message_path % session_id}",
+                json_body={"text": "Hello, is anyone there?"},
+                headers={"Origin": WIDGET_API.origin, "X-Visitor-Token": token},
+                timeout=60,
+            )
+            ok = result.status == 201 and entry.reply_text.encode() in result.body
+            with lock:
+                replies.append(result.seconds * 1000)
+                wrong += 0 if ok else 1
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        time.sleep(0.2)
+        talkers = [threading.Thread(target=converse, args=s) for s in sessions]
+        for t in talkers:
+            t.start()
+        for t in talkers:
+            t.join()
+        stop.set()
+        prober.join()
+        return replies, health, wrong
+
+    # --- (f) widget weight ------------------------------------------------------------------
+
+    def weight(self, product: Gunicorn) -> Section:
+        entry = WIDGET_WEIGHT
+        section = Section(
+            "Widget weight",
+            [
+                "Bytes as served by the product's gunicorn (whitenoise), raw and gzipped "
+                "(level 9, as `collectstatic` precompresses). The page figure is the HTML plus "
+                "every script, stylesheet, image and icon it references (fonts pulled in by CSS "
+                "and API calls are not followed). Sizes are deterministic: measured once.",
+                "",
+            ],
+        )
+        site = self._bench_site(agent_backend="scripted")
+        embed = http("GET", f"{product.url}{entry.embed_path}")
+        if embed.status == 404:
+            return section.skip(f"`GET {entry.embed_path}` answers 404 (issue 3 not merged)")
+        page_url = f"{product.url}{entry.page_path.format(site_key=site.public_key)}"
+        page = http("GET", page_url, headers={"Referer": f"{WIDGET_API.origin}/"})
+        if embed.status != 200 or page.status != 200:
+            section.lines.append(
+                f"**Failed**: embed.js answers {embed.status}, the widget page {page.status}."
+            )
+            return section
+        collector = _AssetCollector()
+        collector.feed(page.body.decode(errors="replace"))
+        rows = [("embed.js", embed.body), ("widget page HTML", page.body)]
+        external = []
+        for ref in collector.refs:
+            url = urljoin(page_url, ref)
+            if urlsplit(url).netloc != urlsplit(product.url).netloc:
+                external.append(url)
+                continue
+            asset = http("GET", url)
+            rows.append((urlsplit(url).path, asset.body if asset.status == 200 else b""))
+        section.lines += ["| file | raw bytes | gzip bytes |", "|---|---:|---:|"]
+        for name, body in rows:
+            section.lines.append(f"| `{name}` | {len(body):,} | {_gz(body):,} |")
+        page_total = sum(_gz(body) for name, body in rows[1:])
+        section.lines += [
+            f"| **widget page total** | {sum(len(b) for _, b in rows[1:]):,} | {page_total:,} |",
+            "",
+            f"Budgets: embed.js <= {entry.embed_budget_gzip:,} B gzipped: "
+            f"{'met' if _gz(embed.body) <= entry.embed_budget_gzip else '**missed**'}; "
+            f"widget page <= {entry.page_budget_gzip:,} B gzipped: "
+            f"{'met' if page_total <= entry.page_budget_gzip else '**missed**'}.",
+        ]
+        if external:
+            section.lines.append(f"External references (not counted): {', '.join(external)}.")
+        return section
+
+    # --- (d) outbox drain -------------------------------------------------------------------
+
+    def outbox(self) -> Section:
+        from django.core.management import get_commands
+
+        from leadchat.testing import LoopbackServer, Reply
+
+        entry = OUTBOX
+        section = Section(
+            "Outbox drain",
+            [
+                f"{entry.pending:,} due deliveries to a loopback receiver answering 200, drained "
+                f"by `manage.py {' '.join(entry.command)}` processes; deliveries/s counted at "
+                f"the receiver (distinct `webhook-id`s) in one-second windows.",
+                "",
+            ],
+        )
+        if entry.command[0] not in get_commands():
+            return section.skip(f"`manage.py {entry.command[0]}` does not exist (issue 4)")
+        ok = Reply(200, {"ok": True})
+        stamps: list[float] = []
+
+        def receive(request: Any) -> Reply:
+            stamps.append(time.perf_counter())
+            return ok
+
+        section.lines += [
+            "| workers | deliveries/s (whole drain) | per-second windows | delivered |",
+            "|---:|---:|---:|---:|",
+        ]
+        for workers in entry.workers:
+            stamps.clear()
+            with LoopbackServer(receive) as receiver:
+                try:
+                    outbox_pending_create(count=entry.pending, receiver_url=receiver.url)
+                except NotAvailable as exc:
+                    section.lines = section.lines[:2]
+                    return section.skip(str(exc))
+                started = time.perf_counter()
+                procs = [
+                    subprocess.Popen(
+                        [sys.executable, "manage.py", *entry.command],
+                        cwd=ROOT,
+                        env=self.server_env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                    for _ in range(workers)
+                ]
+                for proc in procs:
+                    proc.wait()
+                seconds = time.perf_counter() - started
+                ids = {r.headers.get("webhook-id") for r in receiver.requests}
+                windows = _per_second([t - started for t in stamps])
+                section.lines.append(
+                    f"| {workers} | {len(ids) / seconds:.0f} | "
+                    f"{med_p95(windows, '{:.0f}') if windows else 'n/a'} | "
+                    f"{len(ids):,} / {entry.pending:,} |"
+                )
+        return section
+
+    # --- results ----------------------------------------------------------------------------
+
+    def render(self, argv: Sequence[str], started: datetime) -> str:
+        commit = _git("rev-parse", "HEAD") or "unknown"
+        dirty = (
+            " (with uncommitted changes)"
+            if _git("status", "--porcelain", "--untracked-files=no")
+            else ""
+        )
+        import django
+
+        command = f"DATABASE_URL={url_redacted(self.user_url)} .venv/bin/python -m bench.run"
+        if argv:
+            command += " " + shlex.join(argv)
+        cpu = _cpu_model()
+        lines = [
+            "# leadchat benchmark results",
+            "",
+            "Written by `make bench` (bench/run.py); do not edit by hand.",
+            "",
+            f"- Date: {started:%Y-%m-%d %H:%M} UTC; took {sum(self.phase_seconds.values()):.0f} s "
+            f"({', '.join(f'{k} {v:.0f} s' for k, v in self.phase_seconds.items())})",
+            f"- Git commit: `{commit}`{dirty}",
+            f"- Machine: {os.cpu_count()} cores ({cpu}), {_mem_gb():.1f} GB RAM, "
+            f"load average at start {self.facts.get('load', '?')}",
+            f"- Software: Python {platform.python_version()}, Django {django.get_version()}, "
+            f"{self.facts.get('postgresql', 'PostgreSQL')}, {self.facts.get('wrk', 'wrk')}",
+            f"- Data set: {self.facts.get('seeded', '?')} over {self.o.days} days",
+            f"- Reproduce: `{command}` (or `make bench BENCH_ARGS='{shlex.join(argv)}'`)",
+            "",
+            *(
+                [
+                    f"**Smaller than the reference data set** ({DEFAULT_SESSIONS:,} sessions, "
+                    f"{DEFAULT_SESSIONS * MESSAGES_PER_SESSION:,} messages): a smoke run, not "
+                    "the reference figures.",
+                    "",
+                ]
+                if self.o.sessions < DEFAULT_SESSIONS
+                else []
+            ),
+            "Load generator, servers and PostgreSQL share the same cores, so absolute figures "
+            "are for this machine only; the product / floor ratio is the portable figure.",
+        ]
+        for section in self.sections:
+            lines += ["", f"## {section.title}", "", *section.lines]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+class _AssetCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        rel = (a.get("rel") or "").lower().split()
+        if tag in {"script", "img"} and a.get("src"):
+            self.refs.append(a["src"] or "")
+        elif (
+            tag == "link"
+            and a.get("href")
+            and {"stylesheet", "preload", "icon", "modulepreload"} & set(rel)
+        ):
+            self.refs.append(a["href"] or "")
+
+
+def _repeat(measure: Callable[[], T], runs: int, budget_s: float = 120) -> list[T]:
+    """`runs` results of `measure`, fewer (never under 2) once `budget_s` is spent."""
+    results: list[T] = []
+    ends = time.perf_counter() + budget_s
+    while len(results) < runs and (len(results) < 2 or time.perf_counter() < ends):
+        results.append(measure())
+    return results
+
+
+def _gz(body: bytes) -> int:
+    return len(gzip.compress(body, compresslevel=9, mtime=0))
+
+
+def _per_second(stamps: Sequence[float]) -> list[float]:
+    if not stamps:
+        return []
+    buckets: dict[int, int] = {}
+    for s in stamps:
+        buckets[int(s)] = buckets.get(int(s), 0) + 1
+    return [float(buckets.get(i, 0)) for i in range(int(max(stamps)) + 1)]
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _mem_gb() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+# ==============================================================================================
+# Command line
+# ==============================================================================================
+
+
+def parse_args(argv: Sequence[str]) -> Options:
+    parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, help="sessions to seed (default 100,000)")
+    parser.add_argument("--messages", type=int, help="messages to seed (default 10 per session)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the default sizes")
+    parser.add_argument("--days", type=int, default=90, help="spread the data over N days")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each load measurement")
+    parser.add_argument("--read-samples", type=int, default=30, help="timed requests per read")
+    parser.add_argument("--wrk-seconds", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--wrk-connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--export-runs", type=int, default=3, help="runs of each export")
+    parser.add_argument("--keep-db", action="store_true", help="keep the bench database")
+    parser.add_argument("--reuse-db", action="store_true", help="reuse a seeded bench database")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated subset of: {', '.join(MEASUREMENTS)}",
+    )
+    parser.add_argument("--output", type=Path, default=BENCH_DIR / "results.md")
+    args = parser.parse_args(argv)
+    sessions = args.sessions or round(DEFAULT_SESSIONS * args.scale)
+    messages = args.messages or sessions * MESSAGES_PER_SESSION
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = only - set(MEASUREMENTS)
+    if unknown:
+        parser.error(f"unknown measurement(s) {', '.join(sorted(unknown))}")
+    if sessions < 2 or messages < sessions:
+        parser.error("need at least 2 sessions and at least one message per session")
+    if min(args.runs, args.read_samples, args.export_runs) < 2:
+        parser.error("figures are medians over runs: --runs, --read-samples, --export-runs >= 2")
+    return Options(
+        sessions=sessions,
+        messages=messages,
+        days=args.days,
+        runs=args.runs,
+        read_samples=args.read_samples,
+        wrk_seconds=args.wrk_seconds,
+        wrk_connections=args.wrk_connections,
+        export_runs=args.export_runs,
+        keep_db=args.keep_db,
+        reuse_db=args.reuse_db,
+        only=only,
+        output=args.output,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    user_url = database_url_check(os.environ.get("DATABASE_URL", ""))
+    options = parse_args(argv)
+    if not Path(WRK).exists():
+        raise SystemExit(f"make bench needs wrk at {WRK}: apt-get install wrk (or set WRK=...)")
+    db_url, db_name = bench_database_url(user_url)
+    started = datetime.now(UTC)
+    OUT_DIR.mkdir(exist_ok=True)
+    log(f"database {db_name} (yours, {urlsplit(user_url).path.lstrip('/')}, is not touched)")
+    fresh = database_create(user_url, db_name, reuse=options.reuse_db)
+
+    # The same environment for this process (reads, seeding) and the servers it starts.
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP over loopback
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LEADCHAT_VAR_DIR": str(OUT_DIR / "var"),
+        "LOG_LEVEL": "ERROR",  # not a line per 404 of a measurement not merged yet
+        **PRODUCT_ENV,
+    }
+    os.environ.update({**env, "DJANGO_SETTINGS_MODULE": "bench.settings"})
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    bench = Bench(
+        options, db_url, server_env={**env, "DJANGO_SETTINGS_MODULE": "leadchat.settings"}
+    )
+    bench.user_url = user_url
+    bench.facts["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    wrk_version = subprocess.run([WRK, "-v"], capture_output=True, text=True, check=False)
+    bench.facts["wrk"] = (wrk_version.stdout or wrk_version.stderr).split(" [")[0].strip()
+    try:
+        bench.prepare(fresh=fresh)
+        if bench.wants("reads"):
+            with bench.phase("reads"):
+                bench.sections.append(bench.reads())
+        needs_servers = {"export", "roundtrip", "slow_agent", "weight"}
+        if not options.only or options.only & needs_servers:
+            with (
+                Gunicorn("product", "leadchat.settings", env) as product,
+                Gunicorn("floor", "bench.settings", env) as floor,
+            ):
+                if bench.wants("roundtrip"):
+                    with bench.phase("round trip"):
+                        bench.sections.append(bench.roundtrip(product, floor))
+                if bench.wants("slow_agent"):
+                    with bench.phase("slow agent"):
+                        bench.sections.append(bench.slow_agent(product))
+                if bench.wants("export"):
+                    with bench.phase("export"):
+                        bench.sections.append(bench.export(product))
+                if bench.wants("weight"):
+                    with bench.phase("widget weight"):
+                        bench.sections.append(bench.weight(product))
+        if bench.wants("outbox"):
+            with bench.phase("outbox drain"):
+                bench.sections.append(bench.outbox())
+        options.output.write_text(bench.render(argv, started))
+        log(f"wrote {options.output}")
+    finally:
+        connections.close_all()
+        if not options.keep_db:
+            database_drop(user_url, db_name)
+            log(f"dropped {db_name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

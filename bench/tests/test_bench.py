@@ -1,0 +1,126 @@
+"""The benchmark harness itself: the refusal, the seeder, the floor view, the skip of reads."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import run
+from bench.seed import BIG_SESSION_MESSAGES, seed_database
+from bench.views import FLOOR_REPLY
+from sessions_app.models import ChatMessage, ChatSession
+from sessions_app.tests.factories import ChatSessionFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("database_url", [None, "sqlite:///var/leadchat.sqlite3"])
+def test_bench_refuses_sqlite_with_one_line_and_nonzero_exit(database_url):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--sessions", "10"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "needs PostgreSQL" in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_bench_database_is_derived_and_never_the_users_own():
+    url, name = run.bench_database_url("postgres://postgres:s3cret@127.0.0.1:5432/leadchat")
+    assert name == "leadchat_bench"
+    assert url == "postgres://postgres:s3cret@127.0.0.1:5432/leadchat_bench"
+    assert "s3cret" not in run.url_redacted(url)
+
+
+def test_percentile_interpolates_like_numpy():
+    values = [10, 20, 30, 40, 50]
+    assert run.percentile(values, 50) == 30
+    assert run.percentile(values, 95) == pytest.approx(48)
+    assert run.percentile([7], 95) == 7
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_seeder_copies_the_requested_counts_consistently():
+    plan, counts = seed_database(sessions=40, messages=700, days=90)
+
+    assert counts == {"sessions_app.ChatSession": 40, "sessions_app.ChatMessage": 700}
+    assert ChatSession.objects.count() == 40
+    assert ChatMessage.objects.count() == 700
+    # Each session's counter agrees with its transcript.
+    assert sum(ChatSession.objects.values_list("message_count", flat=True)) == 700
+    big = ChatSession.objects.get(pk=plan.big_session_id)
+    assert big.message_count == big.messages.count() == BIG_SESSION_MESSAGES
+    # Columns the seed does not list got the model's defaults (qa_notes is NOT NULL).
+    assert ChatSession.objects.filter(qa_notes="", lead_data={}).count() == 40
+    # The id sequence moved past the copied ids: the ORM can insert afterwards.
+    assert ChatSessionFactory().pk > max(ChatSession.objects.values_list("pk", flat=True)[1:])
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("bench.urls")
+def test_floor_view_writes_two_messages_and_updates_the_session(client):
+    session = ChatSessionFactory(message_count=0)
+
+    response = client.post(
+        f"/bench/floor/{session.public_id}/messages/",
+        data=json.dumps({"text": "Hello"}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 201
+    assert [m["text"] for m in response.json()["messages"]] == ["Hello", FLOOR_REPLY]
+    assert list(session.messages.values_list("role", flat=True)) == ["visitor", "ai"]
+    session.refresh_from_db()
+    assert session.message_count == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("bench.urls")
+def test_floor_view_answers_400_to_bad_json(client):
+    session = ChatSessionFactory()
+    response = client.post(
+        f"/bench/floor/{session.public_id}/messages/", data="nope", content_type="text/plain"
+    )
+    assert response.status_code == 400
+    assert session.messages.count() == 0
+
+
+@pytest.mark.django_db
+def test_reads_measure_live_paths_and_report_missing_ones_as_not_available(
+    monkeypatch, admin_role_user, tmp_path
+):
+    monkeypatch.setattr(
+        run,
+        "READS",
+        [
+            run.ReadEntry("health", "/health", 50, role=None),
+            run.ReadEntry("missing page", "/not-merged-yet/{big_session_pk}/", 100),
+        ],
+    )
+    options = run.parse_args(["--sessions", "10", "--read-samples", "3", "--output", "x"])
+    bench = run.Bench(options, db_url="", server_env={})
+    bench.admin = admin_role_user
+    bench.placeholders = {"big_session_pk": 7, "big_session_messages": 500}
+
+    lines = bench.reads().lines
+
+    health = next(line for line in lines if line.startswith("| health |"))
+    cells = [c.strip() for c in health.strip("|").split("|")]
+    assert float(cells[1]) > 0 and float(cells[2]) >= float(cells[1])
+    assert cells[3] == "1"  # one query: SELECT 1
+    missing = next(line for line in lines if line.startswith("| missing page |"))
+    assert "not available yet (`GET /not-merged-yet/7/` answers 404)" in missing
