@@ -6,10 +6,8 @@ and again in the services, so a crafted POST is refused just like a hidden butto
 """
 
 import copy
-import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
@@ -29,17 +27,21 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from qa import selectors, services
-from qa.display import qa_badge, state_badge, url_link
+from qa.admin.filters import ArchiveFilter, HasErrorsFilter, QAStatusFilter
+from qa.admin.panels import (
+    Panel,
+    errors_context,
+    history_context,
+    lead_context,
+    session_context,
+    transcript_context,
+)
+from qa.display import qa_badge, state_badge
 from qa.export import qa_results_response
 from qa.paginator import EstimatedCountPaginator
 from sessions_app.errors import DomainError
-from sessions_app.models import (
-    ArchiveStatus,
-    AutomationError,
-    ChatSession,
-    QAStatus,
-)
-from sessions_app.services import automation_error_resolve, session_archive
+from sessions_app.models import ChatSession, QAStatus
+from sessions_app.services import session_archive
 
 # Bulk actions run one locked transaction (and, for issues, one email) per session: a "select
 # all 200,000" click must be refused, not half-run for minutes.
@@ -55,159 +57,6 @@ QA_DONE_LABELS = {
     QAStatus.ISSUE: "flagged as an issue",
     QAStatus.FIXED: "marked fixed",
 }
-
-
-# --- Filters -------------------------------------------------------------------------------------
-
-
-class DefaultChoiceFilter(admin.SimpleListFilter):
-    """A choice filter with a default value applied when the URL names none, and an explicit
-    "All" (`?param=all`). The review queue opens on what needs review."""
-
-    default: str = ""
-    choices_source: list[tuple[str, str]] = []
-    field_name: str = ""
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
-        return list(self.choices_source)
-
-    def effective_value(self) -> str:
-        value = self.value()
-        if value is None:
-            return self.default
-        return value
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.effective_value()
-        if value == "all" or value not in dict(self.choices_source):
-            return queryset
-        return queryset.filter(**{self.field_name: value})
-
-    def choices(self, changelist: ChangeList):
-        current = self.effective_value()
-        yield {
-            "selected": current == "all",
-            "query_string": changelist.get_query_string({self.parameter_name: "all"}),
-            "display": "All",
-        }
-        for value, label in self.lookup_choices:
-            yield {
-                "selected": current == value,
-                "query_string": changelist.get_query_string({self.parameter_name: value}),
-                "display": label,
-            }
-
-
-class QAStatusFilter(DefaultChoiceFilter):
-    title = "QA status"
-    parameter_name = "qa_status"
-    field_name = "qa_status"
-    default = QAStatus.UNCHECKED
-    choices_source = list(QAStatus.choices)
-
-
-class ArchiveFilter(DefaultChoiceFilter):
-    title = "archive"
-    parameter_name = "archive"
-    field_name = "archive_status"
-    # Archiving hides a session from default lists (SPEC 3); "All" shows both.
-    default = ArchiveStatus.ACTIVE
-    choices_source = list(ArchiveStatus.choices)
-
-
-class HasErrorsFilter(admin.SimpleListFilter):
-    title = "automation errors"
-    parameter_name = "has_errors"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
-        return [("yes", "Has errors"), ("no", "No errors")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "yes":
-            return queryset.filter(selectors.has_errors_expression())
-        if self.value() == "no":
-            return queryset.filter(~selectors.has_errors_expression())
-        return queryset
-
-
-# --- Change view panels --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Panel:
-    """One box of the session change view.
-
-    `context(request, session)` returns what `template` needs; `area` places it ("main" beside
-    the QA panel, "side" in the right column, "below" full width). Add a panel by appending to
-    `ChatSessionAdmin.panels` (e.g. the webhook deliveries of the session).
-    """
-
-    key: str
-    title: str
-    template: str
-    context: Callable[[HttpRequest, ChatSession], dict[str, Any]]
-    area: str = "below"
-
-
-def _transcript_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
-    messages_ = selectors.session_transcript(session)
-    rows = []
-    for message in messages_:
-        meta = message.metadata if isinstance(message.metadata, dict) else {}
-        latency = meta.get("latency_ms")
-        rows.append(
-            {
-                "message": message,
-                "side": "visitor" if message.role == "visitor" else "agent",
-                "backend": meta.get("backend") or "",
-                "model": meta.get("model") or "",
-                "latency_ms": latency if isinstance(latency, int | float) else None,
-                "tokens": meta.get("tokens") if isinstance(meta.get("tokens"), int) else None,
-            }
-        )
-    return {
-        "rows": rows,
-        "truncated": session.message_count > len(messages_) and len(messages_) >= 1,
-        "limit": selectors.TRANSCRIPT_LIMIT,
-    }
-
-
-def _lead_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
-    data = session.lead_data if isinstance(session.lead_data, dict) else {}
-    return {"extra": sorted((str(k), v) for k, v in data.items())}
-
-
-def _session_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
-    return {
-        "page_link": url_link(session.page_url),
-        "referrer_link": url_link(session.referrer),
-        "utm": [
-            (name, getattr(session, f"utm_{name}"))
-            for name in ("source", "medium", "campaign", "term", "content")
-            if getattr(session, f"utm_{name}")
-        ],
-    }
-
-
-def _history_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
-    return {"entries": selectors.session_qa_history(session)}
-
-
-def _errors_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
-    errors = selectors.session_automation_errors(session)
-    return {
-        "errors": [
-            {"error": e, "url": reverse("admin:sessions_app_automationerror_change", args=[e.pk])}
-            for e in errors
-        ],
-        "list_url": reverse("admin:sessions_app_automationerror_changelist")
-        + "?"
-        + urlencode({"session__id__exact": session.pk}),
-        "limit": selectors.ERRORS_LIMIT,
-    }
-
-
-# --- Sessions ------------------------------------------------------------------------------------
 
 
 @admin.register(ChatSession)
@@ -249,17 +98,17 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
     panels: list[Panel] = [
         Panel("qa", "QA review", "admin/qa/panels/qa.html", lambda r, s: {}, area="side"),
-        Panel("lead", "Lead", "admin/qa/panels/lead.html", _lead_context, area="side"),
-        Panel("session", "Session", "admin/qa/panels/session.html", _session_context, "side"),
+        Panel("lead", "Lead", "admin/qa/panels/lead.html", lead_context, area="side"),
+        Panel("session", "Session", "admin/qa/panels/session.html", session_context, "side"),
         Panel(
             "transcript",
             "Transcript",
             "admin/qa/panels/transcript.html",
-            _transcript_context,
+            transcript_context,
             "main",
         ),
-        Panel("history", "QA history", "admin/qa/panels/history.html", _history_context),
-        Panel("errors", "Automation errors", "admin/qa/panels/errors.html", _errors_context),
+        Panel("history", "QA history", "admin/qa/panels/history.html", history_context),
+        Panel("errors", "Automation errors", "admin/qa/panels/errors.html", errors_context),
     ]
 
     class Media:
@@ -651,123 +500,3 @@ class ChatSessionAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(self._with_filters(request, url))
         url = reverse("admin:sessions_app_chatsession_change", args=[following.pk])
         return HttpResponseRedirect(self._with_filters(request, url))
-
-
-# --- Automation errors ---------------------------------------------------------------------------
-
-
-@admin.register(AutomationError)
-class AutomationErrorAdmin(admin.ModelAdmin):
-    list_display = (
-        "created_at",
-        "source",
-        "workflow",
-        "node",
-        "short_message",
-        "session_link",
-        "resolved",
-    )
-    list_filter = ("resolved", "source", "workflow")
-    search_fields = ("workflow", "node", "execution_id")
-    list_select_related = ("session",)
-    sortable_by = ("created_at",)
-    list_per_page = 50
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    # Facet counts are a COUNT per filter choice over the whole table: never at this scale.
-    show_facets = admin.ShowFacets.NEVER
-    actions = ["mark_resolved"]
-    fields = (
-        "created_at",
-        "source",
-        "workflow",
-        "node",
-        "message",
-        "execution_id",
-        "execution_link",
-        "details_text",
-        "session_link",
-        "resolved",
-        "resolved_at",
-        "resolved_by",
-    )
-    readonly_fields = fields
-
-    class Media:
-        css = {"all": ("qa/console.css",)}
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # errors arrive through the automation API and the services
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # resolve instead: the record is the audit trail
-
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
-        # The session page and the sessions list link here filtered by session.
-        if lookup == "session__id__exact":
-            return True
-        return super().lookup_allowed(lookup, value, request)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[AutomationError]:
-        return super().get_queryset(request).select_related("session", "resolved_by")
-
-    @admin.display(description="Message")
-    def short_message(self, obj: AutomationError) -> str:
-        return obj.message if len(obj.message) <= 120 else obj.message[:119] + "…"
-
-    @admin.display(description="Session")
-    def session_link(self, obj: AutomationError) -> SafeString | str:
-        if obj.session_id is None:
-            return "-"
-        url = reverse("admin:sessions_app_chatsession_change", args=[obj.session_id])
-        return format_html('<a href="{}">{}</a>', url, str(obj.session))
-
-    @admin.display(description="Execution URL")
-    def execution_link(self, obj: AutomationError) -> SafeString | str:
-        return url_link(obj.execution_url)
-
-    @admin.display(description="Details")
-    def details_text(self, obj: AutomationError) -> SafeString:
-
-        return format_html(
-            '<pre class="qa-pre">{}</pre>',
-            json.dumps(obj.details, indent=2, ensure_ascii=False, sort_keys=True),
-        )
-
-    def has_resolve_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("sessions_app.change_automationerror")
-
-    @admin.action(description="Mark resolved", permissions=["resolve"])
-    def mark_resolved(self, request: HttpRequest, queryset: QuerySet) -> None:
-        pks = list(queryset.order_by().values_list("pk", flat=True)[: BULK_LIMIT + 1])
-        if len(pks) > BULK_LIMIT:
-            self.message_user(
-                request, f"Select at most {BULK_LIMIT} errors at a time.", messages.ERROR
-            )
-            return
-        count = 0
-        for error in AutomationError.objects.filter(pk__in=pks, resolved=False):
-            automation_error_resolve(error=error, by=request.user)
-            count += 1
-        self.message_user(
-            request, f"{count} error{'s' if count != 1 else ''} marked resolved.", messages.SUCCESS
-        )
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict | None = None,
-    ) -> HttpResponse:
-        # Read-only record: nothing posts to the change form (resolve from the list).
-        if request.method == "POST":
-            raise PermissionDenied("Automation errors are read-only; resolve them from the list.")
-        extra_context = {
-            **(extra_context or {}),
-            "show_save": False,
-            "show_save_and_continue": False,
-            "show_save_and_add_another": False,
-            "show_delete_link": False,
-        }
-        return super().changeform_view(request, object_id, form_url, extra_context)
