@@ -38,7 +38,8 @@ class EstimatedCountPaginator(Paginator):
             if estimate is not None:
                 self.estimated = True
                 return estimate
-        capped = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+        # values("pk") drops the select-list annotations (error counts) from the inner query.
+        capped = queryset.order_by().values("pk")[: EXACT_COUNT_LIMIT + 1].count()
         if capped <= EXACT_COUNT_LIMIT:
             return capped
         self.estimated = True
@@ -62,7 +63,7 @@ class EstimatedCountPaginator(Paginator):
 
     @staticmethod
     def _plan_estimate(queryset: QuerySet) -> int:
-        sql, params = queryset.order_by().query.sql_with_params()
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
         with connections[queryset.db].cursor() as cursor:
             cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
             plan = cursor.fetchone()[0]

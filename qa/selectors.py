@@ -95,7 +95,9 @@ def next_unchecked_session(
     left. With any other order the first unchecked session in that order is next.
     """
     unchecked = queryset.filter(qa_status=QAStatus.UNCHECKED).exclude(pk=after.pk)
-    if tuple(ordering) in {DEFAULT_ORDERING, ("-started_at", "-pk")}:
+    # The admin repeats the queryset's own ordering after its own: compare without repeats.
+    ordering = tuple(dict.fromkeys(str(part) for part in ordering))
+    if ordering in {DEFAULT_ORDERING, ("-started_at", "-pk")}:
         older = unchecked.filter(
             Q(started_at__lt=after.started_at) | Q(started_at=after.started_at, pk__lt=after.pk)
         ).order_by(*DEFAULT_ORDERING)

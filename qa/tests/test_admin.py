@@ -407,6 +407,15 @@ def test_review_next_opens_the_next_unchecked_session_of_the_current_filter(qa_c
     assert "Queue clear: no unchecked session left in this filter." in message_texts(response)
 
 
+def test_review_next_moves_down_the_queue_not_back_to_the_top(qa_client):
+    now = timezone.now()
+    ChatSessionFactory(started_at=now)  # newer, still unchecked: skipped for now
+    current = ChatSessionFactory(started_at=now - timedelta(minutes=1))
+    older = ChatSessionFactory(started_at=now - timedelta(minutes=2))
+    response = qa_client.post(change_url(current), {"qa_action": "save+next"})
+    assert urlsplit(response["Location"]).path == change_url(older)
+
+
 def test_review_next_wraps_to_the_newest_unchecked_session(qa_client):
     now = timezone.now()
     newest = ChatSessionFactory(started_at=now)
