@@ -392,7 +392,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
         typed = typed or {}
         context = {
             **extra_context,
-            "title": str(session),
+            "title": "Review session",
             "session": session,
             "qa_panels": panels,
             "qa_badge": qa_badge(session.qa_status),
