@@ -68,7 +68,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
         "completion",
         "archive",
         "qa",
-        "messages",
+        "message_total",
         "delivery",
         "errors",
     )
@@ -176,7 +176,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
         return qa_badge(obj.qa_status)
 
     @admin.display(description="Messages")
-    def messages(self, obj: ChatSession) -> int:
+    def message_total(self, obj: ChatSession) -> int:
         return obj.message_count
 
     @admin.display(description="Delivery")
