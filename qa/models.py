@@ -1,0 +1,50 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from sessions_app.models import QAStatus
+
+
+class QAHistory(models.Model):
+    """One QA change of a session: a status move, or a QA note / developer feedback saved.
+
+    Written only by `qa.services`, in the transaction that makes the change, so the history can
+    never disagree with the session's QA fields.
+    """
+
+    class Kind(models.TextChoices):
+        MOVE = "move", "Status change"
+        NOTE = "note", "QA note"
+        FEEDBACK = "feedback", "Developer feedback"
+
+    session = models.ForeignKey(
+        "sessions_app.ChatSession",
+        on_delete=models.CASCADE,
+        related_name="qa_history",
+        # qa_history_session_at below starts with session: a second index would only cost writes.
+        db_index=False,
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.MOVE)
+    from_status = models.CharField(max_length=16, choices=QAStatus.choices)
+    to_status = models.CharField(max_length=16, choices=QAStatus.choices)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    at = models.DateTimeField(default=timezone.now)
+    # The QA note given with a move (or saved alone), or the developer feedback for `fixed`.
+    note = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = "QA history entry"
+        verbose_name_plural = "QA history"
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["session", "-at", "-id"], name="qa_history_session_at")]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.MOVE:
+            return f"{self.from_status} -> {self.to_status}"
+        return self.get_kind_display()

@@ -1,0 +1,10 @@
+"""The QA review console: the Django admin for chat sessions and automation errors.
+
+Importing the modules registers their ModelAdmins (admin autodiscovery imports `qa.admin`).
+"""
+
+from qa.admin.errors import AutomationErrorAdmin
+from qa.admin.panels import Panel
+from qa.admin.sessions import ChatSessionAdmin
+
+__all__ = ["AutomationErrorAdmin", "ChatSessionAdmin", "Panel"]

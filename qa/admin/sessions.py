@@ -1,0 +1,502 @@
+"""The QA review console: the Django admin for chat sessions and automation errors.
+
+Every write goes through a service (`qa.services`, `sessions_app.services`): no `list_editable`,
+no `queryset.update()`, no model form saving a status. Permissions are checked here for the UI
+and again in the services, so a crafted POST is refused just like a hidden button.
+"""
+
+import copy
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
+
+from qa import selectors, services
+from qa.admin.filters import ArchiveFilter, HasErrorsFilter, QAStatusFilter
+from qa.admin.panels import (
+    Panel,
+    errors_context,
+    history_context,
+    lead_context,
+    session_context,
+    transcript_context,
+)
+from qa.display import qa_badge, state_badge
+from qa.export import qa_results_response
+from qa.paginator import EstimatedCountPaginator
+from sessions_app.errors import DomainError
+from sessions_app.models import ChatSession, QAStatus
+from sessions_app.services import session_archive
+
+# Bulk actions run one locked transaction (and, for issues, one email) per session: a "select
+# all 200,000" click must be refused, not half-run for minutes.
+BULK_LIMIT = 500
+
+QA_ACTION_LABELS = {
+    QAStatus.PASSED: "Mark passed",
+    QAStatus.ISSUE: "Flag issue",
+    QAStatus.FIXED: "Mark fixed",
+}
+QA_DONE_LABELS = {
+    QAStatus.PASSED: "marked passed",
+    QAStatus.ISSUE: "flagged as an issue",
+    QAStatus.FIXED: "marked fixed",
+}
+
+
+@admin.register(ChatSession)
+class ChatSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "started",
+        "site_name",
+        "lead",
+        "completion",
+        "archive",
+        "qa",
+        "message_total",
+        "delivery",
+        "errors",
+    )
+    list_display_links = ("started", "lead")
+    # Only columns with an index behind them sort (a sort on 100k rows must not be a full scan).
+    sortable_by = ("started",)
+    list_filter = (
+        QAStatusFilter,
+        "completion_status",
+        ArchiveFilter,
+        "site",
+        "channel",
+        ("started_at", admin.DateFieldListFilter),
+        HasErrorsFilter,
+    )
+    search_fields = ("lead_name", "lead_email", "messages__text")
+    search_help_text = "Lead name, lead email or any message of the transcript."
+    list_select_related = ("site",)
+    list_per_page = 50
+    list_max_show_all = 200
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    # Facet counts are a COUNT per filter choice over the whole table: never at this scale.
+    show_facets = admin.ShowFacets.NEVER
+    actions = ["mark_passed", "flag_issue", "mark_fixed", "archive_sessions", "export_csv"]
+    change_form_template = "admin/sessions_app/chatsession/change_form.html"
+
+    panels: list[Panel] = [
+        Panel("qa", "QA review", "admin/qa/panels/qa.html", lambda r, s: {}, area="side"),
+        Panel("lead", "Lead", "admin/qa/panels/lead.html", lead_context, area="side"),
+        Panel("session", "Session", "admin/qa/panels/session.html", session_context, "side"),
+        Panel(
+            "transcript",
+            "Transcript",
+            "admin/qa/panels/transcript.html",
+            transcript_context,
+            "main",
+        ),
+        Panel("history", "QA history", "admin/qa/panels/history.html", history_context),
+        Panel("errors", "Automation errors", "admin/qa/panels/errors.html", errors_context),
+    ]
+
+    class Media:
+        css = {"all": ("qa/console.css",)}
+
+    # --- permissions ---------------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # sessions start in the widget
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deleting is a soft delete in the dashboard (trash, restore, purge)
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return services.can_review(request.user)
+
+    def has_fix_permission(self, request: HttpRequest) -> bool:
+        return services.can_fix(request.user)
+
+    def has_archive_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sessions_app.archive_chatsession")
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sessions_app.export_chatsession")
+
+    # --- list ----------------------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ChatSession]:
+        return selectors.console_sessions()
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        if not search_term.strip():
+            return queryset, False
+        # A UNION of pk selects: no duplicate rows, so no DISTINCT over the page.
+        return selectors.sessions_search(queryset, search_term), False
+
+    @admin.display(description="Started", ordering="started_at")
+    def started(self, obj: ChatSession) -> str:
+        return obj.started_at.strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="Site")
+    def site_name(self, obj: ChatSession) -> str:
+        return obj.site.name if obj.site else "-"
+
+    @admin.display(description="Lead")
+    def lead(self, obj: ChatSession) -> SafeString | str:
+        if not (obj.lead_name or obj.lead_email):
+            return "anonymous visitor"
+        return format_html(
+            '{}<br><span class="qa-muted">{}</span>', obj.lead_name or "-", obj.lead_email or "-"
+        )
+
+    @admin.display(description="Completion")
+    def completion(self, obj: ChatSession) -> SafeString:
+        return state_badge("completion", obj.completion_status, obj.get_completion_status_display())
+
+    @admin.display(description="Archive")
+    def archive(self, obj: ChatSession) -> SafeString:
+        return state_badge("archive", obj.archive_status, obj.get_archive_status_display())
+
+    @admin.display(description="QA")
+    def qa(self, obj: ChatSession) -> SafeString:
+        return qa_badge(obj.qa_status)
+
+    @admin.display(description="Messages")
+    def message_total(self, obj: ChatSession) -> int:
+        return obj.message_count
+
+    @admin.display(description="Delivery")
+    def delivery(self, obj: ChatSession) -> SafeString:
+        return state_badge("delivery", obj.delivery_state, obj.get_delivery_state_display())
+
+    @admin.display(description="Errors")
+    def errors(self, obj: ChatSession) -> SafeString | str:
+        count = getattr(obj, "error_count", 0) or 0
+        if not count:
+            return "0"
+        url = reverse("admin:sessions_app_automationerror_changelist")
+        return format_html(
+            '<a class="qa-error-count" href="{}?{}">{}</a>',
+            url,
+            urlencode({"session__id__exact": obj.pk}),
+            count,
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_export": self.has_export_permission(request),
+            "export_query": request.GET.urlencode(),
+        }
+        return super().changelist_view(request, extra_context)
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def _bulk(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        verb: str,
+        apply: Callable[[ChatSession], object],
+    ) -> None:
+        pks = list(queryset.order_by().values_list("pk", flat=True)[: BULK_LIMIT + 1])
+        if len(pks) > BULK_LIMIT:
+            self.message_user(
+                request,
+                f"Select at most {BULK_LIMIT} sessions at a time; nothing was {verb}.",
+                messages.ERROR,
+            )
+            return
+        done = 0
+        refused: Counter[str] = Counter()
+        for session in ChatSession.objects.filter(pk__in=pks).order_by("-started_at", "-id"):
+            try:
+                apply(session)
+            except (DomainError, PermissionDenied) as exc:
+                refused[str(exc)] += 1
+            else:
+                done += 1
+        if done:
+            self.message_user(
+                request, f"{done} session{'s' if done != 1 else ''} {verb}.", messages.SUCCESS
+            )
+        for reason, count in refused.items():
+            self.message_user(
+                request,
+                f"{count} session{'s' if count != 1 else ''} not {verb}: {reason}",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Mark passed", permissions=["review"])
+    def mark_passed(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._bulk(
+            request,
+            queryset,
+            QA_DONE_LABELS[QAStatus.PASSED],
+            lambda s: services.qa_mark_passed(session=s, by=request.user),
+        )
+
+    @admin.action(description="Flag issue (with a QA note)", permissions=["review"])
+    def flag_issue(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        note = request.POST.get("qa_note", "").replace("\r\n", "\n").strip()
+        if request.POST.get("post") == "yes" and note:
+            self._bulk(
+                request,
+                queryset,
+                QA_DONE_LABELS[QAStatus.ISSUE],
+                lambda s: services.qa_mark_issue(session=s, by=request.user, note=note),
+            )
+            return None
+        # Ask for the note first: the issue email and the developer both need to know what is
+        # wrong. The page lists the selection (bounded) and posts it back with the note.
+        selected = list(queryset.order_by("-started_at", "-id")[: BULK_LIMIT + 1])
+        if len(selected) > BULK_LIMIT:
+            self.message_user(
+                request,
+                f"Select at most {BULK_LIMIT} sessions at a time; nothing was flagged.",
+                messages.ERROR,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Flag issue",
+            "opts": self.model._meta,
+            "sessions": selected,
+            "note": note,
+            "note_missing": request.POST.get("post") == "yes",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/qa/flag_issue.html", context)
+
+    @admin.action(description="Mark fixed", permissions=["fix"])
+    def mark_fixed(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._bulk(
+            request,
+            queryset,
+            QA_DONE_LABELS[QAStatus.FIXED],
+            lambda s: services.qa_mark_fixed(session=s, by=request.user),
+        )
+
+    @admin.action(description="Archive", permissions=["archive"])
+    def archive_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._bulk(
+            request,
+            queryset,
+            "archived",
+            lambda s: session_archive(session=s, by=request.user),
+        )
+
+    @admin.action(description="Export QA results (CSV)", permissions=["export"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        return qa_results_response(queryset)
+
+    # --- extra URLs ----------------------------------------------------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name="{}_{}_export".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def _changelist_for(self, request: HttpRequest, query: QueryDict) -> ChangeList:
+        """The changelist (filters, search, order) that `query` describes, for `request.user`."""
+        list_request = copy.copy(request)
+        list_request.method = "GET"
+        list_request.GET = query
+        list_request.POST = QueryDict()
+        return self.get_changelist_instance(list_request)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """CSV of every session in the current filter (the changelist's query string)."""
+        if not (self.has_view_permission(request) and self.has_export_permission(request)):
+            raise PermissionDenied
+        query = request.GET.copy()
+        for key in ("p", "o", IS_POPUP_VAR):
+            query.pop(key, None)
+        changelist = self._changelist_for(request, query)
+        return qa_results_response(changelist.queryset)
+
+    # --- change view ---------------------------------------------------------------------------
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
+        try:
+            pk = int(object_id)
+        except (TypeError, ValueError):
+            return None
+        # The change view asks twice (ours, then the admin's): one query is enough.
+        cached = getattr(request, "_qa_session", None)
+        if cached is not None and cached.pk == pk:
+            return cached
+        session = selectors.session_for_review(pk)
+        request._qa_session = session
+        return session
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
+        # Nothing on a session is edited through a model form: the panels show it read-only
+        # and the QA panel posts to the services.
+        return []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list:
+        return []
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        session = self.get_object(request, unquote(object_id))
+        if session is None or session.is_deleted:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, session):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._qa_post(request, session, object_id)
+        return self._render_change(request, session, object_id, extra_context or {})
+
+    def _render_change(
+        self,
+        request: HttpRequest,
+        session: ChatSession,
+        object_id: str,
+        extra_context: dict,
+        typed: dict | None = None,
+    ) -> HttpResponse:
+        can_change = self.has_change_permission(request, session)
+        moves = services.allowed_moves(current=session.qa_status, user=request.user)
+        panels = [
+            {"panel": panel, **panel.context(request, session)}
+            for panel in self.get_panels(request, session)
+        ]
+        typed = typed or {}
+        context = {
+            **extra_context,
+            "title": "Review session",
+            "session": session,
+            "qa_panels": panels,
+            "qa_badge": qa_badge(session.qa_status),
+            "qa_moves": [(m, QA_ACTION_LABELS[m]) for m in moves] if can_change else [],
+            "qa_can_review": can_change and services.can_review(request.user),
+            "qa_can_fix": can_change and services.can_fix(request.user),
+            "qa_notes_value": typed.get("qa_notes", session.qa_notes),
+            "dev_feedback_value": typed.get("dev_feedback", session.dev_feedback),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete_link": False,
+        }
+        get_request = copy.copy(request)
+        get_request.method = "GET"
+        return super().change_view(get_request, object_id, "", context)
+
+    def get_panels(self, request: HttpRequest, session: ChatSession) -> list[Panel]:
+        return list(self.panels)
+
+    def _qa_post(self, request: HttpRequest, session: ChatSession, object_id: str) -> HttpResponse:
+        if not self.has_change_permission(request, session):
+            raise PermissionDenied
+        user = request.user
+        action = request.POST.get("qa_action", "save")
+        target, _, then = action.partition("+")
+        go_next = then == "next"
+
+        def text(name: str) -> str | None:
+            if name not in request.POST:
+                return None
+            return request.POST[name].replace("\r\n", "\n").strip()
+
+        note = text("qa_notes")
+        feedback = text("dev_feedback")
+        # Fields the form only shows to those allowed: a crafted POST is refused outright.
+        if note is not None and note != session.qa_notes and not services.can_review(user):
+            raise PermissionDenied("You are not allowed to write QA notes.")
+        if feedback is not None and feedback != session.dev_feedback and not services.can_fix(user):
+            raise PermissionDenied("You are not allowed to write developer feedback.")
+        if note == session.qa_notes:
+            note = None
+        if feedback == session.dev_feedback:
+            feedback = None
+
+        try:
+            if target in QA_ACTION_LABELS:
+                services.qa_move(
+                    session=session, by=user, to_status=target, note=note, feedback=feedback
+                )
+                self.message_user(request, f"Session {QA_DONE_LABELS[target]}.", messages.SUCCESS)
+            elif target == "save":
+                with transaction.atomic():
+                    if note is not None:
+                        services.qa_note_save(session=session, by=user, note=note)
+                    if feedback is not None:
+                        services.qa_feedback_save(session=session, by=user, feedback=feedback)
+                if note is not None or feedback is not None:
+                    self.message_user(request, "Notes saved.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Unknown QA action {action!r}.", messages.ERROR)
+                return self._redirect_to_change(request, session)
+        except PermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from None
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            typed = {
+                "qa_notes": request.POST.get("qa_notes", session.qa_notes),
+                "dev_feedback": request.POST.get("dev_feedback", session.dev_feedback),
+            }
+            request._qa_session = None
+            fresh = self.get_object(request, str(session.pk)) or session
+            return self._render_change(request, fresh, object_id, {}, typed)
+
+        if go_next:
+            return self._redirect_to_next(request, session)
+        return self._redirect_to_change(request, session)
+
+    def _redirect_to_change(self, request: HttpRequest, session: ChatSession) -> HttpResponse:
+        url = reverse("admin:sessions_app_chatsession_change", args=[session.pk])
+        return HttpResponseRedirect(self._with_filters(request, url))
+
+    def _with_filters(self, request: HttpRequest, url: str) -> str:
+        return add_preserved_filters(
+            {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}, url
+        )
+
+    def _redirect_to_next(self, request: HttpRequest, session: ChatSession) -> HttpResponse:
+        """Open the next unchecked session of the reviewer's current changelist filter."""
+        filters = QueryDict(request.GET.get("_changelist_filters", ""))
+        try:
+            changelist = self._changelist_for(request, filters)
+        except (IncorrectLookupParameters, SuspiciousOperation):
+            # A stale or hand-edited filter falls back to the whole queue.
+            changelist = self._changelist_for(request, QueryDict())
+        ordering = changelist.get_ordering(request, changelist.queryset)
+        following = selectors.next_unchecked_session(
+            changelist.queryset, after=session, ordering=ordering
+        )
+        if following is None:
+            self.message_user(
+                request, "Queue clear: no unchecked session left in this filter.", messages.INFO
+            )
+            url = reverse("admin:sessions_app_chatsession_changelist")
+            return HttpResponseRedirect(self._with_filters(request, url))
+        url = reverse("admin:sessions_app_chatsession_change", args=[following.pk])
+        return HttpResponseRedirect(self._with_filters(request, url))

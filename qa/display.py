@@ -1,0 +1,47 @@
+"""Rendering helpers of the console: stored data always escaped (format_html, never mark_safe)."""
+
+from urllib.parse import urlsplit
+
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from sessions_app.models import QAStatus
+
+SAFE_SCHEMES = {"http", "https"}
+
+
+def safe_http_url(url: str | None) -> str | None:
+    """The URL when it is an absolute http(s) URL, else None (never a javascript:/data: link).
+
+    Browsers strip tabs and newlines inside URLs and ignore leading spaces, so
+    "java\\tscript:" and " javascript:" must be judged on the cleaned string.
+    """
+    if not url:
+        return None
+    cleaned = "".join(ch for ch in url.strip() if ch not in "\t\n\r")
+    try:
+        parts = urlsplit(cleaned)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in SAFE_SCHEMES or not parts.netloc:
+        return None
+    return cleaned
+
+
+def url_link(url: str | None, *, empty: str = "-") -> SafeString | str:
+    """An http(s) URL as a link that opens apart from the console; anything else as plain text."""
+    if not url:
+        return empty
+    safe = safe_http_url(url)
+    if safe is None:
+        return format_html('<span class="qa-unsafe-url">{}</span>', url)
+    return format_html('<a href="{}" rel="noopener noreferrer" target="_blank">{}</a>', safe, url)
+
+
+def qa_badge(status: str) -> SafeString:
+    label = QAStatus(status).label if status in QAStatus.values else status
+    return format_html('<span class="qa-badge qa-badge--{}">{}</span>', status, label)
+
+
+def state_badge(kind: str, value: str, label: str) -> SafeString:
+    return format_html('<span class="qa-state qa-state--{}-{}">{}</span>', kind, value, label)

@@ -1,0 +1,115 @@
+"""Reads of the QA console, written once with their joins and annotations (no per-row queries)."""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from qa.models import QAHistory
+from sessions_app.models import AutomationError, ChatMessage, ChatSession, QAStatus
+
+# A transcript longer than this is cut on the change view (with a note): one page must stay
+# bounded whatever a runaway bot did to a session.
+TRANSCRIPT_LIMIT = 1000
+ERRORS_LIMIT = 50
+HISTORY_LIMIT = 200
+DEFAULT_ORDERING = ("-started_at", "-id")
+
+
+def error_count_expression() -> Coalesce:
+    # A correlated subquery, evaluated only for the rows of the page (the FK index on
+    # automationerror.session_id answers it), instead of a GROUP BY over the whole join.
+    per_session = (
+        AutomationError.objects.filter(session=OuterRef("pk"))
+        .order_by()
+        .values("session")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(per_session), Value(0))
+
+
+def has_errors_expression() -> Exists:
+    return Exists(AutomationError.objects.filter(session=OuterRef("pk")))
+
+
+def console_sessions() -> QuerySet[ChatSession]:
+    """Sessions the console lists: everything not in the trash, with the site joined."""
+    return (
+        ChatSession.objects.not_deleted()
+        .select_related("site")
+        .annotate(error_count=error_count_expression())
+    )
+
+
+def sessions_search(queryset: QuerySet[ChatSession], search: str) -> QuerySet[ChatSession]:
+    """Sessions whose lead name, lead email or any message contains every word of `search`.
+
+    Each word is a UNION of three index-friendly selects (the trigram indexes of
+    qa/migrations/0002 on PostgreSQL) rather than one OR across a join, which PostgreSQL can
+    only answer by scanning: the messages table is by far the largest in the database.
+    """
+    for word in search.split():
+        by_name = ChatSession.objects.filter(lead_name__icontains=word).order_by().values("pk")
+        by_email = ChatSession.objects.filter(lead_email__icontains=word).order_by().values("pk")
+        by_message = (
+            ChatMessage.objects.filter(text__icontains=word).order_by().values("session_id")
+        )
+        queryset = queryset.filter(pk__in=by_name.union(by_email, by_message))
+    return queryset
+
+
+def session_transcript(session: ChatSession, limit: int = TRANSCRIPT_LIMIT) -> list[ChatMessage]:
+    return list(session.messages.order_by("created_at", "id")[:limit])
+
+
+def session_qa_history(session: ChatSession, limit: int = HISTORY_LIMIT) -> list[QAHistory]:
+    return list(session.qa_history.select_related("by").order_by("-at", "-id")[:limit])
+
+
+def session_automation_errors(
+    session: ChatSession, limit: int = ERRORS_LIMIT
+) -> list[AutomationError]:
+    return list(session.automation_errors.order_by("-created_at", "-id")[:limit])
+
+
+def session_for_review(pk: Any) -> ChatSession | None:
+    """The change view's session, with every user it names joined in one query."""
+    return (
+        ChatSession.objects.select_related(
+            "site", "qa_status_by", "qa_notes_by", "dev_feedback_by", "archived_by"
+        )
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def next_unchecked_session(
+    queryset: QuerySet[ChatSession], *, after: ChatSession, ordering: Sequence[str]
+) -> ChatSession | None:
+    """The next unchecked session of `queryset` (the reviewer's current filter) after `after`.
+
+    With the default newest-first order the next one is the first unchecked session older than
+    `after` (keyset: indexed, no OFFSET); when there is none, the queue wraps to the newest one
+    left. With any other order the first unchecked session in that order is next.
+    """
+    unchecked = queryset.filter(qa_status=QAStatus.UNCHECKED).exclude(pk=after.pk)
+    # The admin repeats the queryset's own ordering after its own: compare without repeats.
+    ordering = tuple(dict.fromkeys(str(part) for part in ordering))
+    if ordering in {DEFAULT_ORDERING, ("-started_at", "-pk")}:
+        older = unchecked.filter(
+            Q(started_at__lt=after.started_at) | Q(started_at=after.started_at, pk__lt=after.pk)
+        ).order_by(*DEFAULT_ORDERING)
+        following = older.first()
+        if following is not None:
+            return following
+        return unchecked.order_by(*DEFAULT_ORDERING).first()
+    return unchecked.order_by(*ordering).first()
+
+
+def export_sessions(queryset: QuerySet[ChatSession]) -> Iterable[ChatSession]:
+    """Sessions for the QA results export, streamed in chunks with every named user joined."""
+    return queryset.select_related(
+        "site", "qa_status_by", "qa_notes_by", "dev_feedback_by"
+    ).iterator(chunk_size=2000)

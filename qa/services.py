@@ -1,0 +1,216 @@
+"""Every QA change of a chat session goes through these functions (STYLE.md: one path per change).
+
+The admin console, its bulk actions, commands and tests all call them. Each one opens a
+transaction, locks the session row, checks the acting user's permission and the move against
+`QA_MOVES` (kept beside the model), records who and when, saves with `update_fields`, writes a
+`QAHistory` row and sends the domain signals inside the transaction, so a receiver that writes
+an outbox row (the issue notification email) commits or rolls back together with the move.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from qa import signals
+from qa.models import QAHistory
+from sessions_app.errors import DomainError, SessionDeleted, TransitionNotAllowed
+from sessions_app.models import QA_MOVES, ChatSession, QAStatus
+
+REVIEW_PERMISSION = "sessions_app.review_chatsession"
+FIX_PERMISSION = "sessions_app.fix_chatsession"
+
+# Which permission each target status needs: reviewers pass and flag; only developers/admins
+# declare an issue fixed.
+MOVE_PERMISSIONS: dict[str, str] = {
+    QAStatus.PASSED: REVIEW_PERMISSION,
+    QAStatus.ISSUE: REVIEW_PERMISSION,
+    QAStatus.FIXED: FIX_PERMISSION,
+}
+
+
+class NoteRequired(DomainError):
+    """Flagging an issue without saying what is wrong helps nobody (the email carries the note)."""
+
+
+def can_review(user: User | None) -> bool:
+    return user is not None and user.is_active and user.has_perm(REVIEW_PERMISSION)
+
+
+def can_fix(user: User | None) -> bool:
+    return user is not None and user.is_active and user.has_perm(FIX_PERMISSION)
+
+
+def allowed_moves(*, current: str, user: User | None) -> list[str]:
+    """The moves from `current` that `user` may make, in a stable order (buttons, messages)."""
+    return [
+        status
+        for status in (QAStatus.PASSED, QAStatus.ISSUE, QAStatus.FIXED)
+        if status in QA_MOVES.get(current, set())
+        and user is not None
+        and user.is_active
+        and user.has_perm(MOVE_PERMISSIONS[status])
+    ]
+
+
+def _require(user: User, permission: str, what: str) -> None:
+    if not (user.is_active and user.has_perm(permission)):
+        raise PermissionDenied(f"You are not allowed to {what}.")
+
+
+def _lock(session: ChatSession) -> ChatSession:
+    locked = ChatSession.objects.select_for_update().get(pk=session.pk)
+    if locked.is_deleted:
+        raise SessionDeleted("This session is in the trash; restore it before reviewing it.")
+    return locked
+
+
+def _label(status: str) -> str:
+    return QAStatus(status).label.lower()
+
+
+def _check_move(current: str, target: str) -> None:
+    allowed = QA_MOVES.get(current, set())
+    if target not in allowed:
+        names = [_label(s) for s in QAStatus.values if s in allowed]
+        raise TransitionNotAllowed(
+            f"Cannot move a session from {_label(current)} to {_label(target)}. "
+            f"Allowed from {_label(current)}: {', '.join(names) or 'none'}."
+        )
+
+
+def _copy_state(source: ChatSession, target: ChatSession) -> None:
+    """Keep the caller's instance in step with the row the service locked and saved."""
+    if source is not target:
+        target.__dict__.update(
+            {k: v for k, v in source.__dict__.items() if k != "_state" and not k.startswith("_")}
+        )
+
+
+def _move(
+    *,
+    session: ChatSession,
+    by: User,
+    target: str,
+    note: str | None = None,
+    feedback: str | None = None,
+) -> ChatSession:
+    _require(by, MOVE_PERMISSIONS[target], f"mark sessions {_label(target)}")
+    if feedback is not None:
+        _require(by, FIX_PERMISSION, "write developer feedback")
+    with transaction.atomic():
+        locked = _lock(session)
+        from_status = locked.qa_status
+        _check_move(from_status, target)
+        now = timezone.now()
+        fields = ["qa_status", "qa_status_by", "qa_status_at", "updated_at"]
+        if note is not None and note != locked.qa_notes:
+            locked.qa_notes, locked.qa_notes_by, locked.qa_notes_at = note, by, now
+            fields += ["qa_notes", "qa_notes_by", "qa_notes_at"]
+        if feedback is not None and feedback != locked.dev_feedback:
+            locked.dev_feedback, locked.dev_feedback_by, locked.dev_feedback_at = feedback, by, now
+            fields += ["dev_feedback", "dev_feedback_by", "dev_feedback_at"]
+        if target == QAStatus.ISSUE and not locked.qa_notes.strip():
+            raise NoteRequired("Write a QA note saying what is wrong before flagging an issue.")
+        locked.qa_status, locked.qa_status_by, locked.qa_status_at = target, by, now
+        locked.updated_at = now
+        locked.save(update_fields=fields)
+        # The history keeps what was said at this move: feedback for `fixed`, the note otherwise.
+        said = (feedback if target == QAStatus.FIXED else note) or ""
+        QAHistory.objects.create(
+            session=locked,
+            kind=QAHistory.Kind.MOVE,
+            from_status=from_status,
+            to_status=target,
+            by=by,
+            at=now,
+            note=said,
+        )
+        signals.qa_status_changed.send(
+            sender=ChatSession,
+            session=locked,
+            from_status=from_status,
+            to_status=target,
+            by=by,
+            note=said,
+        )
+        if target == QAStatus.ISSUE:
+            signals.qa_issue_flagged.send(
+                sender=ChatSession, session=locked, by=by, note=locked.qa_notes
+            )
+    _copy_state(locked, session)
+    return locked
+
+
+def qa_mark_passed(*, session: ChatSession, by: User, note: str | None = None) -> ChatSession:
+    """unchecked / fixed -> passed. `note` (when given) replaces the session's QA note."""
+    return _move(session=session, by=by, target=QAStatus.PASSED, note=note)
+
+
+def qa_mark_issue(*, session: ChatSession, by: User, note: str | None = None) -> ChatSession:
+    """unchecked / passed / fixed -> issue. Needs a QA note (given here or already saved).
+
+    Sends `qa_issue_flagged` once, inside the transaction: the notification email hangs off it.
+    """
+    return _move(session=session, by=by, target=QAStatus.ISSUE, note=note)
+
+
+def qa_mark_fixed(*, session: ChatSession, by: User, feedback: str | None = None) -> ChatSession:
+    """issue -> fixed, by a developer (admin role). `feedback` replaces the developer feedback."""
+    return _move(session=session, by=by, target=QAStatus.FIXED, feedback=feedback)
+
+
+def qa_move(
+    *,
+    session: ChatSession,
+    by: User,
+    to_status: str,
+    note: str | None = None,
+    feedback: str | None = None,
+) -> ChatSession:
+    """One move with whatever the form carried (QA note and/or developer feedback), atomically.
+
+    For forms whose buttons carry the target status as a value; the checks are those of the
+    `qa_mark_*` services (they share `_move`).
+    """
+    if to_status not in MOVE_PERMISSIONS:
+        raise TransitionNotAllowed(f"Unknown QA status {to_status!r}.")
+    return _move(session=session, by=by, target=to_status, note=note, feedback=feedback)
+
+
+def qa_note_save(*, session: ChatSession, by: User, note: str) -> ChatSession:
+    """Save the QA note without changing the status (a history row records it)."""
+    _require(by, REVIEW_PERMISSION, "write QA notes")
+    return _save_text(session=session, by=by, kind=QAHistory.Kind.NOTE, text=note)
+
+
+def qa_feedback_save(*, session: ChatSession, by: User, feedback: str) -> ChatSession:
+    """Save developer feedback without changing the status (a history row records it)."""
+    _require(by, FIX_PERMISSION, "write developer feedback")
+    return _save_text(session=session, by=by, kind=QAHistory.Kind.FEEDBACK, text=feedback)
+
+
+def _save_text(*, session: ChatSession, by: User, kind: str, text: str) -> ChatSession:
+    field = "qa_notes" if kind == QAHistory.Kind.NOTE else "dev_feedback"
+    with transaction.atomic():
+        locked = _lock(session)
+        if getattr(locked, field) == text:
+            _copy_state(locked, session)
+            return locked  # nothing changed: no history row, no signal
+        now = timezone.now()
+        setattr(locked, field, text)
+        setattr(locked, f"{field}_by", by)
+        setattr(locked, f"{field}_at", now)
+        locked.updated_at = now
+        locked.save(update_fields=[field, f"{field}_by", f"{field}_at", "updated_at"])
+        QAHistory.objects.create(
+            session=locked,
+            kind=kind,
+            from_status=locked.qa_status,
+            to_status=locked.qa_status,
+            by=by,
+            at=now,
+            note=text,
+        )
+    _copy_state(locked, session)
+    return locked
