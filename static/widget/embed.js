@@ -9,7 +9,7 @@
   if (!key || s.getAttribute("data-leadchat-loaded")) return;
   s.setAttribute("data-leadchat-loaded", "1");
   var base = new URL(s.src, location.href).origin;
-  var color = s.getAttribute("data-color") || "#1f2937";
+  var color = s.getAttribute("data-color") || "#1f2937", storeKey = "leadchat:" + key;
   var css =
     ":host{all:initial}" +
     ".l{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border:0;border-radius:50%;" +
@@ -77,7 +77,18 @@
     if (t === "leadchat:ready") {
       ready = true;
       if (/^#[0-9a-f]{6}$/i.test(e.data.color || "")) wrap.style.setProperty("--c", e.data.color);
+      if (e.data.needsState) {
+        var saved = null;
+        try { saved = JSON.parse(localStorage.getItem(storeKey)); } catch (x) { /* none */ }
+        frame.contentWindow.postMessage({ type: "leadchat:state", state: saved }, base);
+      }
       if (isOpen) tell("open");
+    } else if (t === "leadchat:save") {
+      // The iframe may not keep storage of its own (third-party storage blocked): keep its ids.
+      try {
+        if (e.data.state) localStorage.setItem(storeKey, JSON.stringify(e.data.state));
+        else localStorage.removeItem(storeKey);
+      } catch (x) { /* storage full or denied */ }
     } else if (t === "leadchat:close") toggle(false);
   });
   function idle() {

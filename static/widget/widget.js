@@ -12,7 +12,13 @@
   var storeKey = "leadchat:" + cfg.siteKey;
   var embedded = qs.get("embed") === "1" && window.parent !== window;
   var parentOrigin = originOf(qs.get("page_url") || document.referrer);
-  var state = load(), starting = null, busy = false, expects = "text", typing = null;
+  // Browsers that block third-party storage (Chrome incognito, strict tracking protection) deny
+  // the iframe its localStorage; then the embed script keeps the ids in the page's own storage.
+  var storage = (function () {
+    try { var ls = window.localStorage; ls.setItem("lc-probe", "1"); ls.removeItem("lc-probe"); return ls; } catch (e) { return null; }
+  })();
+  var viaParent = !storage && embedded;
+  var state = null, starting = null, busy = false, expects = "text", typing = null, gotState = null;
   var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/;
 
   document.documentElement.style.setProperty("--lc-accent", cfg.color);
@@ -21,12 +27,16 @@
   function originOf(url) {
     try { return new URL(url).origin; } catch (e) { return null; }
   }
+  function valid(s) {
+    return s && typeof s.id === "string" && typeof s.token === "string" ? { id: s.id, token: s.token } : null;
+  }
   function load() {
-    try { return JSON.parse(localStorage.getItem(storeKey)); } catch (e) { return null; }
+    try { return valid(JSON.parse(storage.getItem(storeKey))); } catch (e) { return null; }
   }
   function save(s) {
     state = s;
-    try { s ? localStorage.setItem(storeKey, JSON.stringify(s)) : localStorage.removeItem(storeKey); } catch (e) { /* private mode */ }
+    if (viaParent) return toParent({ type: "leadchat:save", state: s });
+    try { s ? storage.setItem(storeKey, JSON.stringify(s)) : storage.removeItem(storeKey); } catch (e) { /* full or denied */ }
   }
   function toParent(msg) {
     if (embedded && parentOrigin && cfg.origins.indexOf(parentOrigin) !== -1) window.parent.postMessage(msg, parentOrigin);
@@ -177,24 +187,30 @@
   document.addEventListener("keydown", function (e) {
     if (e.key === "Escape") toParent({ type: "leadchat:close" });
   });
+  function engage() {
+    booted.then(start).catch(function (err) { notice(err.message); });
+  }
   window.addEventListener("message", function (e) {
     if (e.source !== window.parent || cfg.origins.indexOf(e.origin) === -1 || !e.data) return;
+    if (e.data.type === "leadchat:state" && gotState) gotState(valid(e.data.state));
     if (e.data.type === "leadchat:open") {
-      start().catch(function (err) { notice(err.message); });
+      engage();
       input.focus();
     }
   });
 
-  if (state) {
-    start().catch(function (err) { notice(err.message); });
-  } else {
+  var booted = new Promise(function (resolve) {
+    if (!viaParent) return resolve(storage ? load() : null);
+    gotState = resolve;
+    setTimeout(function () { resolve(null); }, 2000);
+  }).then(function (saved) {
+    gotState = null;
+    state = saved;
+    if (state) return start().catch(function (err) { notice(err.message); });
     // Until the visitor engages, show the greeting without creating a session, so page views
     // that never open the chat do not count as conversations.
     render([{ role: "ai", text: cfg.greeting }]);
-    if (!embedded) {
-      var engage = function () { start().catch(function (err) { notice(err.message); }); };
-      input.addEventListener("focus", engage, { once: true });
-    }
-  }
-  toParent({ type: "leadchat:ready", color: cfg.color });
+    if (!embedded) input.addEventListener("focus", engage, { once: true });
+  });
+  toParent({ type: "leadchat:ready", color: cfg.color, needsState: viaParent });
 })();

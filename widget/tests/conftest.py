@@ -28,8 +28,12 @@ def widget_client(client):
             self.raw = client
 
         def start(self, site_key="test-site", origin=ORIGIN, **extra):
-            body = {"site_key": site_key, "page_url": f"{ORIGIN}/pricing", **extra}
-            headers = {"HTTP_ORIGIN": origin} if origin else {}
+            # HTTP_* keywords are request headers; the rest are body fields.
+            headers = {k: v for k, v in extra.items() if k.startswith("HTTP_")}
+            fields = {k: v for k, v in extra.items() if not k.startswith("HTTP_")}
+            body = {"site_key": site_key, "page_url": f"{ORIGIN}/pricing", **fields}
+            if origin:
+                headers["HTTP_ORIGIN"] = origin
             return client.post(
                 "/api/widget/sessions/", body, content_type="application/json", **headers
             )
