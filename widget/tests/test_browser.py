@@ -254,3 +254,23 @@ def test_widget_page_on_its_own_keeps_the_session_in_its_local_storage(page: Pag
     page.reload()
     expect(log).to_contain_text("Hello there")
     assert ChatSession.objects.count() == 1
+
+
+def test_demo_landing_page_captures_a_lead_end_to_end(page: Page, live_server, watch_errors):
+    from sessions_app.demo import DEMO_SITE_KEY, seed_demo
+
+    site, _ = seed_demo(sessions=1)
+    site.allowed_origins = [live_server.url]  # the demo origins name port 8000
+    site.save()
+    page.goto(f"{live_server.url}/demo/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Analytics")
+
+    frame = open_widget(page)
+    expect(frame.locator("#lc-log")).to_contain_text(site.greeting)
+    say(frame, "Hi, I'm Rosa Novak, rosa@example.org")
+    expect(frame.locator("#lc-log")).to_contain_text("thank you Rosa")
+
+    session = ChatSession.objects.filter(site__public_key=DEMO_SITE_KEY).latest("started_at")
+    assert session.completion_status == CompletionStatus.COMPLETE
+    assert session.lead_email == "rosa@example.org"
+    assert watch_errors == []
