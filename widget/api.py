@@ -98,6 +98,11 @@ class WidgetAPIView(APIView):
     throttle_classes = [WidgetIPThrottle]
 
     def initial(self, request: Request, *args, **kwargs) -> None:
+        # An unsupported method is a 405 before anything else (DRF would check permissions first).
+        if request.method.lower() not in self.http_method_names or not hasattr(
+            self, request.method.lower()
+        ):
+            raise exceptions.MethodNotAllowed(request.method)
         # Refuse an oversized body before anything reads it.
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)

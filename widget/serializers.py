@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 MAX_MESSAGE_CHARS = 4000
+
+# Written as validators so that the OpenAPI schema states them as patterns: a request the schema
+# calls valid is then never refused (DRF refuses NUL characters and blank-after-trimming values).
+NOT_BLANK = RegexValidator(r"^[^\x00]*[^\x00\s][^\x00]*$", "The value is empty.")
+
+
+class _LenientCharField(serializers.CharField):
+    """Page context the browser sends: NUL characters are dropped rather than refused."""
+
+    def to_internal_value(self, data) -> str:
+        return super().to_internal_value(data).replace("\x00", "")
+
+
+def _optional(max_length: int) -> serializers.CharField:
+    return _LenientCharField(max_length=max_length, required=False, allow_blank=True, default="")
 
 
 def _http_url_or_blank(value: str) -> str:
@@ -15,14 +31,12 @@ def _http_url_or_blank(value: str) -> str:
 
 
 class SessionStartIn(serializers.Serializer):
-    site_key = serializers.CharField(max_length=64)
-    page_url = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-    referrer = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-    utm_source = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    utm_medium = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    utm_campaign = serializers.CharField(
-        max_length=200, required=False, allow_blank=True, default=""
-    )
+    site_key = serializers.CharField(max_length=64, validators=[NOT_BLANK])
+    page_url = _optional(2000)
+    referrer = _optional(2000)
+    utm_source = _optional(200)
+    utm_medium = _optional(200)
+    utm_campaign = _optional(200)
 
     def validate_page_url(self, value: str) -> str:
         return _http_url_or_blank(value)
@@ -34,6 +48,7 @@ class SessionStartIn(serializers.Serializer):
 class MessageIn(serializers.Serializer):
     text = serializers.CharField(
         max_length=MAX_MESSAGE_CHARS,
+        validators=[NOT_BLANK],
         error_messages={
             "blank": "The message is empty.",
             "required": "The message text is missing.",

@@ -385,3 +385,17 @@ def test_schema_documents_widget_endpoints_and_errors(client):
     assert any(p["name"] == "X-Visitor-Token" and p["in"] == "header" for p in post["parameters"])
     assert "security" not in start or start["security"] in ([], [{}])
     assert "get" in paths["/api/widget/sessions/{session_id}/"]
+
+
+def test_nul_characters_in_page_context_are_dropped(site, widget_client):
+    response = widget_client.start(utm_source="goo\x00gle")
+
+    assert response.status_code == 201
+    assert ChatSession.objects.get().utm_source == "google"
+
+
+def test_unsupported_method_is_405_before_any_check(site, client):
+    response = client.generic("TRACE", f"/api/widget/sessions/{uuid.uuid4()}/messages/")
+
+    assert response.status_code == 405
+    assert response.json()["error"]
