@@ -399,3 +399,16 @@ def test_unsupported_method_is_405_before_any_check(site, client):
 
     assert response.status_code == 405
     assert response.json()["error"]
+
+
+def test_message_round_trip_query_count_is_bounded(
+    site, widget_client, django_assert_max_num_queries
+):
+    session_id, token = widget_client.started()
+    widget_client.say(session_id, token, "I'd like a quote")
+
+    # Session + site lookup, visitor message (lock, insert, update), history, lead, AI message.
+    with django_assert_max_num_queries(22):
+        response = widget_client.say(session_id, token, "Ana Silva")
+
+    assert response.status_code == 201
