@@ -247,3 +247,27 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Widget: public chat API and AI agent backends (widget app) -------------------------------
+# Rate limits of the public widget API (429 with Retry-After beyond them). They live in the
+# cache, so several processes need a shared CACHE_URL for the limits to hold across them.
+WIDGET_SESSIONS_PER_IP_PER_HOUR = env.int("WIDGET_SESSIONS_PER_IP_PER_HOUR", default=30)
+WIDGET_MESSAGES_PER_SESSION_PER_MINUTE = env.int(
+    "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE", default=20
+)
+WIDGET_REQUESTS_PER_IP_PER_MINUTE = env.int("WIDGET_REQUESTS_PER_IP_PER_MINUTE", default=120)
+# How many proxies we run in front of the app append to X-Forwarded-For; the client IP for rate
+# limits is taken that many hops from the right. 0 = use the socket address.
+WIDGET_TRUSTED_PROXIES = env.int(
+    "WIDGET_TRUSTED_PROXIES", default=1 if env.bool("BEHIND_PROXY", default=not DEBUG) else 0
+)
+# Largest request body the widget API reads (a 4,000-character message in JSON fits easily).
+WIDGET_MAX_BODY_BYTES = env.int("WIDGET_MAX_BODY_BYTES", default=32_768)
+# Time budget of one agent reply, in seconds: connecting, and the whole reply (both requests of
+# a tool call included). Beyond it the visitor gets the fallback reply. At most 25.
+WIDGET_AGENT_CONNECT_TIMEOUT = env.float("WIDGET_AGENT_CONNECT_TIMEOUT", default=5.0)
+WIDGET_AGENT_TIMEOUT = env.float("WIDGET_AGENT_TIMEOUT", default=20.0)
+if not 0 < WIDGET_AGENT_TIMEOUT <= 25 or not 0 < WIDGET_AGENT_CONNECT_TIMEOUT <= 25:
+    raise ImproperlyConfigured("WIDGET_AGENT_TIMEOUT and _CONNECT_TIMEOUT must be in (0, 25].")
+# How many recent messages an agent backend is shown.
+WIDGET_AGENT_HISTORY_MESSAGES = env.int("WIDGET_AGENT_HISTORY_MESSAGES", default=30)

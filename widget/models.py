@@ -1,5 +1,6 @@
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -46,3 +47,29 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from widget.origins import normalize_origin
+
+        errors: dict[str, str] = {}
+        origins = self.allowed_origins
+        if not isinstance(origins, list) or any(
+            not isinstance(o, str) or normalize_origin(o) is None for o in origins
+        ):
+            errors["allowed_origins"] = (
+                "A list of origins like https://www.example.com (scheme, host, port only)."
+            )
+        config = self.agent_config
+        if not isinstance(config, dict):
+            errors["agent_config"] = "A JSON object."
+        elif self.agent_backend == AgentBackend.N8N:
+            if not str(config.get("webhook_url", "")).startswith(("http://", "https://")):
+                errors["agent_config"] = 'n8n needs "webhook_url": the Chat Trigger URL.'
+        elif self.agent_backend == AgentBackend.OPENAI:
+            base_url = str(config.get("base_url", "https://api.openai.com/v1"))
+            if not base_url.startswith(("http://", "https://")) or not config.get("model"):
+                errors["agent_config"] = (
+                    'OpenAI-compatible needs "model" (and "base_url" unless it is OpenAI).'
+                )
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,102 @@
+/* leadchat embed: <script src="https://HOST/widget/embed.js" data-site="KEY" async></script>
+   Adds a launcher button and, when opened (or once the page is idle), the chat iframe.
+   No globals; everything lives in a shadow root so the page's CSS cannot reach it. */
+(function () {
+  "use strict";
+  var d = document, w = window;
+  var s = d.currentScript || d.querySelector('script[src*="/widget/embed.js"][data-site]');
+  var key = s && s.getAttribute("data-site");
+  if (!key || s.getAttribute("data-leadchat-loaded")) return;
+  s.setAttribute("data-leadchat-loaded", "1");
+  var base = new URL(s.src, location.href).origin;
+  var color = s.getAttribute("data-color") || "#1f2937", storeKey = "leadchat:" + key;
+  var css =
+    ":host{all:initial}" +
+    ".l{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border:0;border-radius:50%;" +
+    "background:var(--c);color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);display:flex;align-items:center;justify-content:center}" +
+    ".l:focus-visible{outline:3px solid #fff;box-shadow:0 0 0 6px var(--c)}" +
+    ".l svg{width:26px;height:26px;fill:currentColor}" +
+    ".p{position:fixed;right:20px;bottom:88px;z-index:2147483000;width:370px;height:min(600px,calc(100vh - 110px));" +
+    "border-radius:14px;overflow:hidden;box-shadow:0 8px 30px rgba(0,0,0,.25);background:#fff}" +
+    ".p[hidden]{display:none}.p iframe{border:0;width:100%;height:100%;display:block}" +
+    "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}.o .l{display:none}}";
+  var host = d.createElement("div");
+  host.setAttribute("data-leadchat", "");
+  var root = host.attachShadow({ mode: "open" });
+  var wrap = d.createElement("div");
+  wrap.style.setProperty("--c", color);
+  wrap.innerHTML =
+    '<div class="p" hidden></div><button class="l" type="button" aria-label="Open chat" aria-expanded="false">' +
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z"/></svg></button>';
+  try {
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    root.adoptedStyleSheets = [sheet]; // not subject to the host page's style-src CSP
+  } catch (e) {
+    var st = d.createElement("style");
+    st.textContent = css;
+    root.appendChild(st);
+  }
+  root.appendChild(wrap);
+  var btn = wrap.querySelector(".l"), panel = wrap.querySelector(".p"), frame = null, ready = false, isOpen = false;
+
+  function src() {
+    var q = new URLSearchParams(), p = new URLSearchParams(location.search);
+    q.set("embed", "1");
+    q.set("page_url", location.href.slice(0, 2000));
+    if (d.referrer) q.set("referrer", d.referrer.slice(0, 2000));
+    ["utm_source", "utm_medium", "utm_campaign"].forEach(function (k) {
+      if (p.get(k)) q.set(k, p.get(k).slice(0, 200));
+    });
+    return base + "/widget/" + encodeURIComponent(key) + "/?" + q;
+  }
+  function load() {
+    if (frame) return;
+    frame = d.createElement("iframe");
+    frame.title = "Chat";
+    frame.src = src();
+    panel.appendChild(frame);
+  }
+  function tell(type) {
+    if (frame && ready) frame.contentWindow.postMessage({ type: "leadchat:" + type }, base);
+  }
+  function toggle(show) {
+    isOpen = show;
+    load();
+    panel.hidden = !show;
+    wrap.className = show ? "o" : "";
+    btn.setAttribute("aria-expanded", String(show));
+    btn.setAttribute("aria-label", show ? "Close chat" : "Open chat");
+    if (show) tell("open");
+    else btn.focus();
+  }
+  btn.addEventListener("click", function () { toggle(!isOpen); });
+  w.addEventListener("message", function (e) {
+    if (!frame || e.source !== frame.contentWindow || e.origin !== base || !e.data) return;
+    var t = e.data.type;
+    if (t === "leadchat:ready") {
+      ready = true;
+      if (/^#[0-9a-f]{6}$/i.test(e.data.color || "")) wrap.style.setProperty("--c", e.data.color);
+      if (e.data.needsState) {
+        var saved = null;
+        try { saved = JSON.parse(localStorage.getItem(storeKey)); } catch (x) { /* none */ }
+        frame.contentWindow.postMessage({ type: "leadchat:state", state: saved }, base);
+      }
+      if (isOpen) tell("open");
+    } else if (t === "leadchat:save") {
+      // The iframe may not keep storage of its own (third-party storage blocked): keep its ids.
+      try {
+        if (e.data.state) localStorage.setItem(storeKey, JSON.stringify(e.data.state));
+        else localStorage.removeItem(storeKey);
+      } catch (x) { /* storage full or denied */ }
+    } else if (t === "leadchat:close") toggle(false);
+  });
+  function idle() {
+    (w.requestIdleCallback || function (f) { setTimeout(f, 1500); })(load, { timeout: 4000 });
+  }
+  (d.body ? Promise.resolve() : new Promise(function (r) { d.addEventListener("DOMContentLoaded", r); })).then(function () {
+    d.body.appendChild(host);
+    if (d.readyState === "complete") idle();
+    else w.addEventListener("load", idle);
+  });
+})();

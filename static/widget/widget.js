@@ -1,0 +1,216 @@
+/* leadchat widget page (inside the iframe). Plain JS, no dependencies, BotUI's model: message
+   bubbles, a typing indicator, quick-reply buttons, a text input that becomes an email input with
+   inline validation when the agent asks for an email. Every stored text is set with textContent:
+   it is never parsed as HTML. */
+(function () {
+  "use strict";
+  var cfg = JSON.parse(document.getElementById("lc-config").textContent);
+  var qs = new URLSearchParams(location.search);
+  var $ = function (id) { return document.getElementById(id); };
+  var log = $("lc-log"), form = $("lc-form"), input = $("lc-input"), quick = $("lc-quick");
+  var hint = $("lc-hint"), sendBtn = $("lc-send"), closeBtn = $("lc-close");
+  var storeKey = "leadchat:" + cfg.siteKey;
+  var embedded = qs.get("embed") === "1" && window.parent !== window;
+  var parentOrigin = originOf(qs.get("page_url") || document.referrer);
+  // Browsers that block third-party storage (Chrome incognito, strict tracking protection) deny
+  // the iframe its localStorage; then the embed script keeps the ids in the page's own storage.
+  var storage = (function () {
+    try { var ls = window.localStorage; ls.setItem("lc-probe", "1"); ls.removeItem("lc-probe"); return ls; } catch (e) { return null; }
+  })();
+  var viaParent = !storage && embedded;
+  var state = null, starting = null, busy = false, expects = "text", typing = null, gotState = null;
+  var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/;
+
+  document.documentElement.style.setProperty("--lc-accent", cfg.color);
+  if (!embedded) closeBtn.hidden = true;
+
+  function originOf(url) {
+    try { return new URL(url).origin; } catch (e) { return null; }
+  }
+  function valid(s) {
+    return s && typeof s.id === "string" && typeof s.token === "string" ? { id: s.id, token: s.token } : null;
+  }
+  function load() {
+    try { return valid(JSON.parse(storage.getItem(storeKey))); } catch (e) { return null; }
+  }
+  function save(s) {
+    state = s;
+    if (viaParent) return toParent({ type: "leadchat:save", state: s });
+    try { s ? storage.setItem(storeKey, JSON.stringify(s)) : storage.removeItem(storeKey); } catch (e) { /* full or denied */ }
+  }
+  function toParent(msg) {
+    if (embedded && parentOrigin && cfg.origins.indexOf(parentOrigin) !== -1) window.parent.postMessage(msg, parentOrigin);
+  }
+
+  function api(method, url, body) {
+    var headers = { Accept: "application/json" };
+    if (body) headers["Content-Type"] = "application/json";
+    if (state) headers["X-Visitor-Token"] = state.token;
+    return fetch(url, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined, credentials: "omit" })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (data) {
+          if (r.ok) return data;
+          var err = new Error(data.error || "Something went wrong (" + r.status + ").");
+          err.status = r.status;
+          throw err;
+        });
+      }, function () {
+        var err = new Error("You seem to be offline. Your message was not sent; please try again.");
+        err.status = 0;
+        throw err;
+      });
+  }
+
+  function bubble(role, text) {
+    var div = document.createElement("div");
+    div.className = "lc-msg lc-" + role;
+    div.textContent = text;
+    log.appendChild(div);
+    log.scrollTop = log.scrollHeight;
+    return div;
+  }
+  function showTyping(on) {
+    if (on && !typing) {
+      typing = document.createElement("div");
+      typing.className = "lc-msg lc-agent lc-typing";
+      typing.setAttribute("role", "status");
+      typing.setAttribute("aria-label", "The assistant is typing");
+      typing.innerHTML = "<i></i><i></i><i></i>"; // static markup, no data
+      log.appendChild(typing);
+      log.scrollTop = log.scrollHeight;
+    } else if (!on && typing) {
+      typing.remove();
+      typing = null;
+    }
+  }
+  function render(messages, replace) {
+    if (replace) log.textContent = "";
+    messages.forEach(function (m) { bubble(m.role === "visitor" ? "visitor" : "agent", m.text); });
+    var last = messages[messages.length - 1];
+    if (last && last.role !== "visitor") offer(last.quick_replies || [], last.expects);
+  }
+  function offer(replies, kind) {
+    quick.textContent = "";
+    replies.forEach(function (text) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "lc-chip";
+      b.textContent = text;
+      b.addEventListener("click", function () { send(text); });
+      quick.appendChild(b);
+    });
+    expects = kind === "email" ? "email" : "text";
+    input.type = expects;
+    input.setAttribute("autocomplete", expects === "email" ? "email" : "off");
+    input.placeholder = expects === "email" ? "name@example.com" : "Type your message…";
+    validate();
+  }
+  function validate() {
+    var v = input.value.trim();
+    var bad = expects === "email" && v.indexOf("@") !== -1 && !EMAIL.test(v);
+    input.setAttribute("aria-invalid", String(bad));
+    hint.textContent = bad ? "That email looks incomplete: it needs a name, an @ and a domain like example.com." : "";
+  }
+  function notice(text) {
+    bubble("notice", text);
+  }
+
+  function start() {
+    if (starting) return starting;
+    if (state) {
+      starting = api("GET", cfg.api + encodeURIComponent(state.id) + "/").then(function (data) {
+        render(data.messages, true);
+      }, function (err) {
+        if (err.status === 403 || err.status === 404) {
+          save(null); // the conversation is gone or no longer ours: start afresh
+          starting = null;
+          return start();
+        }
+        starting = null;
+        throw err;
+      });
+      return starting;
+    }
+    showTyping(true);
+    starting = api("POST", cfg.api, {
+      site_key: cfg.siteKey,
+      page_url: qs.get("page_url") || document.referrer || "",
+      referrer: qs.get("referrer") || "",
+      utm_source: qs.get("utm_source") || "",
+      utm_medium: qs.get("utm_medium") || "",
+      utm_campaign: qs.get("utm_campaign") || ""
+    }).then(function (data) {
+      save({ id: data.session_id, token: data.visitor_token });
+      showTyping(false);
+      render(data.messages, true);
+    }, function (err) {
+      showTyping(false);
+      starting = null;
+      throw err;
+    });
+    return starting;
+  }
+
+  function send(text) {
+    text = text.trim();
+    if (!text || busy) return;
+    busy = true;
+    sendBtn.disabled = true;
+    quick.textContent = "";
+    input.value = "";
+    validate();
+    var mine = bubble("visitor", text);
+    start().then(function () {
+      showTyping(true);
+      return api("POST", cfg.api + encodeURIComponent(state.id) + "/messages/", { text: text });
+    }).then(function (data) {
+      showTyping(false);
+      render(data.messages.filter(function (m) { return m.role !== "visitor"; }));
+    }).catch(function (err) {
+      showTyping(false);
+      mine.remove();
+      if (!input.value) input.value = text; // not stored: give the text back
+      notice(err.message);
+    }).then(function () {
+      busy = false;
+      sendBtn.disabled = false;
+      input.focus();
+    });
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    send(input.value);
+  });
+  input.addEventListener("input", validate);
+  closeBtn.addEventListener("click", function () { toParent({ type: "leadchat:close" }); });
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") toParent({ type: "leadchat:close" });
+  });
+  function engage() {
+    booted.then(start).catch(function (err) { notice(err.message); });
+  }
+  window.addEventListener("message", function (e) {
+    if (e.source !== window.parent || cfg.origins.indexOf(e.origin) === -1 || !e.data) return;
+    if (e.data.type === "leadchat:state" && gotState) gotState(valid(e.data.state));
+    if (e.data.type === "leadchat:open") {
+      engage();
+      input.focus();
+    }
+  });
+
+  var booted = new Promise(function (resolve) {
+    if (!viaParent) return resolve(storage ? load() : null);
+    gotState = resolve;
+    setTimeout(function () { resolve(null); }, 2000);
+  }).then(function (saved) {
+    gotState = null;
+    state = saved;
+    if (state) return start().catch(function (err) { notice(err.message); });
+    // Until the visitor engages, show the greeting without creating a session, so page views
+    // that never open the chat do not count as conversations.
+    render([{ role: "ai", text: cfg.greeting }]);
+    if (!embedded) input.addEventListener("focus", engage, { once: true });
+  });
+  toParent({ type: "leadchat:ready", color: cfg.color, needsState: viaParent });
+})();

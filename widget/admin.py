@@ -1,0 +1,166 @@
+"""Site admin: create and edit widget sites, with the embed snippet ready to copy.
+
+The agent secret is write-only here: the form never renders it back, the change page shows only
+its last characters, and QA reviewers (view permission) see the same mask.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from widget.models import Site
+from widget.origins import normalize_origin
+
+
+def mask_secret(secret: str) -> str:
+    if not secret:
+        return "(none)"
+    if secret.startswith("env:"):
+        return f"read from the environment variable {secret[4:]}"
+    if len(secret) < 12:
+        return "set (hidden)"
+    return f"••••••••{secret[-4:]}"
+
+
+class SiteAdminForm(forms.ModelForm):
+    origins_text = forms.CharField(
+        label="Allowed origins",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="One per line, like https://www.example.com (scheme, host and port only). "
+        "Only these pages may show the widget and call its API. Empty: nowhere.",
+    )
+    new_secret = forms.CharField(
+        label="New agent secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="n8n: the header auth value. OpenAI-compatible: the API key. Leave empty to "
+        "keep the current one. Write env:NAME to read it from the environment variable NAME.",
+    )
+    clear_secret = forms.BooleanField(label="Remove the agent secret", required=False)
+
+    class Meta:
+        model = Site
+        fields = [
+            "name",
+            "is_active",
+            "greeting",
+            "theme_color",
+            "agent_backend",
+            "agent_config",
+        ]
+        widgets = {
+            "theme_color": forms.TextInput(attrs={"type": "color"}),
+            "greeting": forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        }
+        help_texts = {
+            "agent_config": (
+                'scripted: {"quick_replies": ["Pricing", "Book a demo"]}. '
+                'n8n: {"webhook_url": "https://n8n.example.com/webhook/…/chat", '
+                '"auth_header": "X-N8N-Auth"}. OpenAI-compatible: {"base_url": '
+                '"https://api.openai.com/v1", "model": "gpt-4o-mini", "system_prompt": "…"}.'
+            )
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and isinstance(self.instance.allowed_origins, list):
+            self.fields["origins_text"].initial = "\n".join(self.instance.allowed_origins)
+
+    def clean_origins_text(self) -> list[str]:
+        origins: list[str] = []
+        for line in self.cleaned_data["origins_text"].splitlines():
+            if not line.strip():
+                continue
+            origin = normalize_origin(line)
+            if origin is None:
+                raise forms.ValidationError(
+                    f"{line.strip()!r} is not an origin: use scheme://host[:port], "
+                    "like https://www.example.com, with no path."
+                )
+            if origin not in origins:
+                origins.append(origin)
+        return origins
+
+    def _post_clean(self) -> None:
+        # Put the derived values on the instance before the model's clean() validates it.
+        if "origins_text" in self.cleaned_data:
+            self.instance.allowed_origins = self.cleaned_data["origins_text"]
+        if self.cleaned_data.get("clear_secret"):
+            self.instance.agent_secret = ""
+        elif self.cleaned_data.get("new_secret"):
+            self.instance.agent_secret = self.cleaned_data["new_secret"]
+        super()._post_clean()
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    form = SiteAdminForm
+    list_display = ["name", "public_key", "agent_backend", "is_active", "origins", "created_at"]
+    list_filter = ["is_active", "agent_backend"]
+    search_fields = ["name", "public_key"]
+    readonly_fields = ["public_key", "secret_status", "embed_snippet", "created_at"]
+
+    class Media:
+        js = ["widget/admin.js"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Site | None = None):
+        editable = self.has_change_permission(request, obj)
+        origins = "origins_text" if editable else "allowed_origins"
+        secret = ["secret_status", "new_secret", "clear_secret"] if editable else ["secret_status"]
+        fieldsets = [
+            (None, {"fields": ["name", "is_active", origins]}),
+            ("Look and greeting", {"fields": ["greeting", "theme_color"]}),
+            ("AI agent", {"fields": ["agent_backend", "agent_config", *secret]}),
+        ]
+        if obj is not None:
+            fieldsets.insert(
+                0, ("Embed", {"fields": ["public_key", "embed_snippet", "created_at"]})
+            )
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Site | None = None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not self.has_change_permission(request, obj):
+            # View-only users get every field read-only; agent_secret is never among them.
+            fields += ["name", "is_active", "allowed_origins", "greeting", "theme_color"]
+            fields += ["agent_backend", "agent_config"]
+        return fields
+
+    @admin.display(description="Allowed origins")
+    def origins(self, obj: Site) -> int:
+        return len(obj.allowed_origins or [])
+
+    @admin.display(description="Agent secret")
+    def secret_status(self, obj: Site) -> str:
+        return mask_secret(obj.agent_secret)
+
+    @admin.display(description="Embed code")
+    def embed_snippet(self, obj: Site) -> str:
+        base = settings.PUBLIC_BASE_URL
+        script = (
+            f'<script src="{base}/widget/embed.js" data-site="{obj.public_key}" async></script>'
+        )
+        iframe = (
+            f'<iframe src="{base}/widget/{obj.public_key}/" title="Chat" '
+            'style="width:370px;height:560px;border:0"></iframe>'
+        )
+        return format_html(
+            "<p>Paste before <code>&lt;/body&gt;</code> on every page that should show the chat:"
+            "</p>"
+            '<pre id="embed-script-{key}">{script}</pre>'
+            '<button type="button" class="button" data-copy-target="embed-script-{key}">'
+            "Copy</button>"
+            "<p>Where scripts are stripped (some page builders), use an iframe instead:</p>"
+            '<pre id="embed-iframe-{key}">{iframe}</pre>'
+            '<button type="button" class="button" data-copy-target="embed-iframe-{key}">'
+            "Copy</button>",
+            key=obj.pk,
+            script=script,
+            iframe=iframe,
+        )

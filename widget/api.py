@@ -1,0 +1,243 @@
+"""The public widget API (SPEC 4.2): start a session, post a message, read the transcript.
+
+Open to anonymous visitors, so every request is checked here: the site key (active sites only),
+the Origin (the site's allowed origins, or our own widget page), the visitor token (constant-time
+compare), JSON only, the body size, the message size and the rate limits. Every refusal is a 4xx
+with a readable `error`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sessions_app.errors import SessionDeleted
+from sessions_app.services import visitor_token_matches
+from widget import selectors, services
+from widget.origins import request_origin_allowed
+from widget.serializers import (
+    ErrorOut,
+    MessageIn,
+    MessageOut,
+    MessagePostOut,
+    SessionStartIn,
+    SessionStartOut,
+    TranscriptOut,
+)
+from widget.throttling import SessionMessageThrottle, SessionStartThrottle, WidgetIPThrottle
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorOut, description=description)
+
+
+COMMON_ERRORS = {
+    400: _error("Invalid input (message in `error`, per-field details in `fields`)."),
+    403: _error("Origin not allowed, site switched off, or visitor token missing or wrong."),
+    404: _error("Unknown site key or session."),
+    413: _error("Request body larger than WIDGET_MAX_BODY_BYTES."),
+    415: _error("Content-Type is not application/json."),
+    429: _error("Rate limit reached; retry after the number of seconds in Retry-After."),
+}
+VISITOR_TOKEN = OpenApiParameter(
+    "X-Visitor-Token",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="The visitor_token returned when the session started.",
+)
+SESSION_ID = OpenApiParameter(
+    "session_id",
+    OpenApiTypes.UUID,
+    OpenApiParameter.PATH,
+    description="The session_id returned when the session started.",
+)
+
+
+class VisitorSession(BasePermission):
+    """The session exists, its site is active, the Origin may use it, the token matches.
+
+    Runs before the throttles, so nobody without the token can use up a session's rate limit.
+    """
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        session = selectors.session_for_widget(view.kwargs.get("session_id", ""))
+        if session is None:
+            raise exceptions.NotFound("This conversation does not exist (or was deleted).")
+        site = session.site
+        if site is None or not site.is_active:
+            raise exceptions.PermissionDenied("This chat widget is switched off.")
+        if not request_origin_allowed(request, site):
+            raise exceptions.PermissionDenied("This website is not allowed to use this widget.")
+        token = request.headers.get("X-Visitor-Token", "")
+        if not token:
+            raise exceptions.PermissionDenied("The X-Visitor-Token header is missing.")
+        if not visitor_token_matches(session, token):
+            raise exceptions.PermissionDenied("The visitor token does not match this session.")
+        view.widget_session = session
+        return True
+
+
+class WidgetAPIView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
+    throttle_classes = [WidgetIPThrottle]
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        # An unsupported method is a 405 before anything else (DRF would check permissions first).
+        if request.method.lower() not in self.http_method_names or not hasattr(
+            self, request.method.lower()
+        ):
+            raise exceptions.MethodNotAllowed(request.method)
+        # Refuse an oversized body before anything reads it.
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = int(settings.WIDGET_MAX_BODY_BYTES)
+        if length > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        super().initial(request, *args, **kwargs)
+
+    def throttled(self, request: Request, wait: float | None) -> None:
+        seconds = int(wait or 1) + (0 if wait is None or wait == int(wait) else 1)
+        raise exceptions.Throttled(
+            wait, detail=f"Too many requests. Please wait {seconds} seconds and try again."
+        )
+
+
+def _user_agent(request: Request) -> str:
+    return request.headers.get("User-Agent", "")[:500]
+
+
+class SessionStartView(WidgetAPIView):
+    throttle_classes = [WidgetIPThrottle, SessionStartThrottle]
+
+    @extend_schema(
+        operation_id="widget_session_start",
+        summary="Start a widget session",
+        description="Opens a conversation for a site; `messages` holds the site's greeting. "
+        "Keep `session_id` and `visitor_token` to post messages and resume after a reload.",
+        request=SessionStartIn,
+        responses={201: SessionStartOut, **COMMON_ERRORS},
+        examples=[
+            OpenApiExample(
+                "Start",
+                request_only=True,
+                value={
+                    "site_key": "demo-landing",
+                    "page_url": "https://www.example.com/pricing",
+                    "referrer": "https://www.google.com/",
+                    "utm_source": "google",
+                    "utm_medium": "cpc",
+                    "utm_campaign": "spring-offer",
+                },
+            )
+        ],
+        tags=["widget"],
+    )
+    def post(self, request: Request) -> Response:
+        data = SessionStartIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        site = selectors.site_for_key(values["site_key"])
+        if site is None:
+            raise exceptions.NotFound("Unknown site key.")
+        if not site.is_active:
+            raise exceptions.PermissionDenied("This chat widget is switched off.")
+        if not request_origin_allowed(request, site):
+            raise exceptions.PermissionDenied("This website is not allowed to use this widget.")
+        session, token, messages = services.widget_session_start(
+            site=site,
+            page_url=values["page_url"],
+            referrer=values["referrer"],
+            utm={k: values[k] for k in ("utm_source", "utm_medium", "utm_campaign")},
+            user_agent=_user_agent(request),
+        )
+        body = SessionStartOut(
+            {
+                "session_id": session.public_id,
+                "visitor_token": token,
+                "completion_status": session.completion_status,
+                "messages": messages,
+            }
+        ).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class SessionTranscriptView(WidgetAPIView):
+    permission_classes = [VisitorSession]
+
+    @extend_schema(
+        operation_id="widget_session_transcript",
+        summary="Read a widget session's transcript (to resume it)",
+        parameters=[SESSION_ID, VISITOR_TOKEN],
+        responses={
+            200: TranscriptOut,
+            **{code: COMMON_ERRORS[code] for code in (403, 404, 429)},
+        },
+        tags=["widget"],
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        session = self.widget_session
+        body = TranscriptOut(
+            {
+                "session_id": session.public_id,
+                "completion_status": session.completion_status,
+                "lead": {"name": session.lead_name, "email": session.lead_email},
+                "messages": selectors.transcript_for_visitor(session),
+            }
+        ).data
+        return Response(body)
+
+
+class MessagePostView(WidgetAPIView):
+    permission_classes = [VisitorSession]
+    throttle_classes = [WidgetIPThrottle, SessionMessageThrottle]
+
+    @extend_schema(
+        operation_id="widget_message_post",
+        summary="Post the visitor's message and get the agent's reply",
+        description="The visitor's message is stored before the agent is asked; if the agent "
+        "fails or runs out of time, the reply is a polite fallback and nothing is lost.",
+        parameters=[SESSION_ID, VISITOR_TOKEN],
+        request=MessageIn,
+        responses={201: MessagePostOut, **COMMON_ERRORS},
+        examples=[OpenApiExample("Message", request_only=True, value={"text": "Hi there!"})],
+        tags=["widget"],
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        data = MessageIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            turn = services.widget_message_post(
+                session=self.widget_session, text=data.validated_data["text"]
+            )
+        except SessionDeleted:
+            # Deleted by an agent between the permission check and the write.
+            raise exceptions.NotFound(
+                "This conversation does not exist (or was deleted)."
+            ) from None
+        session = turn.session
+        body = {
+            "messages": MessageOut(turn.messages, many=True).data,
+            "session": {
+                "completion_status": session.completion_status,
+                "lead": {"name": session.lead_name, "email": session.lead_email},
+            },
+        }
+        return Response(body, status=status.HTTP_201_CREATED)

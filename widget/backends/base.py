@@ -1,0 +1,100 @@
+"""The agent backend interface: what a backend is given, what it answers, how it fails.
+
+A backend is a class with one method, `reply(conversation) -> AgentReply`. It never writes to the
+database: `widget.services` stores the reply and the lead fields through `sessions_app.services`,
+so every backend shares one write path and one failure path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+
+class BackendError(Exception):
+    """A backend could not produce a reply.
+
+    `permanent` says whether trying again could help: a timeout, a refused connection or a 5xx
+    is temporary; a 4xx (wrong URL, bad API key) or an answer we cannot read is permanent and
+    needs someone to fix the site's settings. Both end in the visitor's fallback reply and an
+    AutomationError; the flag tells the person reading the error where to look.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        status_code: int | None = None,
+        partial_lead: LeadFields | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status_code = status_code
+        # Lead fields the backend had already received (e.g. a tool call) before it failed, so
+        # that a late failure still keeps what the visitor gave.
+        self.partial_lead = partial_lead
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # visitor / ai / agent (system messages are not shown to backends)
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LeadFields:
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.name or self.email or self.phone or self.data)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Everything a backend may use to answer the visitor's latest message."""
+
+    session_id: str
+    site_name: str
+    config: dict[str, Any]
+    secret: str
+    history: list[Turn]  # oldest first; the last turn is the visitor's new message
+    lead: LeadFields
+    page_url: str = ""
+    referrer: str = ""
+    utm: dict[str, str] = field(default_factory=dict)
+    deadline: float = 0.0  # time.monotonic() value by which the reply must be back
+
+    @property
+    def text(self) -> str:
+        return self.history[-1].text if self.history else ""
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@dataclass
+class AgentReply:
+    text: str
+    # Lead fields the backend found; the service validates and stores them (lead_capture).
+    lead: LeadFields | None = None
+    # What the widget should offer next: quick-reply buttons, and the kind of input.
+    quick_replies: list[str] = field(default_factory=list)
+    expects: str = "text"  # "text" or "email"
+    model: str = ""
+    tokens: dict[str, int] | None = None
+    # Backend-specific facts worth keeping on the message (e.g. the scripted step).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AgentBackend(Protocol):
+    name: ClassVar[str]
+
+    def reply(self, conversation: Conversation) -> AgentReply: ...

@@ -1,0 +1,102 @@
+"""Which web origins may frame the widget and call its API.
+
+Used in three places that must agree: the widget page's CSP `frame-ancestors`, the API's Origin
+check, and CORS (django-cors-headers asks `cors_allows_request` through its signal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest
+
+# scheme://host[:port], nothing else: these strings go into a CSP header, so a value such as
+# "https://a.com; script-src *" must never get through.
+ORIGIN_RE = re.compile(
+    r"^https?://(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)"
+    r"(?::\d{1,5})?$"
+)
+
+
+def normalize_origin(value: str) -> str | None:
+    """`value` as a canonical origin (lowercase, no trailing slash), or None when it is not one."""
+    candidate = value.strip().rstrip("/").lower()
+    return candidate if ORIGIN_RE.match(candidate) else None
+
+
+def origin_of_url(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return normalize_origin(f"{parts.scheme}://{parts.hostname or ''}" + _port(parts))
+
+
+def _port(parts) -> str:
+    try:
+        port = parts.port
+    except ValueError:
+        return ":invalid"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f":{port}" if port and port != default else ""
+
+
+def site_origins(site) -> list[str]:
+    """The site's allowed origins that are well formed (bad entries are ignored, not trusted)."""
+    origins = site.allowed_origins if isinstance(site.allowed_origins, list) else []
+    return [o for o in (normalize_origin(str(v)) for v in origins) if o]
+
+
+def own_origins(request: HttpRequest) -> set[str]:
+    """This server's origins: the widget page (inside the iframe) calls the API from here."""
+    found = {origin_of_url(settings.PUBLIC_BASE_URL)}
+    # DisallowedHost: then only PUBLIC_BASE_URL counts.
+    with contextlib.suppress(DisallowedHost):
+        found.add(origin_of_url(f"{request.scheme}://{request.get_host()}"))
+    return {o for o in found if o}
+
+
+def request_origin_allowed(request: HttpRequest, site) -> bool:
+    """May a request with this Origin header act for `site`?
+
+    A missing Origin is allowed: browsers send it on every cross-origin request and on every
+    same-origin POST, so its absence means a non-browser client, which could forge any Origin
+    anyway; for those the site key and the visitor token are the protection.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    normalized = normalize_origin(origin)
+    if normalized is None:  # "null" (sandboxed frames, file://) and garbage
+        return False
+    return normalized in own_origins(request) or normalized in site_origins(site)
+
+
+def cors_allows_request(sender, request: HttpRequest, **kwargs) -> bool:
+    """django-cors-headers' per-request hook: open CORS only to an active site's origins.
+
+    The preflight does not carry the site key, so it is answered for any active site's origin;
+    the real request is then checked against its own site (request_origin_allowed).
+    """
+    from widget.models import Site
+
+    if not request.path.startswith("/api/widget/"):
+        return False
+    origin = normalize_origin(request.headers.get("Origin", ""))
+    if origin is None or origin in own_origins(request):
+        return False
+    for origins in Site.objects.filter(is_active=True).values_list("allowed_origins", flat=True):
+        if isinstance(origins, list) and origin in {normalize_origin(str(o)) for o in origins}:
+            return True
+    return False
+
+
+def frame_ancestors(site) -> str:
+    origins = site_origins(site)
+    return " ".join(origins) if origins else "'none'"

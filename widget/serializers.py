@@ -1,0 +1,108 @@
+"""Input and output shapes of the public widget API (SPEC 4.2). No business logic here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+MAX_MESSAGE_CHARS = 4000
+
+# Written as validators so that the OpenAPI schema states them as patterns: a request the schema
+# calls valid is then never refused (DRF refuses NUL characters and blank-after-trimming values).
+NOT_BLANK = RegexValidator(r"^[^\x00]*[^\x00\s][^\x00]*$", "The value is empty.")
+
+
+class _LenientCharField(serializers.CharField):
+    """Page context the browser sends: NUL characters are dropped rather than refused."""
+
+    def to_internal_value(self, data) -> str:
+        return super().to_internal_value(data).replace("\x00", "")
+
+
+def _optional(max_length: int) -> serializers.CharField:
+    return _LenientCharField(max_length=max_length, required=False, allow_blank=True, default="")
+
+
+def _http_url_or_blank(value: str) -> str:
+    # Only http(s) URLs are kept: these are shown as links on the dashboard.
+    return value if value.lower().startswith(("http://", "https://")) else ""
+
+
+class SessionStartIn(serializers.Serializer):
+    site_key = serializers.CharField(max_length=64, validators=[NOT_BLANK])
+    page_url = _optional(2000)
+    referrer = _optional(2000)
+    utm_source = _optional(200)
+    utm_medium = _optional(200)
+    utm_campaign = _optional(200)
+
+    def validate_page_url(self, value: str) -> str:
+        return _http_url_or_blank(value)
+
+    def validate_referrer(self, value: str) -> str:
+        return _http_url_or_blank(value)
+
+
+class MessageIn(serializers.Serializer):
+    text = serializers.CharField(
+        max_length=MAX_MESSAGE_CHARS,
+        validators=[NOT_BLANK],
+        error_messages={
+            "blank": "The message is empty.",
+            "required": "The message text is missing.",
+            "max_length": "The message is longer than 4,000 characters.",
+        },
+    )
+
+
+class MessageOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    role = serializers.CharField()
+    text = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    quick_replies = serializers.SerializerMethodField()
+    expects = serializers.SerializerMethodField()
+
+    def get_quick_replies(self, message: Any) -> list[str]:
+        value = (message.metadata or {}).get("quick_replies")
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def get_expects(self, message: Any) -> str:
+        return "email" if (message.metadata or {}).get("expects") == "email" else "text"
+
+
+class LeadOut(serializers.Serializer):
+    name = serializers.CharField()
+    email = serializers.CharField()
+
+
+class SessionStateOut(serializers.Serializer):
+    completion_status = serializers.CharField()
+    lead = LeadOut()
+
+
+class SessionStartOut(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    visitor_token = serializers.CharField()
+    completion_status = serializers.CharField()
+    messages = MessageOut(many=True)
+
+
+class MessagePostOut(serializers.Serializer):
+    messages = MessageOut(many=True)
+    session = SessionStateOut()
+
+
+class TranscriptOut(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    completion_status = serializers.CharField()
+    lead = LeadOut()
+    messages = MessageOut(many=True)
+
+
+class ErrorOut(serializers.Serializer):
+    error = serializers.CharField(help_text="A readable message, safe to show to the visitor.")
+    code = serializers.CharField(required=False)
+    fields = serializers.JSONField(required=False)

@@ -1,0 +1,223 @@
+"""The widget's composed operations, built on `sessions_app.services` (the only write path).
+
+`widget_message_post` is the heart of the widget: it stores the visitor's message in its own
+committed transaction BEFORE any backend is called, so an agent that hangs, fails or crashes the
+process can never lose what the visitor wrote. The backend call happens outside any transaction
+(it may take many seconds; holding a row lock or a connection in a transaction that long would
+stall every other write to the session).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from sessions_app.errors import InvalidLead
+from sessions_app.models import AutomationError, ChatMessage, ChatSession, MessageRole
+from sessions_app.services import (
+    UTM_FIELDS,
+    automation_error_record,
+    lead_capture,
+    message_add,
+    session_start,
+)
+from widget import backends, selectors
+from widget.backends import AgentReply, BackendError, Conversation, LeadFields, Turn
+from widget.backends.scripted import ScriptedBackend, extract_lead
+from widget.models import AgentBackend, Site
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_REPLY = (
+    "Sorry, I can't answer right now. Your message is saved and our team will get back to you."
+)
+FALLBACK_ASK_EMAIL = " If you leave your name and email, we'll reply there."
+
+
+@dataclass
+class WidgetTurn:
+    """What one visitor message produced: the stored messages, in order, and the session."""
+
+    messages: list[ChatMessage]
+    session: ChatSession
+
+
+def site_secret(site: Site) -> str:
+    """The site's agent secret; `env:NAME` reads it from the environment instead of the database."""
+    secret = site.agent_secret or ""
+    if secret.startswith("env:"):
+        return os.environ.get(secret[4:], "")
+    return secret
+
+
+def widget_session_start(
+    *,
+    site: Site,
+    page_url: str = "",
+    referrer: str = "",
+    utm: dict[str, str] | None = None,
+    user_agent: str = "",
+) -> tuple[ChatSession, str, list[ChatMessage]]:
+    """Open a web session with the site's greeting; returns (session, raw token, transcript)."""
+    if site.agent_backend == AgentBackend.SCRIPTED:
+        greeting_metadata = ScriptedBackend.greeting_metadata(site.agent_config or {})
+    else:
+        quick = (site.agent_config or {}).get("quick_replies")
+        greeting_metadata = {
+            "kind": "greeting",
+            "backend": site.agent_backend,
+            "quick_replies": [str(q)[:60] for q in quick[:4]] if isinstance(quick, list) else [],
+        }
+    session, token = session_start(
+        site=site,
+        page_url=page_url,
+        referrer=referrer,
+        utm={k: v for k, v in (utm or {}).items() if k in UTM_FIELDS},
+        user_agent=user_agent,
+        greeting=site.greeting,
+        greeting_metadata=greeting_metadata,
+    )
+    return session, token, selectors.transcript_for_visitor(session)
+
+
+def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
+    """Store the visitor's message, ask the site's agent, store its reply and any lead fields."""
+    site = session.site
+    # Committed on its own (message_add opens and closes its transaction) before the agent runs.
+    visitor_message = message_add(session=session, role=MessageRole.VISITOR, text=text)
+
+    backend_name = site.agent_backend if site else AgentBackend.SCRIPTED
+    budget = float(settings.WIDGET_AGENT_TIMEOUT)
+    started = time.monotonic()
+    conversation = _conversation(session, site, deadline=started + budget)
+    error: BackendError | None = None
+    try:
+        reply = backends.get_backend(backend_name).reply(conversation)
+        lead = reply.lead
+    except BackendError as exc:
+        error = exc
+    except Exception as exc:
+        # A bug in a backend must end like an outage (fallback, error recorded), not a 500.
+        logger.exception("Agent backend %s crashed", backend_name)
+        error = BackendError(f"{type(exc).__name__}: {exc}", permanent=True)
+    latency_ms = int((time.monotonic() - started) * 1000)
+
+    if error is not None:
+        reply, lead = _fallback(session, site, backend_name, error, text, latency_ms)
+
+    metadata: dict[str, Any] = {
+        "backend": backend_name,
+        "model": reply.model,
+        "latency_ms": latency_ms,
+        "tokens": reply.tokens,
+        "expects": reply.expects,
+        "quick_replies": reply.quick_replies,
+        **reply.extra,
+    }
+    if error is not None:
+        metadata["fallback"] = True
+    stored = [visitor_message]
+    with transaction.atomic():
+        problem: InvalidLead | None = None
+        if lead:
+            try:
+                lead_capture(
+                    session=session,
+                    name=lead.name,
+                    email=lead.email,
+                    phone=lead.phone,
+                    data=lead.data or None,
+                )
+            except InvalidLead as exc:
+                problem = exc
+        stored.append(
+            message_add(session=session, role=MessageRole.AI, text=reply.text, metadata=metadata)
+        )
+        if problem is not None:
+            # The backend passed on a value our rules refuse (n8n may not validate): say why,
+            # in the agent's voice, and ask again.
+            stored.append(
+                message_add(
+                    session=session,
+                    role=MessageRole.AI,
+                    text=f"That {problem.field} doesn't look right: {problem} Could you check it?",
+                    metadata={
+                        "backend": backend_name,
+                        "kind": "lead_invalid",
+                        "expects": "email" if problem.field == "email" else "text",
+                    },
+                )
+            )
+    return WidgetTurn(messages=stored, session=session)
+
+
+def _conversation(session: ChatSession, site: Site | None, *, deadline: float) -> Conversation:
+    turns = selectors.recent_turns(session, int(settings.WIDGET_AGENT_HISTORY_MESSAGES))
+    return Conversation(
+        session_id=str(session.public_id),
+        site_name=site.name if site else "",
+        config=dict(site.agent_config or {}) if site else {},
+        secret=site_secret(site) if site else "",
+        history=[Turn(role=m.role, text=m.text, metadata=m.metadata or {}) for m in turns],
+        lead=LeadFields(
+            name=session.lead_name or None,
+            email=session.lead_email or None,
+            phone=session.lead_phone or None,
+        ),
+        page_url=session.page_url,
+        referrer=session.referrer,
+        utm={f: getattr(session, f) for f in UTM_FIELDS if getattr(session, f)},
+        deadline=deadline,
+    )
+
+
+def _fallback(
+    session: ChatSession,
+    site: Site | None,
+    backend_name: str,
+    error: BackendError,
+    text: str,
+    latency_ms: int,
+) -> tuple[AgentReply, LeadFields | None]:
+    """Record the failure and build the polite reply; keep any lead fields already given."""
+    automation_error_record(
+        message=str(error),
+        source=AutomationError.Source.AGENT,
+        workflow=f"{backend_name} agent",
+        node=site.name if site else "",
+        details={
+            "backend": backend_name,
+            "permanent": error.permanent,
+            "status_code": error.status_code,
+            "latency_ms": latency_ms,
+            "site_key": site.public_key if site else "",
+            **error.details,
+        },
+        session=session,
+    )
+    logger.warning(
+        "Agent backend %s failed for session %s (%s): %s",
+        backend_name,
+        session.public_id,
+        "permanent" if error.permanent else "temporary",
+        error,
+    )
+    # Whatever the visitor offered (a tool call that got through, an email in the text) is
+    # still captured, so an outage does not cost the lead.
+    offered = extract_lead(text)
+    partial = error.partial_lead or LeadFields()
+    lead = LeadFields(
+        name=partial.name or (offered.name if not session.lead_name else None),
+        email=partial.email or (offered.email if not session.lead_email else None),
+        phone=partial.phone,
+    )
+    has_email = bool(session.lead_email or lead.email)
+    reply_text = FALLBACK_REPLY + ("" if has_email else FALLBACK_ASK_EMAIL)
+    reply = AgentReply(text=reply_text, expects="text" if has_email else "email", model="")
+    return reply, lead or None

@@ -1,0 +1,163 @@
+"""Site admin: create and edit sites, secrets never shown back, embed snippet ready to copy."""
+
+import pytest
+
+from widget.models import Site
+from widget.tests.factories import SiteFactory
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "sk-live-abcdefghijklmnop1234"
+
+
+def form_data(**overrides):
+    data = {
+        "name": "Spring campaign",
+        "is_active": "on",
+        "origins_text": "https://www.example.com\nhttp://localhost:3000/",
+        "greeting": "Hello!",
+        "theme_color": "#112233",
+        "agent_backend": "scripted",
+        "agent_config": "{}",
+        "new_secret": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_admin_creates_site_with_generated_key(client, admin_role_user):
+    client.force_login(admin_role_user)
+
+    response = client.post("/admin/widget/site/add/", form_data())
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    site = Site.objects.get(name="Spring campaign")
+    assert len(site.public_key) >= 16
+    assert site.allowed_origins == ["https://www.example.com", "http://localhost:3000"]
+    assert site.theme_color == "#112233"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://x.example/path", "ftp://x.example", "https://x.example; script-src *", "*"],
+)
+def test_admin_refuses_bad_origins(client, admin_role_user, origin):
+    client.force_login(admin_role_user)
+
+    response = client.post("/admin/widget/site/add/", form_data(origins_text=origin))
+
+    assert response.status_code == 200
+    assert "is not an origin" in str(response.context["adminform"].form.errors)
+    assert not Site.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("backend", "config", "message"),
+    [
+        ("n8n", "{}", "webhook_url"),
+        ("openai", '{"base_url": "https://api.openai.com/v1"}', "model"),
+        ("scripted", "[1, 2]", "JSON object"),
+    ],
+)
+def test_admin_checks_backend_settings(client, admin_role_user, backend, config, message):
+    client.force_login(admin_role_user)
+
+    response = client.post(
+        "/admin/widget/site/add/", form_data(agent_backend=backend, agent_config=config)
+    )
+
+    assert response.status_code == 200
+    assert message in str(response.context["adminform"].form.errors)
+
+
+def test_secret_is_write_only_and_masked(client, admin_role_user):
+    client.force_login(admin_role_user)
+    client.post(
+        "/admin/widget/site/add/",
+        form_data(
+            agent_backend="openai",
+            agent_config='{"model": "gpt-4o-mini"}',
+            new_secret=SECRET,
+        ),
+    )
+    site = Site.objects.get()
+    assert site.agent_secret == SECRET
+
+    page = client.get(f"/admin/widget/site/{site.pk}/change/").content.decode()
+
+    assert SECRET not in page
+    assert SECRET[:12] not in page
+    assert "••••••••1234" in page
+
+
+def test_saving_without_a_new_secret_keeps_the_old_one(client, admin_role_user):
+    site = SiteFactory(agent_secret=SECRET, allowed_origins=[])
+    client.force_login(admin_role_user)
+
+    response = client.post(f"/admin/widget/site/{site.pk}/change/", form_data())
+
+    assert response.status_code == 302
+    site.refresh_from_db()
+    assert site.agent_secret == SECRET
+    assert site.name == "Spring campaign"
+
+
+def test_secret_can_be_removed(client, admin_role_user):
+    site = SiteFactory(agent_secret=SECRET)
+    client.force_login(admin_role_user)
+
+    client.post(f"/admin/widget/site/{site.pk}/change/", form_data(clear_secret="on"))
+
+    site.refresh_from_db()
+    assert site.agent_secret == ""
+
+
+def test_change_page_shows_embed_snippets_ready_to_copy(client, admin_role_user, settings):
+    settings.PUBLIC_BASE_URL = "https://chat.example.com"
+    site = SiteFactory(public_key="key-123")
+    client.force_login(admin_role_user)
+
+    page = client.get(f"/admin/widget/site/{site.pk}/change/").content.decode()
+
+    assert (
+        "&lt;script src=&quot;https://chat.example.com/widget/embed.js&quot; "
+        "data-site=&quot;key-123&quot; async&gt;&lt;/script&gt;"
+    ) in page
+    assert "&lt;iframe src=&quot;https://chat.example.com/widget/key-123/&quot;" in page
+    assert 'data-copy-target="embed-script-' in page
+    assert "widget/admin.js" in page
+
+
+def test_qa_reviewer_sees_sites_read_only_without_the_secret(client, qa_user):
+    site = SiteFactory(agent_secret=SECRET, name="Read only")
+    client.force_login(qa_user)
+
+    page = client.get(f"/admin/widget/site/{site.pk}/change/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert SECRET not in html
+    assert "••••••••1234" in html
+    assert 'name="new_secret"' not in html
+    assert client.post(f"/admin/widget/site/{site.pk}/change/", form_data()).status_code == 403
+    site.refresh_from_db()
+    assert site.name == "Read only"
+
+
+def test_agents_cannot_open_the_site_admin(client, agent_user):
+    client.force_login(agent_user)
+
+    response = client.get("/admin/widget/site/")
+
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_site_list_query_count_is_bounded(client, admin_role_user, django_assert_max_num_queries):
+    SiteFactory.create_batch(30)
+    client.force_login(admin_role_user)
+
+    with django_assert_max_num_queries(8):
+        response = client.get("/admin/widget/site/")
+
+    assert response.status_code == 200
