@@ -31,7 +31,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py setup_roles >/dev/null
 	LEADCHAT_PASSWORD='$(DEMO_PASSWORD)' $(PY) manage.py createuser $(DEMO_USER) --role admin --exists-ok
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --origin http://$(HOST):$(PORT)
 	@echo ""
 	@echo "  leadchat is starting on http://$(HOST):$(PORT)/"
 	@echo "  Sign in as '$(DEMO_USER)' with password '$(DEMO_PASSWORD)'."

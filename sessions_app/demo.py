@@ -91,10 +91,14 @@ QA_NOTES = [
 ]
 
 
-def seed_demo(*, sessions: int = 240, days: int = 30, seed: int = 2026) -> tuple[Site, int]:
+def seed_demo(
+    *, sessions: int = 240, days: int = 30, seed: int = 2026, origins: list[str] | None = None
+) -> tuple[Site, int]:
     """Create the demo site and, if it has none yet, `sessions` conversations over `days` days.
 
-    Returns the site and the number of sessions created (0 when already seeded).
+    `origins` are added to the demo site's allowed origins (the origin `make run` serves on, so
+    the demo page can frame the widget on any port). Returns the site and the number of sessions
+    created (0 when already seeded).
     """
     rng = random.Random(seed)
     now = timezone.now()
@@ -108,6 +112,10 @@ def seed_demo(*, sessions: int = 240, days: int = 30, seed: int = 2026) -> tuple
                 "theme_color": "#6f42c1",
             },
         )
+        missing = [o for o in (origins or []) if o not in site.allowed_origins]
+        if missing:
+            site.allowed_origins = [*site.allowed_origins, *missing]
+            site.save(update_fields=["allowed_origins"])
         if site.sessions.exists():
             return site, 0
 

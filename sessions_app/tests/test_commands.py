@@ -64,3 +64,17 @@ def test_close_idle_sessions_command():
 def test_close_idle_sessions_rejects_non_positive_minutes():
     with pytest.raises(CommandError, match="positive"):
         call_command("close_idle_sessions", "--minutes", "0")
+
+
+def test_seed_demo_adds_the_served_origin_once():
+    run("seed_demo", "--sessions", "5", "--origin", "http://127.0.0.1:8123")
+    run("seed_demo", "--origin", "http://127.0.0.1:8123")
+    origins = Site.objects.get(public_key=DEMO_SITE_KEY).allowed_origins
+    assert origins.count("http://127.0.0.1:8123") == 1
+    assert "http://127.0.0.1:8000" in origins
+
+
+@pytest.mark.parametrize("origin", ["127.0.0.1:8000", "javascript:alert(1)", "http://x.test/path"])
+def test_seed_demo_rejects_malformed_origins(origin):
+    with pytest.raises(CommandError, match="is not an origin"):
+        call_command("seed_demo", "--origin", origin)

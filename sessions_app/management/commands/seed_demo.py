@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions_app.demo import seed_demo
@@ -14,12 +16,16 @@ class Command(BaseCommand):
             "--days", type=int, default=30, help="Spread over this many days (1-3650)."
         )
 
-    def handle(self, *args, sessions: int, days: int, **options) -> None:
+    def handle(self, *args, sessions: int, days: int, origin: list[str], **options) -> None:
         if not 1 <= sessions <= 100_000:
             raise CommandError("--sessions must be between 1 and 100000.")
         if not 1 <= days <= 3650:
             raise CommandError("--days must be between 1 and 3650.")
-        site, created = seed_demo(sessions=sessions, days=days)
+        for value in origin:
+            parsed = urlsplit(value)
+            if parsed.scheme not in {"http", "https"} or not parsed.netloc or parsed.path:
+                raise CommandError(f"--origin {value!r} is not an origin like http://host:8000.")
+        site, created = seed_demo(sessions=sessions, days=days, origins=origin)
         if created:
             self.stdout.write(
                 self.style.SUCCESS(f"Seeded {created} demo sessions for site {site.name!r}.")
