@@ -15,6 +15,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--days", type=int, default=30, help="Spread over this many days (1-3650)."
         )
+        parser.add_argument(
+            "--origin",
+            action="append",
+            default=[],
+            help="Also allow this origin (scheme://host:port) to embed the demo. Repeatable.",
+        )
 
     def handle(self, *args, sessions: int, days: int, origin: list[str], **options) -> None:
         if not 1 <= sessions <= 100_000:
