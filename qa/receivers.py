@@ -1,1 +1,14 @@
 """What qa listens to. Connected in QaConfig.ready()."""
+
+from django.dispatch import receiver
+
+from qa.signals import qa_issue_flagged
+from sessions_app import outbox
+
+
+@receiver(qa_issue_flagged, dispatch_uid="qa.email.qa_issue_flagged")
+def queue_qa_issue_email(sender: type, *, session, by, note: str = "", **kwargs: object) -> None:
+    # Inside the QA transition's transaction: the email is an outbox row that commits with the
+    # move to `issue`. The worker sends it later, so a Resend outage never blocks the QA change
+    # and a restart loses nothing.
+    outbox.qa_issue_email_enqueue(session=session, by=by, note=note or "")
