@@ -491,6 +491,9 @@ def delivery_redeliver(*, delivery: Delivery, by: User | None) -> Delivery:
     now = timezone.now()
     with transaction.atomic():
         row = Delivery.objects.select_for_update().select_related("endpoint").get(pk=delivery.pk)
+        if row.status == DeliveryStatus.SENDING:
+            # `sending -> pending` is the worker's own move (a retry); a person waits for it.
+            raise TransitionNotAllowed("This delivery is being sent right now; try again shortly.")
         _check_move(row.status, DeliveryStatus.PENDING)
         if row.endpoint_id and not row.endpoint.is_active:
             raise TransitionNotAllowed(
