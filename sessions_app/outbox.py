@@ -320,7 +320,7 @@ def delivery_record_attempt(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        row = Delivery.objects.select_for_update().select_related("endpoint").get(pk=delivery.pk)
+        row = Delivery.objects.select_for_update().get(pk=delivery.pk)
         DeliveryAttempt.objects.create(
             delivery=row,
             number=row.attempts,
@@ -490,7 +490,7 @@ def delivery_redeliver(*, delivery: Delivery, by: User | None) -> Delivery:
     """Send the same event (same event id, same payload) again, as soon as a worker is free."""
     now = timezone.now()
     with transaction.atomic():
-        row = Delivery.objects.select_for_update().select_related("endpoint").get(pk=delivery.pk)
+        row = Delivery.objects.select_for_update().get(pk=delivery.pk)
         if row.status == DeliveryStatus.SENDING:
             # `sending -> pending` is the worker's own move (a retry); a person waits for it.
             raise TransitionNotAllowed("This delivery is being sent right now; try again shortly.")

@@ -130,7 +130,11 @@ class DeliveryWorker:
         processed = 0
         while not self.stopping:
             try:
-                close_old_connections()
+                if not connection.in_atomic_block:
+                    # Drop a connection the database closed (a restart) or that outlived
+                    # CONN_MAX_AGE, as Django does between requests. (Never inside a
+                    # transaction, e.g. a test's: it would end it.)
+                    close_old_connections()
                 self._maybe_close_idle()
                 count = self.run_batch()
             except DatabaseError as exc:

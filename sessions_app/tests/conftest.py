@@ -46,6 +46,8 @@ class VerifyingReceiver:
 
     def __call__(self, request: RecordedRequest) -> Reply:
         event_id = request.headers.get("webhook-id", "?")
+        # One event goes to each endpoint (URL) under the same id: a row is (URL, event id).
+        row = f"{request.path}|{event_id}"
         try:
             Webhook(self.secret).verify(request.body, request.headers)
         except WebhookVerificationError as exc:
@@ -53,9 +55,9 @@ class VerifyingReceiver:
                 self.rejected.append(f"{event_id}: {exc}")
             return Reply(400, {"error": str(exc)})
         with self.lock:
-            if event_id in self.in_flight:
-                self.overlaps.append(event_id)
-            self.in_flight.add(event_id)
+            if row in self.in_flight:
+                self.overlaps.append(row)
+            self.in_flight.add(row)
         try:
             if self.delay:
                 time.sleep(self.delay)
@@ -70,7 +72,7 @@ class VerifyingReceiver:
             return reply
         finally:
             with self.lock:
-                self.in_flight.discard(event_id)
+                self.in_flight.discard(row)
 
 
 @pytest.fixture
