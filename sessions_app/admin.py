@@ -7,6 +7,7 @@ change here goes through sessions_app.outbox; nothing is edited in place.
 import json
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -49,6 +50,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         "last_failure_reason",
     ]
     list_filter = ["is_active", "site", "from_settings"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ["name", "url"]
     list_select_related = ["site"]
     readonly_fields = [
