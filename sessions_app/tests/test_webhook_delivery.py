@@ -221,3 +221,16 @@ def test_send_test_webhook_without_endpoint_explains_how_to_add_one(db):
     WebhookEndpoint.objects.create(name="a", url="http://127.0.0.1:9/a")
     with pytest.raises(CommandError, match="No single endpoint"):
         call_command("send_test_webhook", "--endpoint", "nope", stdout=StringIO())
+
+
+def test_worker_also_marks_idle_sessions_incomplete_once_a_minute():
+    from sessions_app.models import ChatSession, CompletionStatus
+    from sessions_app.tests.factories import ChatSessionFactory
+
+    idle = ChatSessionFactory(last_activity_at=timezone.now() - timedelta(hours=1))
+    worker = DeliveryWorker(name="sweeper")
+    worker.run(once=True)
+    assert ChatSession.objects.get(pk=idle.pk).completion_status == CompletionStatus.INCOMPLETE
+    again = ChatSessionFactory(last_activity_at=timezone.now() - timedelta(hours=1))
+    worker.run(once=True)  # within the minute: not swept again yet
+    assert ChatSession.objects.get(pk=again.pk).completion_status == CompletionStatus.IN_PROGRESS

@@ -4,6 +4,7 @@ be committed: `transaction=True`.
 """
 
 import pytest
+from django.db import connection
 from django.db.models import Count
 
 from leadchat.testing import LoopbackServer
@@ -67,10 +68,7 @@ def test_sigterm_finishes_the_send_in_progress_and_hands_back_the_rest(
     }
 
 
-@pytest.mark.postgres
-def test_several_workers_on_postgresql_never_send_a_row_twice_and_deliver_all(
-    receiver, make_endpoint, captured_lead, worker_processes
-):
+def run_three_workers_against_one_backlog(receiver, make_endpoint, captured_lead, start):
     receiver.delay = 0.02
     with LoopbackServer(receiver) as server:
         make_endpoint(f"{server.url}/a")
@@ -78,13 +76,30 @@ def test_several_workers_on_postgresql_never_send_a_row_twice_and_deliver_all(
         for i in range(60):
             captured_lead(email=f"lead{i:02}@example.com")
         assert Delivery.objects.count() == 120
-        workers = [worker_processes("--batch-size", "5", "--name", f"w{n}") for n in range(3)]
+        workers = [start("--batch-size", "5", "--name", f"w{n}") for n in range(3)]
         assert wait_until(lambda: delivered_count() == 120, timeout=90)
         outputs = [worker.terminate() for worker in workers]
     assert all(code == 0 for code, _ in outputs), outputs
-    assert receiver.overlaps == []  # no event id was ever in flight twice at once
+    assert receiver.overlaps == []  # no row was ever in flight twice at once
     # Each (event, endpoint) row was sent exactly once: one attempt per row.
     assert set(Delivery.objects.annotate(n=Count("attempt_log")).values_list("n", flat=True)) == {1}
     assert len(receiver.accepted) == 120
     # The backlog really was shared.
     assert DeliveryAttempt.objects.values("worker").distinct().count() >= 2
+
+
+@pytest.mark.postgres
+def test_several_workers_on_postgresql_never_send_a_row_twice_and_deliver_all(
+    receiver, make_endpoint, captured_lead, worker_processes
+):
+    """SELECT ... FOR UPDATE SKIP LOCKED claims."""
+    run_three_workers_against_one_backlog(receiver, make_endpoint, captured_lead, worker_processes)
+
+
+def test_several_workers_on_sqlite_never_send_a_row_twice_and_deliver_all(
+    receiver, make_endpoint, captured_lead, worker_processes
+):
+    """The conditional-UPDATE claims (SQLite file databases; skipped on :memory:)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the PostgreSQL variant covers this database")
+    run_three_workers_against_one_backlog(receiver, make_endpoint, captured_lead, worker_processes)
