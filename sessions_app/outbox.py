@@ -74,9 +74,12 @@ def endpoint_from_settings() -> WebhookEndpoint | None:
     if settings.LEAD_WEBHOOK_SECRET:
         wanted["secret"] = settings.LEAD_WEBHOOK_SECRET
     if endpoint is None:
-        return WebhookEndpoint.objects.create(
-            name="LEAD_WEBHOOK_URL", url=url, from_settings=True, **wanted
+        # get_or_create: two first leads at once must not fail on the one-row constraint.
+        endpoint, created = WebhookEndpoint.objects.get_or_create(
+            from_settings=True, defaults={"name": "LEAD_WEBHOOK_URL", "url": url, **wanted}
         )
+        if created:
+            return endpoint
     changed = [field for field, value in wanted.items() if getattr(endpoint, field) != value]
     for field in changed:
         setattr(endpoint, field, wanted[field])

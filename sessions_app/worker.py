@@ -128,6 +128,11 @@ class DeliveryWorker:
     def run(self, *, once: bool = False) -> int:
         """Loop until stopped; with `once`, until nothing is due. Returns rows processed."""
         processed = 0
+        try:
+            # Mirror LEAD_WEBHOOK_URL into its endpoint row now, not on the first lead.
+            outbox.endpoint_from_settings()
+        except DatabaseError as exc:
+            logger.warning("Worker %s: database not ready: %s", self.name, exc)
         while not self.stopping:
             try:
                 if not connection.in_atomic_block:
