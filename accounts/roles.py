@@ -25,6 +25,9 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "sessions_app.view_chatmessage",
         "sessions_app.view_automationerror",
         "sessions_app.change_automationerror",
+        # The delivery log is part of the console (read only; redeliver stays with admins).
+        "sessions_app.view_delivery",
+        "sessions_app.view_webhookendpoint",
         "widget.view_site",
     ],
     Role.AGENT: [

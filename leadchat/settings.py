@@ -271,3 +271,59 @@ if not 0 < WIDGET_AGENT_TIMEOUT <= 25 or not 0 < WIDGET_AGENT_CONNECT_TIMEOUT <=
     raise ImproperlyConfigured("WIDGET_AGENT_TIMEOUT and _CONNECT_TIMEOUT must be in (0, 25].")
 # How many recent messages an agent backend is shown.
 WIDGET_AGENT_HISTORY_MESSAGES = env.int("WIDGET_AGENT_HISTORY_MESSAGES", default=30)
+
+# --- Delivery worker: lead webhooks and QA emails (sessions_app.worker) -----------------------
+# Webhook sends: at most this long to connect, and this long in all (connect + answer).
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
+WEBHOOK_TOTAL_TIMEOUT = env.float("WEBHOOK_TOTAL_TIMEOUT", default=15.0)
+# Seconds to wait after each failed attempt; past the last one the delivery is `failed`.
+# The default spans about three days: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+WEBHOOK_RETRY_SCHEDULE = [
+    int(s)
+    for s in env.list(
+        "WEBHOOK_RETRY_SCHEDULE",
+        default=["5", "300", "1800", "7200", "18000", "36000", "50400", "72000", "86400"],
+    )
+]
+# How long a worker owns a claimed row. Must exceed the longest send (the total timeout):
+# a row is only claimed again once its lease ran out, i.e. once its worker must be dead.
+DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=120)
+DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=20)
+DELIVERY_POLL_SECONDS = env.float("DELIVERY_POLL_SECONDS", default=2.0)
+if RESEND_API_KEY:
+    # anymail's Resend backend, plus the Idempotency-Key HTTP header Resend deduplicates on.
+    EMAIL_BACKEND = "sessions_app.resend.EmailBackend"
+# Resend calls from the worker: 5 s to connect, 15 s to answer (anymail's default is 30 s).
+ANYMAIL["REQUESTS_TIMEOUT"] = (WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TOTAL_TIMEOUT)
+
+
+def _check_webhook_secret(secret: str) -> None:
+    import base64
+    import binascii
+
+    body = secret.removeprefix("whsec_")
+    try:
+        padded = body + "=" * (-len(body) % 4)
+        ok = secret.startswith("whsec_") and len(base64.b64decode(padded, validate=True)) >= 24
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ImproperlyConfigured(
+            "LEAD_WEBHOOK_SECRET must be a Standard Webhooks secret: whsec_ followed by base64 "
+            'of at least 24 random bytes. Generate one with: python -c "import base64, secrets; '
+            "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+        )
+
+
+if LEAD_WEBHOOK_SECRET:
+    _check_webhook_secret(LEAD_WEBHOOK_SECRET)
+# The automation error API authenticates with its own bearer key (documented in the schema).
+SPECTACULAR_SETTINGS["APPEND_COMPONENTS"] = {
+    "securitySchemes": {
+        "AutomationBearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "AUTOMATION_API_KEY, for POST /api/automation/errors/ only.",
+        }
+    }
+}

@@ -1,5 +1,205 @@
-"""Automation error API for n8n's error workflow, under /api/automation/."""
+"""Automation error API for n8n's error workflow, under /api/automation/.
+
+`POST /api/automation/errors/` with `Authorization: Bearer <AUTOMATION_API_KEY>`. A replayed
+execution id is stored once (200 with the stored row); a new error is 201. The key is the only
+credential: no session or token auth here, so no CSRF either.
+"""
+
+import secrets
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.urls import path
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sessions_app.models import AutomationError, ChatSession
+from sessions_app.services import automation_error_record
 
 app_name = "automation-api"
 
-urlpatterns: list = []
+MAX_BODY_BYTES = 64 * 1024
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="What went wrong, readable as it is.")
+    code = serializers.CharField(required=False)
+
+
+class AutomationErrorInSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="The error message (required).")
+    workflow = serializers.CharField(required=False, allow_blank=True, default="")
+    node = serializers.CharField(required=False, allow_blank=True, default="")
+    execution_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="n8n's execution id; a replay with the same id is stored once.",
+    )
+    execution_url = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Link to the execution in n8n."
+    )
+    session_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        default="",
+        help_text="A chat session's public id; the error is linked to it when it exists.",
+    )
+    details = serializers.DictField(
+        required=False, default=dict, help_text="Anything else (stack, node parameters...)."
+    )
+
+
+class AutomationErrorOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created = serializers.BooleanField(help_text="False when the execution id was seen before.")
+    session_id = serializers.UUIDField(allow_null=True)
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+def _bearer_problem(request: Request) -> Response | None:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return Response(
+            {"error": "Authorization header missing: send 'Authorization: Bearer <key>'."},
+            status=status.HTTP_401_UNAUTHORIZED,
+            headers={"WWW-Authenticate": 'Bearer realm="leadchat-automation"'},
+        )
+    scheme, _, token = header.partition(" ")
+    expected = settings.AUTOMATION_API_KEY
+    if not expected:
+        return Response(
+            {"error": "The automation error API is closed: AUTOMATION_API_KEY is not set."},
+            status=status.HTTP_403_FORBIDDEN,
+        )
+    # compare_digest: the time taken does not tell how much of a guessed key was right.
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        token.strip().encode(), expected.encode()
+    ):
+        return Response({"error": "Invalid API key."}, status=status.HTTP_403_FORBIDDEN)
+    return None
+
+
+def _too_large(request: Request) -> bool:
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    # Refuse on the declared length before reading anything; the read length is checked too,
+    # for a client whose Content-Length understates its body.
+    return declared > MAX_BODY_BYTES or len(request.body) > MAX_BODY_BYTES
+
+
+def _find_session(raw: str | None, warnings: list[str]) -> ChatSession | None:
+    if not raw:
+        return None
+    try:
+        public_id = uuid.UUID(str(raw))
+    except ValueError:
+        warnings.append(f"session_id {raw[:100]!r} is not a session id; stored without a link.")
+        return None
+    session = ChatSession.objects.filter(public_id=public_id).first()
+    if session is None:
+        warnings.append(f"No session {public_id}; stored without a link.")
+    return session
+
+
+def _http_url(raw: str, warnings: list[str]) -> str:
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme in ("http", "https") and parts.netloc and len(raw) <= 2000:
+        return raw
+    # Only http(s) URLs are ever stored: the admin and dashboard turn this into a link.
+    warnings.append("execution_url is not an http(s) URL; it was not stored.")
+    return ""
+
+
+class AutomationErrorCreateView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="automation_error_create",
+        summary="Record an automation error (n8n error workflow)",
+        description=(
+            "Send with `Authorization: Bearer <AUTOMATION_API_KEY>`. JSON body up to 64 KB. "
+            "A replayed `execution_id` is stored once and answers 200 with the stored row. An "
+            "unknown `session_id` does not lose the error: it is stored unlinked, with a "
+            "warning in the answer."
+        ),
+        auth=[{"AutomationBearer": []}],
+        request=AutomationErrorInSerializer,
+        responses={
+            201: OpenApiResponse(AutomationErrorOutSerializer, description="Stored."),
+            200: OpenApiResponse(
+                AutomationErrorOutSerializer, description="Replay: already stored."
+            ),
+            400: OpenApiResponse(ErrorBodySerializer, description="Invalid JSON or fields."),
+            401: OpenApiResponse(ErrorBodySerializer, description="No Authorization header."),
+            403: OpenApiResponse(ErrorBodySerializer, description="Wrong key (or API closed)."),
+            413: OpenApiResponse(ErrorBodySerializer, description="Body over 64 KB."),
+            415: OpenApiResponse(ErrorBodySerializer, description="Body is not JSON."),
+        },
+        examples=[
+            OpenApiExample(
+                "n8n error workflow",
+                request_only=True,
+                value={
+                    "workflow": "Lead intake",
+                    "node": "HTTP Request",
+                    "message": "Request failed with status code 500",
+                    "execution_id": "2315",
+                    "execution_url": "https://n8n.example.com/workflow/7/executions/2315",
+                    "session_id": "6f1c1a8e-4f57-4b8a-9f0a-2d1f7c3b9e10",
+                    "details": {"mode": "trigger"},
+                },
+            )
+        ],
+        tags=["automation"],
+    )
+    def post(self, request: Request) -> Response:
+        problem = _bearer_problem(request)
+        if problem is not None:
+            return problem
+        if _too_large(request):
+            return Response(
+                {"error": f"The body is larger than {MAX_BODY_BYTES // 1024} KB."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        serializer = AutomationErrorInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Any] = serializer.validated_data
+        warnings: list[str] = []
+        session = _find_session(data.get("session_id"), warnings)
+        error, created = automation_error_record(
+            source=AutomationError.Source.N8N,
+            message=data["message"],
+            workflow=data["workflow"],
+            node=data["node"],
+            execution_id=data["execution_id"],
+            execution_url=_http_url(data["execution_url"], warnings),
+            details=data["details"],
+            session=session,
+        )
+        body = AutomationErrorOutSerializer(
+            {
+                "id": error.pk,
+                "created": created,
+                "session_id": error.session.public_id if error.session_id else None,
+                "warnings": warnings,
+            }
+        ).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+urlpatterns = [
+    path("errors/", AutomationErrorCreateView.as_view(), name="error-create"),
+]

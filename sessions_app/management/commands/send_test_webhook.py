@@ -1,0 +1,65 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from sessions_app import outbox
+from sessions_app.models import DeliveryStatus, WebhookEndpoint
+from sessions_app.worker import DeliveryWorker
+
+
+class Command(BaseCommand):
+    help = (
+        "Send one signed test event (type webhook.test) to an endpoint now and print the "
+        "outcome. The attempt is logged like any delivery; a test event is never retried."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--endpoint",
+            default=None,
+            help="Endpoint id or name (default: the LEAD_WEBHOOK_URL one, or the only one).",
+        )
+
+    def handle(self, *args, endpoint: str | None, **options) -> None:
+        target = self._endpoint(endpoint)
+        delivery = outbox.ping_delivery_enqueue(endpoint=target)
+        claimed = outbox.deliveries_claim(worker="send_test_webhook", limit=1, ids=[delivery.pk])
+        if not claimed:
+            raise CommandError(f"Endpoint {target.name!r} is disabled; enable it first.")
+        worker = DeliveryWorker(
+            name="send_test_webhook", close_idle_sessions=False, log=lambda _line: None
+        )
+        row, result = worker.process(claimed[0], retry=False)
+        self.stdout.write(f"Endpoint: {target.name} ({target.url})")
+        self.stdout.write(f"Event id: {row.event_id}")
+        status = f"HTTP {result.status_code}" if result.status_code else "no response"
+        self.stdout.write(f"Outcome: {status} in {result.duration_ms} ms")
+        if result.response_body:
+            self.stdout.write(f"Response: {result.response_body[:500]}")
+        if row.status != DeliveryStatus.DELIVERED:
+            raise CommandError(f"Test webhook not delivered: {result.error or status}")
+        self.stdout.write(self.style.SUCCESS("Delivered."))
+
+    def _endpoint(self, wanted: str | None) -> WebhookEndpoint:
+        outbox.endpoint_from_settings()
+        endpoints = WebhookEndpoint.objects.all()
+        if wanted:
+            match = (
+                endpoints.filter(pk=int(wanted)) if wanted.isdigit() else endpoints.none()
+            ) or endpoints.filter(name=wanted)
+            found = list(match[:2])
+            if len(found) != 1:
+                raise CommandError(
+                    f"No single endpoint with id or name {wanted!r}. "
+                    f"Known: {', '.join(f'{e.pk}={e.name}' for e in endpoints) or 'none'}."
+                )
+            return found[0]
+        default = endpoints.filter(from_settings=True, is_active=True).first()
+        if default:
+            return default
+        active = list(endpoints.filter(is_active=True)[:2])
+        if len(active) == 1:
+            return active[0]
+        if not active:
+            raise CommandError(
+                "No active webhook endpoint: set LEAD_WEBHOOK_URL or add one in the admin."
+            )
+        raise CommandError("Several endpoints are active: choose one with --endpoint ID|NAME.")

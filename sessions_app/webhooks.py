@@ -1,0 +1,216 @@
+"""Lead webhook payloads, Standard Webhooks signing, and the HTTP send itself.
+
+Signing follows https://www.standardwebhooks.com/ through the `standardwebhooks` library:
+`webhook-id` (the event id, stable across retries so receivers can deduplicate),
+`webhook-timestamp` (the time of this attempt, unix seconds) and `webhook-signature`
+(`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` with the endpoint's `whsec_` secret).
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+from urllib3.util import Timeout
+
+from sessions_app.models import ChatSession, WebhookEvent
+
+RESPONSE_BODY_LIMIT = 4096
+USER_AGENT = f"leadchat-webhooks/{settings.VERSION}"
+
+
+def session_link(session: ChatSession) -> str:
+    """Absolute link to the session's page on the dashboard."""
+    try:
+        path = reverse("dashboard:session-detail", kwargs={"public_id": session.public_id})
+    except NoReverseMatch:
+        path = f"/dashboard/sessions/{session.public_id}/"
+    return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def lead_payload(*, session: ChatSession, event_id: str, occurred_at: datetime) -> dict[str, Any]:
+    """The `lead.captured` body, frozen into the outbox when the lead is captured."""
+    site = session.site
+    transcript = [
+        {"role": role, "text": text, "at": _iso(created_at)}
+        for role, text, created_at in session.messages.order_by("created_at", "id").values_list(
+            "role", "text", "created_at"
+        )
+    ]
+    return {
+        "type": WebhookEvent.LEAD_CAPTURED.value,
+        "event_id": event_id,
+        "timestamp": _iso(occurred_at),
+        "data": {
+            "session": {
+                "id": str(session.public_id),
+                "url": session_link(session),
+                "channel": session.channel,
+                "started_at": _iso(session.started_at),
+                "completion_status": session.completion_status,
+                "message_count": session.message_count,
+                "page_url": session.page_url,
+                "referrer": session.referrer,
+                "utm": {
+                    "source": session.utm_source,
+                    "medium": session.utm_medium,
+                    "campaign": session.utm_campaign,
+                    "term": session.utm_term,
+                    "content": session.utm_content,
+                },
+            },
+            "site": {"name": site.name, "key": site.public_key} if site else None,
+            "lead": {
+                "name": session.lead_name,
+                "email": session.lead_email,
+                "phone": session.lead_phone,
+                "data": session.lead_data,
+                "captured_at": _iso(session.lead_captured_at),
+            },
+            "transcript": transcript,
+        },
+    }
+
+
+def ping_payload(*, event_id: str, occurred_at: datetime) -> dict[str, Any]:
+    return {
+        "type": WebhookEvent.TEST.value,
+        "event_id": event_id,
+        "timestamp": _iso(occurred_at),
+        "data": {"message": "Test event from leadchat: the endpoint and signature work."},
+    }
+
+
+def serialize(payload: Any) -> str:
+    """The exact body that is signed and sent; stable for a given payload."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def signature_headers(
+    *, secret: str, event_id: str, body: str, at: datetime | None = None
+) -> dict[str, str]:
+    at = at or timezone.now()
+    signature = Webhook(secret).sign(msg_id=event_id, timestamp=at, data=body)
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+@dataclass
+class SendResult:
+    status_code: int | None
+    duration_ms: int
+    error: str = ""
+    response_body: str = ""
+    retry_after: float | None = None  # seconds, from a Retry-After header
+    # The receiver refused for good (an email provider's validation error): no retry helps.
+    permanent: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date), or None when absent/garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - (now or timezone.now())).total_seconds())
+
+
+def webhook_post(
+    *,
+    url: str,
+    body: str,
+    headers: dict[str, str],
+    session: requests.Session | None = None,
+) -> SendResult:
+    """POST once, never following redirects, bounded by the connect and total timeouts.
+
+    urllib3's `total` bounds connecting plus waiting for the answer; the body is read in chunks
+    against the same deadline and only its first 4 KB are kept, so a receiver that drips bytes
+    or sends megabytes cannot hold the worker.
+    """
+    connect = settings.WEBHOOK_CONNECT_TIMEOUT
+    total = settings.WEBHOOK_TOTAL_TIMEOUT
+    started = time.monotonic()
+    deadline = started + total
+    sender = session or requests
+    all_headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        **headers,
+    }
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        response = sender.post(
+            url,
+            data=body.encode(),
+            headers=all_headers,
+            timeout=Timeout(connect=connect, read=total, total=total),
+            allow_redirects=False,
+            stream=True,
+        )
+    except requests.Timeout as exc:
+        return SendResult(None, elapsed_ms(), f"Timed out: {_short(exc)}")
+    except requests.ConnectionError as exc:
+        return SendResult(None, elapsed_ms(), f"Connection failed: {_short(exc)}")
+    except requests.RequestException as exc:
+        return SendResult(None, elapsed_ms(), f"Request failed: {_short(exc)}")
+
+    kept = b""
+    error = ""
+    try:
+        for chunk in response.iter_content(chunk_size=1024):
+            kept += chunk
+            if len(kept) >= RESPONSE_BODY_LIMIT:
+                break
+            if time.monotonic() > deadline:
+                error = "Timed out reading the response body."
+                break
+    except requests.RequestException as exc:
+        error = f"Reading the response failed: {_short(exc)}"
+    finally:
+        response.close()
+
+    code = response.status_code
+    if not error and 300 <= code < 400:
+        error = f"Redirect to {response.headers.get('Location', '?')[:300]} not followed."
+    elif not error and not 200 <= code < 300:
+        error = f"HTTP {code}"
+    return SendResult(
+        status_code=code,
+        duration_ms=elapsed_ms(),
+        error=error if not (200 <= code < 300) else "",
+        response_body=kept[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace"),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _short(exc: Exception) -> str:
+    return str(exc)[:500]
