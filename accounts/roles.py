@@ -27,7 +27,6 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "sessions_app.change_automationerror",
         # The delivery log is part of the console (read only; redeliver stays with admins).
         "sessions_app.view_delivery",
-        "sessions_app.view_webhookendpoint",
         "widget.view_site",
     ],
     Role.AGENT: [
