@@ -88,3 +88,30 @@ def errors_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]
         + urlencode({"session__id__exact": session.pk}),
         "limit": selectors.ERRORS_LIMIT,
     }
+
+
+def deliveries_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
+    can_open = request.user.has_perm("sessions_app.view_delivery")
+    return {
+        "deliveries": [
+            {
+                "delivery": d,
+                "target": d.endpoint.name if d.endpoint_id else _email_recipients(d.payload),
+                "url": reverse("admin:sessions_app_delivery_change", args=[d.pk])
+                if can_open
+                else "",
+            }
+            for d in selectors.session_deliveries(session)
+        ],
+        "limit": selectors.DELIVERIES_LIMIT,
+        "list_url": reverse("admin:sessions_app_delivery_changelist")
+        + "?"
+        + urlencode({"session__id__exact": session.pk})
+        if can_open
+        else "",
+    }
+
+
+def _email_recipients(payload: Any) -> str:
+    to = payload.get("to") if isinstance(payload, dict) else None
+    return ", ".join(str(t) for t in to) if isinstance(to, list) else ""

@@ -30,6 +30,7 @@ from qa import selectors, services
 from qa.admin.filters import ArchiveFilter, HasErrorsFilter, QAStatusFilter
 from qa.admin.panels import (
     Panel,
+    deliveries_context,
     errors_context,
     history_context,
     lead_context,
@@ -109,6 +110,12 @@ class ChatSessionAdmin(admin.ModelAdmin):
         ),
         Panel("history", "QA history", "admin/qa/panels/history.html", history_context),
         Panel("errors", "Automation errors", "admin/qa/panels/errors.html", errors_context),
+        Panel(
+            "deliveries",
+            "Webhook deliveries and emails",
+            "admin/qa/panels/deliveries.html",
+            deliveries_context,
+        ),
     ]
 
     class Media:
