@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from qa import services
 from qa.display import safe_http_url
-from sessions_app.models import MessageRole, QAStatus
+from sessions_app.models import ChatSession, MessageRole, QAStatus
 from sessions_app.services import (
     automation_error_record,
     lead_capture,
@@ -217,3 +217,39 @@ def test_audit_catches_an_unescaped_payload():
 
     with pytest.raises(AssertionError):
         audit(Fake())
+
+
+def test_payloads_posted_through_the_widget_api_render_inert_in_the_console(
+    client, admin_client_role
+):
+    """The whole path a hostile visitor has: the public widget HTTP API, then the console."""
+    origin = "https://landing.example.com"
+    site = SiteFactory(allowed_origins=[origin])
+    started = client.post(
+        "/api/widget/sessions/",
+        {
+            "site_key": site.public_key,
+            "page_url": "https://landing.example.com/?q=<script>alert(1)</script>",
+            "referrer": HOSTILE_URLS[0],
+            "utm_source": PAYLOADS[1],
+            "utm_campaign": PAYLOADS[2],
+        },
+        content_type="application/json",
+        HTTP_ORIGIN=origin,
+    )
+    assert started.status_code == 201, started.content
+    body = started.json()
+    headers = {"HTTP_X_VISITOR_TOKEN": body["visitor_token"], "HTTP_ORIGIN": origin}
+    url = f"/api/widget/sessions/{body['session_id']}/messages/"
+    for text in [*PAYLOADS, f"I'm {PAYLOADS[0][:40]}", "my email is ana@example.com"]:
+        response = client.post(url, {"text": text}, content_type="application/json", **headers)
+        assert response.status_code == 201, response.content
+
+    session = ChatSession.objects.get(public_id=body["session_id"])
+    assert session.referrer == ""  # only http(s) URLs are kept
+    change = reverse("admin:sessions_app_chatsession_change", args=[session.pk])
+    page_text = "".join(audit(admin_client_role.get(change)).text)
+    for payload in PAYLOADS[:3]:
+        assert payload in page_text
+    changelist = reverse("admin:sessions_app_chatsession_changelist")
+    audit(admin_client_role.get(changelist, {"qa_status": "all"}))
