@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import services
-from sessions_app.models import ArchiveStatus, ChatSession, CompletionStatus, QAStatus
+from sessions_app.models import ArchiveStatus, CompletionStatus, QAStatus
 from sessions_app.selectors import CHANGES_OVERLAP, ChangesCursor
 from sessions_app.tests.factories import (
     AutomationErrorFactory,
