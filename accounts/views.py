@@ -20,7 +20,9 @@ class LoginView(auth_views.LoginView):
 
     Unknown usernames and wrong passwords already get the same message and status from
     AuthenticationForm (and Django runs the hasher for unknown users, so the timing matches);
-    the throttle answers identically for both as well.
+    the throttle answers identically for both as well. Failures are counted by the
+    authentication backend (accounts.backends), which also guards the admin's sign-in; this
+    view only answers a throttled attempt with a clear 429 instead of "incorrect password".
     """
 
     template_name = "registration/login.html"
@@ -37,14 +39,6 @@ class LoginView(auth_views.LoginView):
             response.status_code = 429
             return response
         return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: Any) -> HttpResponse:
-        throttle.login_failed(self.request, self.request.POST.get("username", ""))
-        return super().form_invalid(form)
-
-    def form_valid(self, form: Any) -> HttpResponse:
-        throttle.login_succeeded(self.request, self.request.POST.get("username", ""))
-        return super().form_valid(form)
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

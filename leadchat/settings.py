@@ -262,3 +262,5 @@ LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default
 LOGIN_TRUSTED_PROXY_COUNT = env.int("LOGIN_TRUSTED_PROXY_COUNT", default=0)
 # How often (milliseconds) the dashboard polls the changes feed while its tab is visible.
 DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=3000)
+# Password sign-in (dashboard and admin alike) goes through the throttle (accounts.backends).
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
