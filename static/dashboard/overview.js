@@ -20,22 +20,13 @@
       grid: style.getPropertyValue("--bs-border-color-translucent").trim() || "rgba(0,0,0,.1)",
     };
   }
+  /* Charts take their text and grid colours from Chart.defaults, resolved at each update, so a
+     theme switch only has to change the defaults and redraw. */
   function applyTheme() {
     var colors = themeColors();
     Chart.defaults.color = colors.text;
     Chart.defaults.borderColor = colors.grid;
-    Object.values(charts).forEach(function (chart) {
-      if (chart.options.scales) {
-        Object.values(chart.options.scales).forEach(function (scale) {
-          scale.grid = Object.assign(scale.grid || {}, { color: colors.grid });
-          scale.ticks = Object.assign(scale.ticks || {}, { color: colors.text });
-        });
-      }
-      if (chart.options.plugins && chart.options.plugins.legend) {
-        chart.options.plugins.legend.labels = Object.assign(chart.options.plugins.legend.labels || {}, { color: colors.text });
-      }
-      chart.update("none");
-    });
+    Object.values(charts).forEach(function (chart) { chart.update(); });
   }
 
   function setRange(days) {

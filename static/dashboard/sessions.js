@@ -88,7 +88,7 @@
         "aria-label": "Select session of " + who,
       })]));
     }
-    tr.append(LC.el("td", { className: "text-nowrap small" }, [
+    tr.append(LC.el("td", { className: "text-md-nowrap small" }, [
       LC.el("time", { datetime: row.started_at, title: row.started_at, text: LC.formatDateTime(row.started_at) }),
     ]));
     tr.append(LC.el("td", {}, [
