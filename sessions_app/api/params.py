@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -96,6 +97,13 @@ class TimeZoneParam(serializers.Serializer):
         required=False,
         allow_blank=True,
         max_length=64,
+        # The documented shape (in the schema as a pattern); it must also be a known zone.
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$",
+                "Use an IANA time zone name like Europe/Paris.",
+            )
+        ],
         help_text="IANA time zone for dates and per-day counts (default: the browser's, "
         "then the server's).",
     )
@@ -128,7 +136,7 @@ class SessionFilterParams(TimeZoneParam):
     date_to = serializers.DateField(
         required=False, help_text="Last day (YYYY-MM-DD, inclusive) of started_at."
     )
-    has_lead = serializers.BooleanField(required=False, allow_null=True, default=None)
+    has_lead = serializers.BooleanField(required=False)
     q = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -202,6 +210,12 @@ class ChangesParams(SessionFilterParams):
         required=False,
         allow_blank=True,
         max_length=64,
+        validators=[
+            RegexValidator(
+                r"^[0-9]{1,18}-[0-9]{1,18}$",
+                "Not a cursor from this API; start again without `since`.",
+            )
+        ],
         help_text="The cursor of the previous answer. Without it: no rows, a cursor to start.",
     )
 
@@ -237,13 +251,20 @@ class StatsParams(TimeZoneParam):
 
 
 class ErrorListParams(PageParams):
-    resolved = serializers.BooleanField(required=False, allow_null=True, default=None)
+    resolved = serializers.BooleanField(required=False)
     source = serializers.ChoiceField(choices=AutomationError.Source.values, required=False)
     session = serializers.UUIDField(required=False, help_text="A session's id.")
 
 
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID given as text. DRF's UUIDField also takes integers (and so `false` as UUID 0)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class BulkActionInput(serializers.Serializer):
     action = serializers.ChoiceField(choices=["archive", "unarchive", "delete", "restore"])
-    ids = serializers.ListField(
-        child=serializers.UUIDField(), min_length=1, max_length=MAX_PAGE_SIZE
-    )
+    ids = serializers.ListField(child=StrictUUIDField(), min_length=1, max_length=MAX_PAGE_SIZE)

@@ -1,6 +1,6 @@
 """Staff API, under /api/ (namespace staff-api). See sessions_app.api.views."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from sessions_app.api import views
@@ -41,6 +41,10 @@ urlpatterns = [
     ),
     path("exports/sessions.csv", views.SessionExportCSVView.as_view(), name="export-csv"),
     path("exports/sessions.jsonl", views.SessionExportJSONLView.as_view(), name="export-jsonl"),
+    # Malformed ids under these prefixes: a JSON 404 rather than Django's HTML page.
+    re_path(r"^sessions/(?P<rest>[\s\S]+)$", views.unknown_endpoint),
+    re_path(r"^automation-errors/(?P<rest>[\s\S]+)$", views.unknown_endpoint),
+    re_path(r"^exports/(?P<rest>[\s\S]+)$", views.unknown_endpoint),
     # Shadows the project's /api/docs/ route (this include comes first in leadchat/urls.py):
     # the split view loads its init script from a URL instead of an inline <script>, which the
     # default CSP (script-src 'self') would block.

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -347,6 +349,16 @@ def _export_view(file_format: str) -> type[StaffAPIView]:
                 transcript=data["transcript"],
             )
 
+        def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+            # DRF answers an unknown `?format=` with a 404 (and ignores an empty one); both are
+            # a bad parameter here.
+            wanted = request.query_params.get("format")
+            if wanted is not None and wanted not in {renderer.format, "json"}:
+                raise ValidationError(
+                    {"format": f"Unknown format; use {renderer.format} or json (or leave it out)."}
+                )
+            return super().perform_content_negotiation(request, force)
+
         def finalize_response(self, request: Request, response: Any, *args, **kwargs) -> Any:
             if isinstance(response, Response):  # an error body: always JSON
                 request.accepted_renderer = JSONRenderer()
@@ -359,3 +371,12 @@ def _export_view(file_format: str) -> type[StaffAPIView]:
 
 SessionExportCSVView = _export_view(exports.CSV)
 SessionExportJSONLView = _export_view(exports.JSONL)
+
+
+@csrf_exempt  # it changes nothing; without this a POST would get the HTML CSRF page instead
+def unknown_endpoint(request: Any, rest: str = "") -> Any:
+    """JSON 404 for ids the URL patterns reject (not a UUID, not a number): API clients get the
+    same error body as for an unknown id, never Django's HTML page."""
+    return JsonResponse(
+        {"error": "No such session, error or endpoint.", "code": "not_found"}, status=404
+    )

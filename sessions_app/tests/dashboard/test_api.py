@@ -224,6 +224,8 @@ def test_bulk_archive_reports_each_session(api, agent_user):
         {"action": "archive", "ids": ["not-a-uuid"]},
         {"action": "archive", "ids": [str(uuid.uuid4())] * 201},
         {"action": "archive", "ids": "abc"},
+        {"action": "archive", "ids": [False]},
+        {"action": "archive", "ids": [12345]},
     ],
 )
 def test_bulk_bad_input_is_400(api, agent_user, body):
@@ -639,3 +641,23 @@ def test_schema_documents_every_staff_endpoint_with_its_errors(client):
         for method, codes in methods.items():
             assert set(paths[path][method]["responses"]) == codes, path
     assert "text/csv" in paths["/api/exports/sessions.csv"]["get"]["responses"]["200"]["content"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/sessions/null,null/",
+        "/api/sessions/null/archive/",
+        "/api/automation-errors/abc/resolve/",
+        "/api/exports/sessions.xlsx",
+    ],
+)
+def test_malformed_ids_get_a_json_404(api, agent_user, url):
+    client = api(agent_user)
+    response = (
+        client.get(url) if "resolve" not in url and "archive" not in url else client.post(url)
+    )
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]

@@ -171,3 +171,11 @@ def test_export_sessions_command_bad_options_are_one_line_errors(tmp_path, args,
 def test_export_sessions_command_refuses_a_missing_directory(tmp_path):
     with pytest.raises(CommandError, match="No such directory"):
         call_command("export_sessions", "-o", str(tmp_path / "nope" / "x.csv"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["xlsx", ""])
+def test_export_unknown_format_parameter_is_400(api, agent_user, fmt):
+    response = api(agent_user).get(EXPORT_CSV, {"format": fmt})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("format:")
