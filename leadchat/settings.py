@@ -327,3 +327,20 @@ SPECTACULAR_SETTINGS["APPEND_COMPONENTS"] = {
         }
     }
 }
+
+# --- Dashboard, staff API, retention (sessions_app dashboard) ---------------------------------
+# Sessions stay in the trash this many days before `purge_sessions` removes them for good.
+TRASH_RETENTION_DAYS = env.int("TRASH_RETENTION_DAYS", default=30)
+# Sign-in throttling: failed attempts allowed per client IP and per username within the window;
+# past either limit every attempt (even with the right password) is refused until it passes.
+LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=20)
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
+LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900)
+# How many reverse proxies append to X-Forwarded-For in front of the app. 0 (default): the
+# client IP is REMOTE_ADDR. Behind one proxy (nginx, a load balancer) set 1: the IP that proxy
+# appended is used; entries a client forges further left are ignored.
+LOGIN_TRUSTED_PROXY_COUNT = env.int("LOGIN_TRUSTED_PROXY_COUNT", default=0)
+# How often (milliseconds) the dashboard polls the changes feed while its tab is visible.
+DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=3000)
+# Password sign-in (dashboard and admin alike) goes through the throttle (accounts.backends).
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]

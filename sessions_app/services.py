@@ -8,11 +8,14 @@ saves only the fields it changed, and sends its domain signal inside the transac
 import hashlib
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
@@ -330,3 +333,159 @@ def _copy_state(source: ChatSession, target: ChatSession) -> None:
         target.__dict__.update(
             {k: v for k, v in source.__dict__.items() if k != "_state" and not k.startswith("_")}
         )
+
+
+# --- Permanent erasure (GDPR) and retention purge ----------------------------------------------
+# Unlike the trash, these remove rows for good. Both send `sessions_erasing` inside the
+# transaction, before deleting, so every app scrubs its own rows holding these people's data
+# (webhook payloads, QA emails, ...) in the same commit: either all of it goes or none.
+
+PURGE_BATCH = 500
+
+
+@dataclass
+class ErasureReport:
+    """What an erasure or purge removed (or, on a dry run, would remove)."""
+
+    sessions: list[str] = field(default_factory=list)  # public ids
+    messages: int = 0
+    automation_errors: int = 0
+    dry_run: bool = False
+
+    def add(self, other: "ErasureReport") -> None:
+        self.sessions += other.sessions
+        self.messages += other.messages
+        self.automation_errors += other.automation_errors
+
+
+def _text_contains(value: str) -> Q:
+    """An automation error whose message or details mention `value` (case-insensitive)."""
+    return Q(message__icontains=value) | Q(details_text__icontains=value)
+
+
+def _erase(
+    *, session_ids: list[int], error_filter: Q | None, emails: list[str], dry_run: bool
+) -> ErasureReport:
+    sessions = ChatSession.objects.filter(pk__in=session_ids)
+    errors = AutomationError.objects.annotate(details_text=Cast("details", TextField()))
+    error_q = Q(session_id__in=session_ids)
+    if error_filter is not None:
+        error_q |= error_filter
+    errors = errors.filter(error_q)
+    report = ErasureReport(
+        sessions=[str(p) for p in sessions.values_list("public_id", flat=True)],
+        messages=ChatMessage.objects.filter(session_id__in=session_ids).count(),
+        automation_errors=errors.count(),
+        dry_run=dry_run,
+    )
+    if dry_run:
+        return report
+    signals.sessions_erasing.send(sender=ChatSession, session_ids=session_ids, emails=emails)
+    # Errors first: their FK is SET NULL, which would otherwise orphan the details they hold.
+    AutomationError.objects.filter(pk__in=list(errors.values_list("pk", flat=True))).delete()
+    ChatMessage.objects.filter(session_id__in=session_ids).delete()
+    sessions.delete()
+    return report
+
+
+def lead_erase(*, email: str, dry_run: bool = False) -> ErasureReport:
+    """Erase one person for good: every session with this lead email or mentioning it in the
+    transcript (a visitor may type it before it validates), their messages, and automation errors
+    of those sessions or mentioning the email or the captured name.
+
+    Raises InvalidLead when `email` is not an email address.
+    """
+    normalize_email(email)  # refuse "bob" or "" with a clear message
+    needle = email.strip()
+    with transaction.atomic():
+        session_ids = list(
+            ChatSession.objects.filter(
+                Q(lead_email__iexact=needle)
+                | Q(
+                    Exists(
+                        ChatMessage.objects.filter(session=OuterRef("pk"), text__icontains=needle)
+                    )
+                )
+            )
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
+        names = {
+            name
+            for name in ChatSession.objects.filter(pk__in=session_ids).values_list(
+                "lead_name", flat=True
+            )
+            if name
+        }
+        emails = sorted(
+            {needle.lower()}
+            | {
+                e.lower()
+                for e in ChatSession.objects.filter(pk__in=session_ids).values_list(
+                    "lead_email", flat=True
+                )
+                if e
+            }
+        )
+        error_filter = _text_contains(needle)
+        for name in names:
+            error_filter |= _text_contains(name)
+        return _erase(
+            session_ids=session_ids, error_filter=error_filter, emails=emails, dry_run=dry_run
+        )
+
+
+def sessions_purge(
+    *,
+    older_than: timedelta,
+    trash_older_than: timedelta | None = None,
+    dry_run: bool = False,
+    batch_size: int = PURGE_BATCH,
+) -> ErasureReport:
+    """Remove for good sessions started more than `older_than` ago, sessions in the trash for
+    more than `trash_older_than` (default TRASH_RETENTION_DAYS), and automation errors older than
+    `older_than`.
+
+    Works in batches, each in its own short transaction, so a purge of years of data never holds
+    locks on (or memory for) all of it at once; an interrupted purge resumes where it stopped.
+    """
+    if trash_older_than is None:
+        trash_older_than = timedelta(days=settings.TRASH_RETENTION_DAYS)
+    now = timezone.now()
+    due = ChatSession.objects.filter(
+        Q(started_at__lt=now - older_than) | Q(deleted_at__lt=now - trash_older_than)
+    )
+    old_errors = Q(created_at__lt=now - older_than)
+    total = ErasureReport(dry_run=dry_run)
+    if dry_run:
+        ids = list(due.values_list("pk", flat=True))
+        total.add(_erase(session_ids=ids, error_filter=old_errors, emails=[], dry_run=True))
+        return total
+    first = True
+    while True:
+        with transaction.atomic():
+            ids = list(due.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not ids and not first:
+                break
+            emails = sorted(
+                {
+                    e.lower()
+                    for e in ChatSession.objects.filter(pk__in=ids).values_list(
+                        "lead_email", flat=True
+                    )
+                    if e
+                }
+            )
+            # Old errors without a session go with the first batch.
+            total.add(
+                _erase(
+                    session_ids=ids,
+                    error_filter=old_errors if first else None,
+                    emails=emails,
+                    dry_run=False,
+                )
+            )
+        first = False
+        if len(ids) < batch_size:
+            break
+    return total

@@ -1,0 +1,45 @@
+"""Role checks of the staff API, as Django permissions (accounts/roles.py is the table).
+
+Agents and admins use the whole dashboard API; QA reviewers may read (sessions, stats, errors,
+exports) but not archive, delete or restore. Admins are superusers and pass every check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import BasePermission
+
+VIEW_SESSIONS = "sessions_app.view_chatsession"
+ARCHIVE_SESSIONS = "sessions_app.archive_chatsession"
+EXPORT_SESSIONS = "sessions_app.export_chatsession"
+VIEW_ERRORS = "sessions_app.view_automationerror"
+CHANGE_ERRORS = "sessions_app.change_automationerror"
+
+
+def requires(*perms: str, message: str) -> type[BasePermission]:
+    """A DRF permission class passing authenticated, active users holding every `perms`."""
+
+    class Requires(BasePermission):
+        def has_permission(self, request: Any, view: Any) -> bool:
+            user = request.user
+            return bool(user and user.is_authenticated and user.has_perms(perms))
+
+    Requires.message = message
+    Requires.__name__ = "Requires_" + "_".join(p.split(".")[-1] for p in perms)
+    return Requires
+
+
+CanViewSessions = requires(VIEW_SESSIONS, message="Your role may not read sessions.")
+CanArchiveSessions = requires(
+    VIEW_SESSIONS,
+    ARCHIVE_SESSIONS,
+    message="Your role may not archive, delete or restore sessions.",
+)
+CanExportSessions = requires(
+    VIEW_SESSIONS, EXPORT_SESSIONS, message="Your role may not export sessions."
+)
+CanViewErrors = requires(VIEW_ERRORS, message="Your role may not read automation errors.")
+CanResolveErrors = requires(
+    VIEW_ERRORS, CHANGE_ERRORS, message="Your role may not resolve automation errors."
+)

@@ -1,0 +1,206 @@
+"""Output serializers of the staff API. Read-only: writes go through `sessions_app.services`.
+
+QA fields are part of the output for every role and writable by none here: QA moves belong to
+the QA console (qa.services), so an agent can read a session's QA state but never change it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from sessions_app.models import AutomationError, ChatMessage, ChatSession
+
+
+class SiteRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    public_key = serializers.CharField()
+
+
+class LeadSerializer(serializers.Serializer):
+    name = serializers.CharField(source="lead_name")
+    email = serializers.CharField(source="lead_email")
+    phone = serializers.CharField(source="lead_phone")
+    captured_at = serializers.DateTimeField(source="lead_captured_at", allow_null=True)
+
+
+class UserRefField(serializers.CharField):
+    """A user as their username (or null)."""
+
+    def to_representation(self, value: Any) -> str | None:
+        return value.get_username() if value is not None else None
+
+
+class SessionRowSerializer(serializers.Serializer):
+    """One row of a session list (also what the changes feed and the actions return)."""
+
+    id = serializers.UUIDField(source="public_id")
+    site = SiteRefSerializer(allow_null=True)
+    channel = serializers.CharField()
+    page_url = serializers.CharField()
+    utm_source = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    last_activity_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    completion_status = serializers.CharField()
+    archive_status = serializers.CharField()
+    deleted_at = serializers.DateTimeField(allow_null=True)
+    has_lead = serializers.BooleanField()
+    lead = LeadSerializer(source="*")
+    message_count = serializers.IntegerField()
+    delivery_state = serializers.CharField()
+    qa_status = serializers.CharField()
+    error_count = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_error_count(self, session: ChatSession) -> int:
+        # Annotated by every selector that feeds this serializer (no query per row).
+        return getattr(session, "error_count", 0) or 0
+
+
+class ChangedSessionSerializer(SessionRowSerializer):
+    matches = serializers.BooleanField(help_text="Whether the row matches the client's filters.")
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChatMessage
+        fields = ["id", "role", "text", "created_at", "metadata"]
+
+
+class AutomationErrorSerializer(serializers.ModelSerializer):
+    session = serializers.UUIDField(source="session.public_id", allow_null=True, default=None)
+    resolved_by = UserRefField(allow_null=True)
+
+    class Meta:
+        model = AutomationError
+        fields = [
+            "id",
+            "source",
+            "workflow",
+            "node",
+            "message",
+            "execution_id",
+            "execution_url",
+            "details",
+            "session",
+            "created_at",
+            "resolved",
+            "resolved_at",
+            "resolved_by",
+        ]
+
+
+class QASerializer(serializers.Serializer):
+    status = serializers.CharField(source="qa_status")
+    status_by = UserRefField(source="qa_status_by", allow_null=True)
+    status_at = serializers.DateTimeField(source="qa_status_at", allow_null=True)
+    notes = serializers.CharField(source="qa_notes")
+    notes_by = UserRefField(source="qa_notes_by", allow_null=True)
+    notes_at = serializers.DateTimeField(source="qa_notes_at", allow_null=True)
+    dev_feedback = serializers.CharField()
+    dev_feedback_by = UserRefField(allow_null=True)
+    dev_feedback_at = serializers.DateTimeField(allow_null=True)
+
+
+class SessionDetailSerializer(SessionRowSerializer):
+    referrer = serializers.CharField()
+    utm_medium = serializers.CharField()
+    utm_campaign = serializers.CharField()
+    utm_term = serializers.CharField()
+    utm_content = serializers.CharField()
+    user_agent = serializers.CharField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    lead_data = serializers.JSONField()
+    ai_engaged = serializers.BooleanField()
+    archived_at = serializers.DateTimeField(allow_null=True)
+    archived_by = UserRefField(allow_null=True)
+    deleted_by = UserRefField(allow_null=True)
+    qa = QASerializer(source="*", read_only=True)
+    messages = MessageSerializer(many=True)
+    automation_errors = AutomationErrorSerializer(many=True)
+
+
+class SessionPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    num_pages = serializers.IntegerField()
+    results = SessionRowSerializer(many=True)
+
+
+class ErrorPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    num_pages = serializers.IntegerField()
+    results = AutomationErrorSerializer(many=True)
+
+
+class ChangesSerializer(serializers.Serializer):
+    cursor = serializers.CharField()
+    truncated = serializers.BooleanField(help_text="More changes wait: poll again at once.")
+    results = ChangedSessionSerializer(many=True)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    ok = serializers.BooleanField()
+    error = serializers.CharField(allow_null=True)
+    session = SessionRowSerializer(allow_null=True)
+
+
+class BulkResponseSerializer(serializers.Serializer):
+    results = BulkResultSerializer(many=True)
+
+
+class StatsTotalsSerializer(serializers.Serializer):
+    sessions = serializers.IntegerField()
+    leads = serializers.IntegerField()
+    converted_sessions = serializers.IntegerField()
+    conversion_rate = serializers.FloatField()
+    ai_engaged_sessions = serializers.IntegerField()
+    avg_messages = serializers.FloatField()
+    avg_ai_latency_ms = serializers.FloatField(allow_null=True)
+    ai_replies_timed = serializers.IntegerField()
+
+
+class StatsDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    sessions = serializers.IntegerField()
+    leads = serializers.IntegerField()
+
+
+class StatsPageSerializer(serializers.Serializer):
+    page_url = serializers.CharField()
+    sessions = serializers.IntegerField()
+    leads = serializers.IntegerField()
+
+
+class StatsSourceSerializer(serializers.Serializer):
+    utm_source = serializers.CharField()
+    sessions = serializers.IntegerField()
+    leads = serializers.IntegerField()
+
+
+class StatsSerializer(serializers.Serializer):
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    time_zone = serializers.CharField()
+    totals = StatsTotalsSerializer()
+    per_day = StatsDaySerializer(many=True)
+    completion = serializers.DictField(child=serializers.IntegerField())
+    qa = serializers.DictField(child=serializers.IntegerField())
+    top_pages = StatsPageSerializer(many=True)
+    utm_sources = StatsSourceSerializer(many=True)
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    """What every error answer looks like (leadchat.api.exception_handler)."""
+
+    error = serializers.CharField()
+    code = serializers.CharField(required=False)
+    fields = serializers.JSONField(required=False)

@@ -1,0 +1,382 @@
+"""Staff API views: short, one per operation (STYLE.md). Reads via selectors, writes via services.
+
+Token authentication comes first so an anonymous script gets 401 with `WWW-Authenticate: Token`;
+the dashboard's browser session is accepted too (with CSRF on writes). Every view names the
+permission it needs (sessions_app.api.permissions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sessions_app import exports, selectors, services
+from sessions_app.api import params
+from sessions_app.api import serializers as out
+from sessions_app.api.permissions import (
+    CanArchiveSessions,
+    CanExportSessions,
+    CanResolveErrors,
+    CanViewErrors,
+    CanViewSessions,
+)
+from sessions_app.errors import DomainError
+from sessions_app.models import AutomationError, ChatSession
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The session is not in a state that allows this."
+    default_code = "conflict"
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(out.ErrorBodySerializer, description=description)
+
+
+BAD_PARAMS = _error("Bad parameters; `error` names the first one, `fields` lists them all.")
+NO_AUTH = _error("No or bad credentials (session cookie or `Authorization: Token ...`).")
+NO_ROLE = _error("Signed in, but the user's role may not do this.")
+NOT_FOUND = _error("No such session (or error).")
+CONFLICT = _error("The move is not allowed from the session's current state.")
+READ_ERRORS = {400: BAD_PARAMS, 401: NO_AUTH, 403: NO_ROLE}
+
+
+class StaffAPIView(APIView):
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    permission_classes = [CanViewSessions]
+
+
+def _page(qs: QuerySet, page: int, page_size: int) -> tuple[dict[str, Any], list]:
+    paginator = Paginator(qs, page_size)
+    num_pages = paginator.num_pages
+    if page > num_pages:
+        raise ValidationError({"page": f"Page {page} is past the last page ({num_pages})."})
+    current = paginator.page(page)
+    meta = {"count": paginator.count, "page": page, "page_size": page_size, "num_pages": num_pages}
+    return meta, list(current.object_list)
+
+
+def _row(session: ChatSession) -> dict[str, Any]:
+    return out.SessionRowSerializer(session).data
+
+
+# --- Sessions -----------------------------------------------------------------------------------
+
+
+class SessionListView(StaffAPIView):
+    @extend_schema(
+        operation_id="sessions_list",
+        summary="List sessions",
+        description="Filtered, searched, ordered and paginated. Default: active sessions "
+        "(not archived, not in the trash), newest first.",
+        parameters=[params.SessionListParams],
+        responses={200: out.SessionPageSerializer, **READ_ERRORS},
+        tags=["sessions"],
+    )
+    def get(self, request: Request) -> Response:
+        data = params.validated(params.SessionListParams, request)
+        qs = selectors.sessions_filter(params.session_filters(data, request))
+        meta, rows = _page(qs, data["page"], data["page_size"])
+        return Response({**meta, "results": out.SessionRowSerializer(rows, many=True).data})
+
+
+class SessionDetailView(StaffAPIView):
+    @extend_schema(
+        operation_id="sessions_retrieve",
+        summary="One session with its transcript",
+        description="Also for sessions in the trash. QA fields are read-only here.",
+        responses={200: out.SessionDetailSerializer, 401: NO_AUTH, 403: NO_ROLE, 404: NOT_FOUND},
+        tags=["sessions"],
+    )
+    def get(self, request: Request, public_id: Any) -> Response:
+        try:
+            session = selectors.session_detail(public_id=public_id)
+        except ChatSession.DoesNotExist:
+            raise NotFound("No session with this id.") from None
+        return Response(out.SessionDetailSerializer(session).data)
+
+
+def _get_session(public_id: Any) -> ChatSession:
+    try:
+        return ChatSession.objects.get(public_id=public_id)
+    except ChatSession.DoesNotExist:
+        raise NotFound("No session with this id.") from None
+
+
+ACTIONS: dict[str, Callable[..., ChatSession]] = {
+    "archive": services.session_archive,
+    "unarchive": services.session_unarchive,
+    "delete": services.session_delete,
+    "restore": services.session_restore,
+}
+ACTION_HELP = {
+    "archive": "Hide the session from default lists (nothing else changes).",
+    "unarchive": "Bring an archived session back to the default lists.",
+    "delete": "Move the session to the trash (restorable until purged).",
+    "restore": "Take the session out of the trash.",
+}
+
+
+def _session_action_view(action: str) -> type[StaffAPIView]:
+    service = ACTIONS[action]
+
+    class SessionActionView(StaffAPIView):
+        permission_classes = [CanArchiveSessions]
+
+        @extend_schema(
+            operation_id=f"sessions_{action}",
+            summary=f"{action.capitalize()} a session",
+            description=ACTION_HELP[action] + " Answers with the updated list row.",
+            request=None,
+            responses={
+                200: out.SessionRowSerializer,
+                401: NO_AUTH,
+                403: NO_ROLE,
+                404: NOT_FOUND,
+                409: CONFLICT,
+            },
+            tags=["sessions"],
+        )
+        def post(self, request: Request, public_id: Any) -> Response:
+            session = _get_session(public_id)
+            try:
+                service(session=session, by=request.user)
+            except DomainError as exc:
+                raise Conflict(str(exc)) from None
+            return Response(_row(selectors.session_row(pk=session.pk)))
+
+    SessionActionView.__name__ = f"Session{action.capitalize()}View"
+    return SessionActionView
+
+
+SessionArchiveView = _session_action_view("archive")
+SessionUnarchiveView = _session_action_view("unarchive")
+SessionDeleteView = _session_action_view("delete")
+SessionRestoreView = _session_action_view("restore")
+
+
+class SessionBulkView(StaffAPIView):
+    permission_classes = [CanArchiveSessions]
+
+    @extend_schema(
+        operation_id="sessions_bulk",
+        summary="Archive, unarchive, delete or restore many sessions",
+        description="Each session moves on its own; the answer reports each one (a session "
+        "already in the target state is reported with its error, the others still move).",
+        request=params.BulkActionInput,
+        responses={200: out.BulkResponseSerializer, 400: BAD_PARAMS, 401: NO_AUTH, 403: NO_ROLE},
+        tags=["sessions"],
+    )
+    def post(self, request: Request) -> Response:
+        body = params.BulkActionInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        service = ACTIONS[body.validated_data["action"]]
+        ids = list(dict.fromkeys(body.validated_data["ids"]))
+        found = {s.public_id: s for s in ChatSession.objects.filter(public_id__in=ids)}
+        outcome: dict[Any, str | None] = {}
+        for public_id in ids:
+            session = found.get(public_id)
+            if session is None:
+                outcome[public_id] = "No session with this id."
+                continue
+            try:
+                service(session=session, by=request.user)
+                outcome[public_id] = None
+            except DomainError as exc:
+                outcome[public_id] = str(exc)
+        rows = {s.public_id: s for s in selectors.session_rows(pks=[s.pk for s in found.values()])}
+        results = [
+            {
+                "id": public_id,
+                "ok": error is None,
+                "error": error,
+                "session": _row(rows[public_id]) if public_id in rows else None,
+            }
+            for public_id, error in outcome.items()
+        ]
+        return Response({"results": results})
+
+
+class SessionChangesView(StaffAPIView):
+    @extend_schema(
+        operation_id="sessions_changes",
+        summary="What changed since a cursor (live updates)",
+        description="Poll with the previous answer's `cursor`. Rows come oldest change first, "
+        "each with `matches`: whether it fits the filters sent along (the same as the list's). "
+        "Rows changed in the last seconds may come again; compare `updated_at`.",
+        parameters=[params.ChangesParams],
+        responses={200: out.ChangesSerializer, **READ_ERRORS},
+        tags=["sessions"],
+    )
+    def get(self, request: Request) -> Response:
+        data = params.validated(params.ChangesParams, request)
+        page = selectors.sessions_changed_since(
+            since=data.get("since"), filters=params.session_filters(data, request)
+        )
+        results = []
+        for session in page.sessions:
+            session.matches = session.pk in page.matching_ids
+            results.append(session)
+        return Response(
+            {
+                "cursor": page.cursor.encode(),
+                "truncated": page.truncated,
+                "results": out.ChangedSessionSerializer(results, many=True).data,
+            }
+        )
+
+
+# --- Stats --------------------------------------------------------------------------------------
+
+
+class StatsView(StaffAPIView):
+    @extend_schema(
+        operation_id="stats_retrieve",
+        summary="KPIs and chart series for a date range",
+        description="Sessions started between date_from and date_to (inclusive, default the "
+        "last 30 days) in the user's time zone; sessions in the trash are left out.",
+        parameters=[params.StatsParams],
+        responses={200: out.StatsSerializer, **READ_ERRORS},
+        tags=["stats"],
+    )
+    def get(self, request: Request) -> Response:
+        data = params.validated(params.StatsParams, request)
+        stats = selectors.sessions_stats(
+            date_from=data["date_from"],
+            date_to=data["date_to"],
+            tz=data["zone"],
+            site=data.get("site"),
+        )
+        return Response(out.StatsSerializer(stats).data)
+
+
+# --- Automation errors --------------------------------------------------------------------------
+
+
+class ErrorListView(StaffAPIView):
+    permission_classes = [CanViewErrors]
+
+    @extend_schema(
+        operation_id="automation_errors_list",
+        summary="List automation errors",
+        parameters=[params.ErrorListParams],
+        responses={200: out.ErrorPageSerializer, **READ_ERRORS},
+        tags=["automation errors"],
+    )
+    def get(self, request: Request) -> Response:
+        data = params.validated(params.ErrorListParams, request)
+        qs = selectors.automation_errors_filter(
+            resolved=data.get("resolved"),
+            source=data.get("source", ""),
+            session=data.get("session"),
+        )
+        meta, rows = _page(qs, data["page"], data["page_size"])
+        return Response({**meta, "results": out.AutomationErrorSerializer(rows, many=True).data})
+
+
+class ErrorResolveView(StaffAPIView):
+    permission_classes = [CanResolveErrors]
+
+    @extend_schema(
+        operation_id="automation_errors_resolve",
+        summary="Mark an automation error resolved",
+        description="Resolving twice is harmless (the first resolution is kept).",
+        request=None,
+        responses={
+            200: out.AutomationErrorSerializer,
+            401: NO_AUTH,
+            403: NO_ROLE,
+            404: NOT_FOUND,
+        },
+        tags=["automation errors"],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        try:
+            error = AutomationError.objects.select_related("session").get(pk=pk)
+        except AutomationError.DoesNotExist:
+            raise NotFound("No automation error with this id.") from None
+        error = services.automation_error_resolve(error=error, by=request.user)
+        return Response(out.AutomationErrorSerializer(error).data)
+
+
+# --- Exports ------------------------------------------------------------------------------------
+
+
+def _export_view(file_format: str) -> type[StaffAPIView]:
+    renderer = exports.CSVRenderer if file_format == exports.CSV else exports.JSONLinesRenderer
+
+    class ExportView(StaffAPIView):
+        permission_classes = [CanExportSessions]
+        # JSON first: errors (400/401/403) render as JSON whatever the client accepts.
+        renderer_classes = [JSONRenderer, renderer]
+
+        @extend_schema(
+            operation_id=f"sessions_export_{file_format}",
+            summary=f"Export sessions as {'CSV' if file_format == exports.CSV else 'JSON Lines'}",
+            description="Streamed, one row per session: lead, statuses, QA, delivery state, "
+            "error count; `transcript=true` adds the messages. Same filters as the list.",
+            parameters=[params.ExportParams],
+            responses={
+                (200, renderer.media_type): OpenApiResponse(
+                    OpenApiTypes.STR, description="The export file."
+                ),
+                **READ_ERRORS,
+            },
+            tags=["sessions"],
+        )
+        def get(self, request: Request) -> Any:
+            data = params.validated(params.ExportParams, request)
+            filters = params.session_filters(data, request)
+            return exports.export_response(
+                selectors.sessions_filter(filters),
+                file_format=file_format,
+                tz=filters.tz,
+                transcript=data["transcript"],
+            )
+
+        def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+            # DRF answers an unknown `?format=` with a 404 (and ignores an empty one); both are
+            # a bad parameter here.
+            wanted = request.query_params.get("format")
+            if wanted is not None and wanted not in {renderer.format, "json"}:
+                raise ValidationError(
+                    {"format": f"Unknown format; use {renderer.format} or json (or leave it out)."}
+                )
+            return super().perform_content_negotiation(request, force)
+
+        def finalize_response(self, request: Request, response: Any, *args, **kwargs) -> Any:
+            if isinstance(response, Response):  # an error body: always JSON
+                request.accepted_renderer = JSONRenderer()
+                request.accepted_media_type = JSONRenderer.media_type
+            return super().finalize_response(request, response, *args, **kwargs)
+
+    ExportView.__name__ = f"SessionExport{file_format.upper()}View"
+    return ExportView
+
+
+SessionExportCSVView = _export_view(exports.CSV)
+SessionExportJSONLView = _export_view(exports.JSONL)
+
+
+@csrf_exempt  # it changes nothing; without this a POST would get the HTML CSRF page instead
+def unknown_endpoint(request: Any, rest: str = "") -> Any:
+    """JSON 404 for ids the URL patterns reject (not a UUID, not a number): API clients get the
+    same error body as for an unknown id, never Django's HTML page."""
+    return JsonResponse(
+        {"error": "No such session, error or endpoint.", "code": "not_found"}, status=404
+    )

@@ -1,0 +1,219 @@
+"""Session exports as CSV or JSON Lines, one row per session, streamed in flat memory.
+
+Rows come from `QuerySet.iterator(chunk_size=...)` (a server-side cursor on PostgreSQL) and are
+encoded one at a time by generators, so an export of a million sessions holds one chunk in
+memory, not the result. With the transcript, messages are prefetched per chunk (one query per
+chunk, never one per session). The API's streaming responses and the `export_sessions` command
+share these generators.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from rest_framework.renderers import BaseRenderer
+
+from sessions_app.models import AutomationError, ChatMessage, ChatSession
+
+CHUNK_SIZE = 1000
+CSV = "csv"
+JSONL = "jsonl"
+CONTENT_TYPES = {CSV: "text/csv; charset=utf-8", JSONL: "application/jsonl; charset=utf-8"}
+
+COLUMNS = [
+    "id",
+    "started_at",
+    "last_activity_at",
+    "ended_at",
+    "site",
+    "channel",
+    "page_url",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "completion_status",
+    "archive_status",
+    "deleted_at",
+    "lead_name",
+    "lead_email",
+    "lead_phone",
+    "lead_captured_at",
+    "lead_data",
+    "message_count",
+    "ai_engaged",
+    "delivery_state",
+    "qa_status",
+    "qa_notes",
+    "dev_feedback",
+    "error_count",
+]
+TRANSCRIPT_COLUMN = "transcript"
+
+# A spreadsheet runs a cell that starts with one of these as a formula; visitors type the lead
+# name and the transcript, so a CSV opened in Excel must never execute what they wrote (OWASP
+# "CSV injection"). Such cells get a leading apostrophe. JSON Lines stays verbatim.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _iso(value: datetime | None, tz: ZoneInfo) -> str | None:
+    return value.astimezone(tz).isoformat() if value is not None else None
+
+
+def export_queryset(qs: QuerySet[ChatSession], *, transcript: bool) -> QuerySet[ChatSession]:
+    """Add what an export row needs to a filtered session queryset (from `sessions_filter`)."""
+    qs = qs.annotate(
+        error_total=Coalesce(
+            Subquery(
+                AutomationError.objects.filter(session=OuterRef("pk"))
+                .order_by()
+                .values("session")
+                .annotate(n=Count("id"))
+                .values("n"),
+                output_field=IntegerField(),
+            ),
+            0,
+        )
+    )
+    if transcript:
+        qs = qs.prefetch_related(
+            Prefetch(
+                "messages",
+                queryset=ChatMessage.objects.order_by("created_at", "id").only(
+                    "session_id", "role", "text", "created_at"
+                ),
+            )
+        )
+    return qs
+
+
+def export_rows(
+    qs: QuerySet[ChatSession], *, tz: ZoneInfo, transcript: bool = False
+) -> Iterator[dict[str, Any]]:
+    """One dict per session, times as ISO 8601 in `tz`; a generator over a DB cursor."""
+    for session in export_queryset(qs, transcript=transcript).iterator(chunk_size=CHUNK_SIZE):
+        row: dict[str, Any] = {
+            "id": str(session.public_id),
+            "started_at": _iso(session.started_at, tz),
+            "last_activity_at": _iso(session.last_activity_at, tz),
+            "ended_at": _iso(session.ended_at, tz),
+            "site": session.site.name if session.site_id else "",
+            "channel": session.channel,
+            "page_url": session.page_url,
+            "referrer": session.referrer,
+            "utm_source": session.utm_source,
+            "utm_medium": session.utm_medium,
+            "utm_campaign": session.utm_campaign,
+            "utm_term": session.utm_term,
+            "utm_content": session.utm_content,
+            "completion_status": session.completion_status,
+            "archive_status": session.archive_status,
+            "deleted_at": _iso(session.deleted_at, tz),
+            "lead_name": session.lead_name,
+            "lead_email": session.lead_email,
+            "lead_phone": session.lead_phone,
+            "lead_captured_at": _iso(session.lead_captured_at, tz),
+            "lead_data": session.lead_data,
+            "message_count": session.message_count,
+            "ai_engaged": session.ai_engaged,
+            "delivery_state": session.delivery_state,
+            "qa_status": session.qa_status,
+            "qa_notes": session.qa_notes,
+            "dev_feedback": session.dev_feedback,
+            "error_count": session.error_total,
+        }
+        if transcript:
+            row[TRANSCRIPT_COLUMN] = [
+                {"role": m.role, "text": m.text, "created_at": _iso(m.created_at, tz)}
+                for m in session.messages.all()
+            ]
+        yield row
+
+
+class _Line:
+    """A write-only file for csv.writer that hands back what was written (no buffering)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
+    elif isinstance(value, list):  # the transcript: one readable line per message
+        value = "\n".join(f"[{m['created_at']}] {m['role']}: {m['text']}" for m in value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_lines(rows: Iterable[dict[str, Any]], *, transcript: bool = False) -> Iterator[str]:
+    columns = [*COLUMNS, TRANSCRIPT_COLUMN] if transcript else COLUMNS
+    writer = csv.writer(_Line())
+    yield writer.writerow(columns)
+    for row in rows:
+        yield writer.writerow([_csv_cell(row.get(column)) for column in columns])
+
+
+def jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def export_lines(
+    qs: QuerySet[ChatSession], *, file_format: str, tz: ZoneInfo, transcript: bool
+) -> Iterator[str]:
+    rows = export_rows(qs, tz=tz, transcript=transcript)
+    if file_format == CSV:
+        return csv_lines(rows, transcript=transcript)
+    if file_format == JSONL:
+        return jsonl_lines(rows)
+    raise ValueError(f"Unknown export format {file_format!r}; use csv or jsonl.")
+
+
+def export_filename(file_format: str) -> str:
+    return f"leadchat-sessions-{timezone.now():%Y%m%d-%H%M%S}.{file_format}"
+
+
+def export_response(
+    qs: QuerySet[ChatSession], *, file_format: str, tz: ZoneInfo, transcript: bool
+) -> StreamingHttpResponse:
+    lines = export_lines(qs, file_format=file_format, tz=tz, transcript=transcript)
+    response = StreamingHttpResponse(
+        (line.encode() for line in lines), content_type=CONTENT_TYPES[file_format]
+    )
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(file_format)}"'
+    # Proxies (nginx) would otherwise buffer the whole export before sending a byte.
+    response["X-Accel-Buffering"] = "no"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets clients ask for text/csv (content negotiation); the export view streams itself."""
+
+    media_type = "text/csv"
+    format = CSV
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None):
+        return json.dumps(data).encode()
+
+
+class JSONLinesRenderer(CSVRenderer):
+    media_type = "application/jsonl"
+    format = JSONL

@@ -1,0 +1,418 @@
+"""Reads of chat sessions that more than one place needs (STYLE.md: selectors for reads).
+
+The staff API, the dashboard pages, the export streams and the `export_sessions` command all
+filter through `sessions_filter`, so "the same filters" means the same SQL everywhere. Each
+selector is written once with its `select_related` / annotations, so no caller runs a query per
+row; the tests pin the query counts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.utils import timezone
+
+from sessions_app.models import (
+    ArchiveStatus,
+    AutomationError,
+    ChatMessage,
+    ChatSession,
+    CompletionStatus,
+    MessageRole,
+    QAStatus,
+)
+
+# Orderings a client may ask for; anything else is refused (never passed to order_by as is).
+SESSION_ORDERINGS = (
+    "started_at",
+    "last_activity_at",
+    "updated_at",
+    "message_count",
+    "lead_name",
+    "lead_email",
+    "completion_status",
+    "qa_status",
+)
+DEFAULT_ORDERING = "-started_at"
+
+# What the "archive" filter accepts: the default list hides archived sessions.
+ARCHIVE_ALL = "all"
+ARCHIVE_CHOICES = (ArchiveStatus.ACTIVE, ArchiveStatus.ARCHIVED, ARCHIVE_ALL)
+
+# The changes feed re-sends rows changed within this window on every poll. `updated_at` is
+# stamped by the app server when a transaction starts, so a transaction that commits after a
+# poll can carry a timestamp older than that poll's cursor; clocks of several web hosts also
+# drift a little. Re-reading a short window catches both; the client ignores rows it already has.
+CHANGES_OVERLAP = timedelta(seconds=15)
+CHANGES_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class SessionFilters:
+    """The filters of session lists, exports and the changes feed (already validated)."""
+
+    completion: tuple[str, ...] = ()
+    archive: str = ArchiveStatus.ACTIVE
+    trash: bool = False
+    qa_status: tuple[str, ...] = ()
+    site: int | None = None
+    channel: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    has_lead: bool | None = None
+    search: str = ""
+    ordering: str = DEFAULT_ORDERING
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(timezone.get_current_timezone_name()))
+
+
+def day_bounds(date_from: date, date_to: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start of date_from, start of the day after date_to) as aware datetimes in `tz`."""
+    start = datetime.combine(date_from, time.min, tzinfo=tz)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=tz)
+    return start, end
+
+
+def _error_count_subquery() -> Subquery:
+    """Unresolved automation errors of the outer session, as a correlated subquery.
+
+    A subquery rather than Count() over a join: the list stays one row per session without a
+    GROUP BY over every selected column, and the paginator's COUNT drops it.
+    """
+    return Subquery(
+        AutomationError.objects.filter(session=OuterRef("pk"), resolved=False)
+        .order_by()
+        .values("session")
+        .annotate(n=Count("id"))
+        .values("n"),
+        output_field=IntegerField(),
+    )
+
+
+def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
+    """Sessions matching `filters`, ordered, with what a list row shows joined in."""
+    qs = ChatSession.objects.all()
+    if filters.trash:
+        qs = qs.deleted()
+    else:
+        qs = qs.not_deleted()
+        if filters.archive != ARCHIVE_ALL:
+            qs = qs.filter(archive_status=filters.archive)
+    if filters.completion:
+        qs = qs.filter(completion_status__in=filters.completion)
+    if filters.qa_status:
+        qs = qs.filter(qa_status__in=filters.qa_status)
+    if filters.site is not None:
+        qs = qs.filter(site_id=filters.site)
+    if filters.channel:
+        qs = qs.filter(channel__in=filters.channel)
+    if filters.date_from is not None:
+        start, _ = day_bounds(filters.date_from, filters.date_from, filters.tz)
+        qs = qs.filter(started_at__gte=start)
+    if filters.date_to is not None:
+        _, end = day_bounds(filters.date_to, filters.date_to, filters.tz)
+        qs = qs.filter(started_at__lt=end)
+    if filters.has_lead is not None:
+        has_lead = Q(completion_status=CompletionStatus.COMPLETE)
+        qs = qs.filter(has_lead if filters.has_lead else ~has_lead)
+    if filters.search:
+        qs = qs.filter(_search_q(filters.search))
+    ordering = filters.ordering or DEFAULT_ORDERING
+    tiebreak = "-id" if ordering.startswith("-") else "id"
+    return (
+        qs.select_related("site")
+        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .order_by(ordering, tiebreak)
+    )
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
+
+
+def _search_q(term: str) -> Q:
+    """Lead name, lead email, or any message of the transcript containing `term`.
+
+    The transcript part is an EXISTS over the messages: at a million messages this is the slow
+    part of a search on PostgreSQL without a trigram index on chatmessage.text.
+    """
+    q = Q(lead_name__icontains=term) | Q(lead_email__icontains=term)
+    q |= Q(Exists(ChatMessage.objects.filter(session=OuterRef("pk"), text__icontains=term)))
+    if _UUID.match(term):
+        q |= Q(public_id=term)
+    return q
+
+
+def session_detail(*, public_id: Any) -> ChatSession:
+    """One session (also from the trash) with its transcript and automation errors.
+
+    Raises ChatSession.DoesNotExist. Three queries whatever the transcript's length.
+    """
+    return (
+        ChatSession.objects.select_related(
+            "site",
+            "archived_by",
+            "deleted_by",
+            "qa_status_by",
+            "qa_notes_by",
+            "dev_feedback_by",
+        )
+        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .prefetch_related(
+            Prefetch("messages", queryset=ChatMessage.objects.order_by("created_at", "id")),
+            Prefetch(
+                "automation_errors",
+                queryset=AutomationError.objects.select_related("resolved_by").order_by(
+                    "-created_at", "-id"
+                ),
+            ),
+        )
+        .get(public_id=public_id)
+    )
+
+
+# --- Changes feed -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangesCursor:
+    """Position in the feed: rows with (updated_at, id) greater than this come next."""
+
+    updated_at: datetime
+    pk: int = 0
+
+    def encode(self) -> str:
+        micros = int(self.updated_at.timestamp() * 1_000_000)
+        return f"{micros}-{self.pk}"
+
+    @classmethod
+    def decode(cls, raw: str) -> ChangesCursor:
+        """Parse an encoded cursor; raises ValueError on anything else."""
+        micros, sep, pk = raw.partition("-")
+        if not sep or not micros.isdigit() or not pk.isdigit() or len(micros) > 18:
+            raise ValueError("Not a changes cursor.")
+        when = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC")) + timedelta(microseconds=int(micros))
+        return cls(updated_at=when, pk=int(pk))
+
+
+@dataclass
+class ChangesPage:
+    sessions: list[ChatSession]
+    matching_ids: set[int]
+    cursor: ChangesCursor
+    truncated: bool
+
+
+def sessions_changed_since(
+    *,
+    since: ChangesCursor | None,
+    filters: SessionFilters,
+    limit: int = CHANGES_LIMIT,
+    now: datetime | None = None,
+) -> ChangesPage:
+    """Sessions changed after `since` (oldest first), and which of them match `filters`.
+
+    Without `since` it returns no rows, only a cursor to start polling from. Two queries: the
+    changed rows, then which of them the client's current filters select, so the page can add,
+    update or drop each row without reloading.
+    """
+    now = now or timezone.now()
+    fresh = ChangesCursor(updated_at=now - CHANGES_OVERLAP)
+    if since is None:
+        return ChangesPage(sessions=[], matching_ids=set(), cursor=fresh, truncated=False)
+    rows = list(
+        ChatSession.objects.filter(
+            Q(updated_at__gt=since.updated_at) | Q(updated_at=since.updated_at, pk__gt=since.pk)
+        )
+        .select_related("site")
+        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .order_by("updated_at", "pk")[: limit + 1]
+    )
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    if truncated:
+        cursor = ChangesCursor(updated_at=rows[-1].updated_at, pk=rows[-1].pk)
+    else:
+        # Never move backwards: a cursor from the future (client clock) stays where it is.
+        cursor = max(since, fresh, key=lambda c: (c.updated_at, c.pk))
+    matching: set[int] = set()
+    if rows:
+        matching = set(
+            sessions_filter(filters)
+            .filter(pk__in=[row.pk for row in rows])
+            .order_by()
+            .values_list("pk", flat=True)
+        )
+    return ChangesPage(sessions=rows, matching_ids=matching, cursor=cursor, truncated=truncated)
+
+
+# --- Stats --------------------------------------------------------------------------------------
+
+TOP_N = 10
+_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
+
+
+def sessions_stats(
+    *, date_from: date, date_to: date, tz: ZoneInfo, site: int | None = None
+) -> dict[str, Any]:
+    """KPIs and chart series for sessions started between two dates (inclusive) in `tz`.
+
+    Sessions in the trash are left out; archived ones count (archiving changes nothing else).
+    - sessions / converted: sessions started in the range, and those of them with a lead;
+      conversion_rate = converted / sessions.
+    - leads_per_day: leads by the day they were captured (a session started on Monday whose
+      visitor leaves an email on Tuesday is Tuesday's lead).
+    - avg_ai_latency_ms: mean `latency_ms` of AI replies (message metadata) in those sessions.
+    A fixed number of queries whatever the data size.
+    """
+    start, end = day_bounds(date_from, date_to, tz)
+    sessions = ChatSession.objects.not_deleted()
+    if site is not None:
+        sessions = sessions.filter(site_id=site)
+    started = sessions.filter(started_at__gte=start, started_at__lt=end).order_by()
+    complete = Q(completion_status=CompletionStatus.COMPLETE)
+
+    totals = started.aggregate(
+        sessions=Count("id"),
+        converted=Count("id", filter=complete),
+        engaged=Count("id", filter=Q(ai_engaged=True)),
+        avg_messages=Avg("message_count"),
+    )
+    per_day = {
+        row["day"]: row["n"]
+        for row in started.annotate(day=TruncDate("started_at", tzinfo=tz))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    }
+    leads_per_day = {
+        row["day"]: row["n"]
+        for row in sessions.filter(lead_captured_at__gte=start, lead_captured_at__lt=end)
+        .annotate(day=TruncDate("lead_captured_at", tzinfo=tz))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    }
+    completion = _breakdown(started, "completion_status", CompletionStatus.values)
+    qa = _breakdown(started, "qa_status", QAStatus.values)
+    top_pages = [
+        {"page_url": row["page_url"], "sessions": row["n"], "leads": row["leads"]}
+        for row in started.exclude(page_url="")
+        .values("page_url")
+        .annotate(n=Count("id"), leads=Count("id", filter=complete))
+        .order_by("-n", "page_url")[:TOP_N]
+    ]
+    utm_sources = [
+        {"utm_source": row["utm_source"], "sessions": row["n"], "leads": row["leads"]}
+        for row in started.values("utm_source")
+        .annotate(n=Count("id"), leads=Count("id", filter=complete))
+        .order_by("-n", "utm_source")[:TOP_N]
+    ]
+    # latency_ms comes from whatever the agent backend wrote: only plain numbers are averaged
+    # (CASE guards the cast, so a stray string can never turn the page into an error).
+    latency_text = KeyTextTransform("latency_ms", "metadata")
+    latency = (
+        ChatMessage.objects.filter(
+            role=MessageRole.AI, session__in=started.values("pk"), metadata__has_key="latency_ms"
+        )
+        .annotate(latency_text=latency_text)
+        .filter(latency_text__regex=_NUMBER)
+        .aggregate(
+            avg=Avg(
+                Case(
+                    When(
+                        latency_text__regex=_NUMBER,
+                        then=Cast(F("latency_text"), FloatField()),
+                    ),
+                    default=Value(None, output_field=FloatField()),
+                )
+            ),
+            replies=Count("id"),
+        )
+    )
+
+    days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
+    n_sessions = totals["sessions"]
+    return {
+        "date_from": date_from,
+        "date_to": date_to,
+        "time_zone": str(tz),
+        "totals": {
+            "sessions": n_sessions,
+            "leads": sum(leads_per_day.values()),
+            "converted_sessions": totals["converted"],
+            "conversion_rate": round(totals["converted"] / n_sessions, 4) if n_sessions else 0.0,
+            "ai_engaged_sessions": totals["engaged"],
+            "avg_messages": round(totals["avg_messages"] or 0.0, 2),
+            "avg_ai_latency_ms": (round(latency["avg"], 1) if latency["avg"] is not None else None),
+            "ai_replies_timed": latency["replies"],
+        },
+        "per_day": [
+            {"date": day, "sessions": per_day.get(day, 0), "leads": leads_per_day.get(day, 0)}
+            for day in days
+        ],
+        "completion": completion,
+        "qa": qa,
+        "top_pages": top_pages,
+        "utm_sources": utm_sources,
+    }
+
+
+def _breakdown(qs: QuerySet, field_name: str, values: list[str]) -> dict[str, int]:
+    counts = dict(qs.values_list(field_name).annotate(n=Count("id")).order_by())
+    return {value: counts.get(value, 0) for value in values}
+
+
+# --- Automation errors --------------------------------------------------------------------------
+
+
+def automation_errors_filter(
+    *, resolved: bool | None = None, source: str = "", session: Any = None
+) -> QuerySet[AutomationError]:
+    qs = AutomationError.objects.select_related("session", "resolved_by").order_by(
+        "-created_at", "-id"
+    )
+    if resolved is not None:
+        qs = qs.filter(resolved=resolved)
+    if source:
+        qs = qs.filter(source=source)
+    if session is not None:
+        qs = qs.filter(session__public_id=session)
+    return qs
+
+
+def automation_errors_unresolved_count() -> int:
+    return AutomationError.objects.filter(resolved=False).count()
+
+
+def session_rows(*, pks: list[int]) -> QuerySet[ChatSession]:
+    """List rows (as the list shows them) for these sessions, in one query."""
+    return (
+        ChatSession.objects.filter(pk__in=pks)
+        .select_related("site")
+        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+    )
+
+
+def session_row(*, pk: int) -> ChatSession:
+    return session_rows(pks=[pk]).get()

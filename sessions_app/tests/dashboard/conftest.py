@@ -1,0 +1,39 @@
+"""Fixtures of the dashboard and staff API tests."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+@pytest.fixture
+def api(db):
+    """api(user) -> an APIClient signed in as `user` (session auth, like the dashboard)."""
+
+    def make(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def token_client(db):
+    """token_client(user) -> an APIClient using `Authorization: Token ...` (scripts)."""
+
+    def make(user) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def no_role_user(make_user):
+    """A signed-in account whose role group was taken away: holds no dashboard permission."""
+    user = make_user("agent", username="nobody")
+    user.groups.clear()
+    return user

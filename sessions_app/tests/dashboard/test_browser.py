@@ -1,0 +1,252 @@
+"""The dashboard in a real Chromium: what an agent does and sees.
+
+Every test fails on a JavaScript error, a console error (CSP violations land there) or any
+response >= 400 (a missing vendored asset, a refused API call).
+"""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from accounts.tests.factories import TEST_PASSWORD
+from sessions_app import services
+from sessions_app.models import ArchiveStatus, ChatSession, CompletionStatus, MessageRole
+from sessions_app.tests.factories import (
+    AutomationErrorFactory,
+    ChatMessageFactory,
+    ChatSessionFactory,
+)
+from widget.tests.factories import SiteFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LIVE_TIMEOUT_MS = 5000  # the issue: changes appear within 5 seconds
+
+
+class Problems:
+    def __init__(self, page: Page) -> None:
+        self.items: list[str] = []
+        page.on("pageerror", lambda exc: self.items.append(f"page error: {exc}"))
+        page.on(
+            "console",
+            lambda msg: self.items.append(f"console: {msg.text}") if msg.type == "error" else None,
+        )
+        page.on(
+            "response",
+            lambda r: self.items.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
+
+
+@pytest.fixture
+def problems(page: Page) -> Problems:
+    return Problems(page)
+
+
+@pytest.fixture
+def agent(make_user):
+    return make_user("agent", username="agnes")
+
+
+def sign_in(page: Page, live_server, user, next_path: str = "/dashboard/") -> None:
+    page.goto(live_server.url + next_path)
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(re.escape(next_path) + r"(\?.*)?$"))
+
+
+def month_of_sessions(site) -> list[ChatSession]:
+    now = timezone.now()
+    made = []
+    for day in range(10):
+        session = ChatSessionFactory(
+            site=site,
+            started_at=now - timedelta(days=day, hours=1),
+            page_url=f"https://landing.example.com/p{day % 3}",
+            completion_status=(
+                CompletionStatus.COMPLETE if day % 2 else CompletionStatus.IN_PROGRESS
+            ),
+            lead_name=f"Lead {day}" if day % 2 else "",
+            lead_email=f"lead{day}@example.com" if day % 2 else "",
+            lead_captured_at=now - timedelta(days=day) if day % 2 else None,
+            message_count=3,
+        )
+        ChatMessageFactory(session=session, role=MessageRole.AI, metadata={"latency_ms": 900})
+        made.append(session)
+    return made
+
+
+def test_sign_in_then_overview_charts_render_with_data(page, live_server, agent, problems):
+    month_of_sessions(SiteFactory())
+    sign_in(page, live_server, agent)
+    expect(page.locator("body[data-stats-loaded]")).to_have_count(1), problems.items
+    expect(page.locator('[data-kpi="sessions"]')).to_have_text("10")
+    expect(page.locator('[data-kpi="leads"]')).to_have_text("5")
+    expect(page.locator('[data-kpi="conversion_rate"]')).to_contain_text("50")
+    drawn = page.evaluate(
+        """() => ["chart-per-day", "chart-completion", "chart-qa"].map(id => {
+            const chart = Chart.getChart(id);
+            return chart ? chart.data.datasets[0].data.reduce((a, b) => a + b, 0) : -1;
+        })"""
+    )
+    assert drawn == [10, 10, 10]
+    expect(page.locator("#top-pages tr")).to_have_count(3)
+    assert problems.items == []
+
+
+def test_new_session_and_status_change_appear_without_reload(page, live_server, agent, problems):
+    site = SiteFactory()
+    existing = ChatSessionFactory(site=site, lead_name="Existing Person")
+    sign_in(page, live_server, agent, "/dashboard/sessions/")
+    expect(page.locator(f'tr[data-id="{existing.public_id}"]')).to_be_visible()
+    page.evaluate("window.__marker = 'same page'")
+
+    session, _ = services.session_start(
+        site=site, page_url="https://landing.example.com/live", greeting="Hi!"
+    )
+    row = page.locator(f'tr[data-id="{session.public_id}"]')
+    expect(row).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(row).to_contain_text("Anonymous visitor")
+
+    services.lead_capture(session=session, name="Live Lead", email="live@example.com")
+    expect(row).to_contain_text("Live Lead", timeout=LIVE_TIMEOUT_MS)
+    expect(row).to_contain_text("Complete")
+
+    services.session_archive(session=existing, by=None)  # someone else archives it
+    expect(page.locator(f'tr[data-id="{existing.public_id}"]')).to_have_count(
+        0, timeout=LIVE_TIMEOUT_MS
+    )
+    assert page.evaluate("window.__marker") == "same page"  # no reload happened
+    assert problems.items == []
+
+
+def test_archive_then_undo(page, live_server, agent, problems):
+    session = ChatSessionFactory(lead_name="Undo Me")
+    sign_in(page, live_server, agent, "/dashboard/sessions/")
+    row = page.locator(f'tr[data-id="{session.public_id}"]')
+    row.get_by_role("button", name=re.compile("Archive session")).click()
+    expect(row).to_have_count(0)
+    toast = page.locator(".toast", has_text="archived")
+    expect(toast).to_be_visible()
+    session.refresh_from_db()
+    assert session.archive_status == ArchiveStatus.ARCHIVED
+
+    toast.get_by_role("button", name="Undo").click()
+    expect(page.locator(f'tr[data-id="{session.public_id}"]')).to_be_visible()
+    session.refresh_from_db()
+    assert session.archive_status == ArchiveStatus.ACTIVE
+    assert problems.items == []
+
+
+def test_delete_then_restore_from_the_trash(page, live_server, agent, problems):
+    session = ChatSessionFactory(lead_name="Trash Me")
+    sign_in(page, live_server, agent, "/dashboard/sessions/")
+    page.locator(f'tr[data-id="{session.public_id}"]').get_by_role(
+        "button", name=re.compile("Delete session")
+    ).click()
+    expect(page.locator(f'tr[data-id="{session.public_id}"]')).to_have_count(0)
+    page.goto(live_server.url + "/dashboard/trash/")
+    trash_row = page.locator(f'tr[data-id="{session.public_id}"]')
+    trash_row.get_by_role("button", name=re.compile("Restore session")).click()
+    expect(trash_row).to_have_count(0)
+    session.refresh_from_db()
+    assert session.deleted_at is None
+    assert problems.items == []
+
+
+def test_bulk_archive_with_the_keyboard(page, live_server, agent, problems):
+    sessions = ChatSessionFactory.create_batch(3)
+    sign_in(page, live_server, agent, "/dashboard/sessions/")
+    expect(page.locator("tr[data-id]")).to_have_count(3)
+    page.locator("#select-all").focus()
+    page.keyboard.press("Space")
+    expect(page.locator("#selected-count")).to_have_text("3 selected")
+    page.get_by_role("button", name="Archive selected").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("tr[data-id]")).to_have_count(0)
+    assert {
+        s.archive_status for s in ChatSession.objects.filter(pk__in=[s.pk for s in sessions])
+    } == {ArchiveStatus.ARCHIVED}
+    assert problems.items == []
+
+
+def test_theme_toggle_persists_across_reloads(page, live_server, agent, problems):
+    page.emulate_media(color_scheme="light")
+    sign_in(page, live_server, agent)
+    html = page.locator("html")
+    expect(html).to_have_attribute("data-bs-theme", "light")
+    page.get_by_role("button", name="Toggle dark theme").click()
+    expect(html).to_have_attribute("data-bs-theme", "dark")
+    page.reload()
+    expect(html).to_have_attribute("data-bs-theme", "dark")
+    assert page.evaluate("localStorage.getItem('leadchat-theme')") == "dark"
+    page.get_by_role("button", name="Toggle dark theme").click()
+    page.goto(live_server.url + "/dashboard/sessions/")
+    expect(html).to_have_attribute("data-bs-theme", "light")
+    assert problems.items == []
+
+
+def test_theme_follows_the_system_until_chosen(page, live_server, agent, problems):
+    page.emulate_media(color_scheme="dark")
+    sign_in(page, live_server, agent)
+    expect(page.locator("html")).to_have_attribute("data-bs-theme", "dark")
+    assert problems.items == []
+
+
+def test_every_page_loads_without_errors_or_failed_assets(page, live_server, agent, problems):
+    session = month_of_sessions(SiteFactory())[1]
+    AutomationErrorFactory(session=session, message="n8n node failed")
+    services.session_delete(session=month_of_sessions(SiteFactory())[0], by=None)
+    sign_in(page, live_server, agent)
+    for path in [
+        "/dashboard/",
+        "/dashboard/sessions/",
+        f"/dashboard/sessions/{session.public_id}/",
+        "/dashboard/trash/",
+        "/dashboard/errors/",
+        "/accounts/password/",
+        "/api/docs/",
+    ]:
+        page.goto(live_server.url + path)
+        page.wait_for_load_state("networkidle")
+    expect(page.locator(".swagger-ui")).to_be_visible()
+    assert problems.items == []
+
+
+def test_session_detail_shows_transcript_and_resolves_errors(page, live_server, agent, problems):
+    session = ChatSessionFactory(lead_name="Detail Person", lead_email="d@example.com")
+    ChatMessageFactory(session=session, role=MessageRole.VISITOR, text="<b>not bold</b>")
+    error = AutomationErrorFactory(session=session, message="Webhook failed")
+    sign_in(page, live_server, agent, f"/dashboard/sessions/{session.public_id}/")
+    expect(page.locator("#transcript")).to_contain_text("<b>not bold</b>")
+    page.locator(f'[data-resolve="{error.pk}"]').click()
+    expect(page.locator(f'li[data-error="{error.pk}"]')).to_contain_text("Resolved")
+    error.refresh_from_db()
+    assert error.resolved
+    page.get_by_role("button", name="Archive").click()
+    expect(page.locator("#archive-badge")).to_have_text("Archived")
+    page.locator(".toast").get_by_role("button", name="Undo").click()
+    expect(page.locator("#archive-badge")).to_have_text("Active")
+    assert problems.items == []
+
+
+def test_phone_layout_keeps_the_table_usable(page, live_server, agent, problems):
+    page.set_viewport_size({"width": 390, "height": 844})
+    ChatSessionFactory(lead_name="Phone Person")
+    sign_in(page, live_server, agent, "/dashboard/sessions/")
+    expect(page.get_by_role("link", name="Phone Person")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert problems.items == []
+
+
+def test_wrong_password_shows_the_error_in_the_page(page, live_server, agent, problems):
+    page.goto(live_server.url + "/accounts/login/")
+    page.get_by_label("Username").fill(agent.username)
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#login-error")).to_contain_text("correct username and password")
+    assert problems.items == []

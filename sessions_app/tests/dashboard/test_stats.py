@@ -1,0 +1,183 @@
+"""Stats on a hand-built data set: per-day counts across a time-zone boundary, conversion rate,
+breakdowns, top lists, averages; bounded queries."""
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.urls import reverse
+
+from sessions_app.models import CompletionStatus, MessageRole, QAStatus
+from sessions_app.selectors import sessions_stats
+from sessions_app.tests.factories import ChatMessageFactory, ChatSessionFactory
+
+UTC = ZoneInfo("UTC")
+NY = ZoneInfo("America/New_York")
+STATS = reverse("staff-api:stats")
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.fixture
+def dataset(db):
+    """Five sessions in 9-11 March 2026 (UTC), one in the trash, one outside the range.
+
+    New York is on daylight time (UTC-4) from 8 March 2026, so 03:30 UTC on the 10th is
+    23:30 on the 9th there.
+    """
+    page_a, page_b = "https://x.example.com/a", "https://x.example.com/b"
+    s1 = ChatSessionFactory(
+        started_at=at(9, 14),
+        page_url=page_a,
+        utm_source="google",
+        completion_status=CompletionStatus.COMPLETE,
+        lead_captured_at=at(9, 14, 5),
+        message_count=6,
+        qa_status=QAStatus.PASSED,
+        ai_engaged=True,
+    )
+    s2 = ChatSessionFactory(
+        started_at=at(10, 3, 30),  # the 10th in UTC, the 9th in New York
+        page_url=page_a,
+        utm_source="google",
+        completion_status=CompletionStatus.COMPLETE,
+        lead_captured_at=at(10, 3, 40),
+        message_count=4,
+        qa_status=QAStatus.ISSUE,
+        ai_engaged=True,
+    )
+    s3 = ChatSessionFactory(
+        started_at=at(10, 15),
+        page_url=page_b,
+        utm_source="",
+        completion_status=CompletionStatus.INCOMPLETE,
+        message_count=2,
+    )
+    s4 = ChatSessionFactory(started_at=at(11, 12), page_url=page_b, message_count=0)
+    ChatSessionFactory(started_at=at(10, 12), deleted_at=at(10, 13), message_count=50)  # trash
+    ChatSessionFactory(started_at=at(20, 12), message_count=50)  # outside the range
+    ChatMessageFactory(session=s1, role=MessageRole.AI, metadata={"latency_ms": 1000})
+    ChatMessageFactory(session=s1, role=MessageRole.AI, metadata={"latency_ms": 2000})
+    ChatMessageFactory(session=s2, role=MessageRole.AI, metadata={"latency_ms": "3000"})  # text
+    ChatMessageFactory(session=s2, role=MessageRole.AI, metadata={"latency_ms": "slow"})
+    ChatMessageFactory(session=s3, role=MessageRole.VISITOR, metadata={"latency_ms": 99999})
+    ChatMessageFactory(session=s4, role=MessageRole.AI, metadata={"kind": "greeting"})
+    return {"s1": s1, "s2": s2, "s3": s3, "s4": s4, "page_a": page_a, "page_b": page_b}
+
+
+@pytest.mark.django_db
+def test_per_day_counts_follow_the_time_zone(dataset):
+    utc = sessions_stats(date_from=date(2026, 3, 9), date_to=date(2026, 3, 11), tz=UTC)
+    ny = sessions_stats(date_from=date(2026, 3, 9), date_to=date(2026, 3, 11), tz=NY)
+    by_day = lambda stats: [(d["date"].day, d["sessions"], d["leads"]) for d in stats["per_day"]]  # noqa: E731
+    assert by_day(utc) == [(9, 1, 1), (10, 2, 1), (11, 1, 0)]
+    assert by_day(ny) == [(9, 2, 2), (10, 1, 0), (11, 1, 0)]
+
+
+@pytest.mark.django_db
+def test_days_without_sessions_are_zero_not_missing(dataset):
+    stats = sessions_stats(date_from=date(2026, 3, 8), date_to=date(2026, 3, 12), tz=UTC)
+    assert [d["date"].day for d in stats["per_day"]] == [8, 9, 10, 11, 12]
+    assert stats["per_day"][0]["sessions"] == 0 and stats["per_day"][-1]["sessions"] == 0
+
+
+@pytest.mark.django_db
+def test_totals_conversion_and_averages(dataset):
+    stats = sessions_stats(date_from=date(2026, 3, 9), date_to=date(2026, 3, 11), tz=UTC)
+    totals = stats["totals"]
+    assert totals["sessions"] == 4  # trash and out-of-range left out
+    assert totals["leads"] == 2
+    assert totals["converted_sessions"] == 2
+    assert totals["conversion_rate"] == 0.5
+    assert totals["avg_messages"] == 3.0  # (6 + 4 + 2 + 0) / 4
+    assert totals["ai_engaged_sessions"] == 2
+    # AI replies only, numbers only (the numeric string counts, "slow" and visitor rows don't).
+    assert totals["avg_ai_latency_ms"] == 2000.0
+    assert totals["ai_replies_timed"] == 3
+
+
+@pytest.mark.django_db
+def test_breakdowns_and_top_lists(dataset):
+    stats = sessions_stats(date_from=date(2026, 3, 9), date_to=date(2026, 3, 11), tz=UTC)
+    assert stats["completion"] == {"in_progress": 1, "complete": 2, "incomplete": 1}
+    assert stats["qa"] == {"unchecked": 2, "passed": 1, "issue": 1, "fixed": 0}
+    assert stats["top_pages"] == [
+        {"page_url": dataset["page_a"], "sessions": 2, "leads": 2},
+        {"page_url": dataset["page_b"], "sessions": 2, "leads": 0},
+    ]
+    assert stats["utm_sources"] == [
+        {"utm_source": "", "sessions": 2, "leads": 0},
+        {"utm_source": "google", "sessions": 2, "leads": 2},
+    ]
+
+
+@pytest.mark.django_db
+def test_empty_range_gives_zeros_not_errors(db):
+    stats = sessions_stats(date_from=date(2026, 1, 1), date_to=date(2026, 1, 2), tz=UTC)
+    assert stats["totals"]["sessions"] == 0
+    assert stats["totals"]["conversion_rate"] == 0.0
+    assert stats["totals"]["avg_ai_latency_ms"] is None
+
+
+@pytest.mark.django_db
+def test_stats_api_uses_the_requested_zone_and_site(api, agent_user, dataset):
+    client = api(agent_user)
+    query = {"date_from": "2026-03-09", "date_to": "2026-03-11", "tz": "America/New_York"}
+    body = client.get(STATS, query).json()
+    assert body["time_zone"] == "America/New_York"
+    assert body["per_day"][0] == {"date": "2026-03-09", "sessions": 2, "leads": 2}
+    site = dataset["s1"].site
+    only_site = client.get(STATS, {**query, "site": site.pk}).json()
+    assert only_site["totals"]["sessions"] == 1
+
+
+@pytest.mark.django_db
+def test_stats_api_zone_falls_back_to_the_browser_cookie(api, agent_user, dataset):
+    client = api(agent_user)
+    client.cookies["tz"] = "America/New_York"
+    body = client.get(STATS, {"date_from": "2026-03-09", "date_to": "2026-03-09"}).json()
+    assert body["time_zone"] == "America/New_York" and body["totals"]["sessions"] == 2
+    client.cookies["tz"] = "Not/AZone"  # a broken cookie is ignored, not an error
+    assert client.get(STATS).status_code == 200
+
+
+@pytest.mark.django_db
+def test_stats_api_defaults_to_the_last_30_days(api, agent_user):
+    body = api(agent_user).get(STATS).json()
+    assert len(body["per_day"]) == 30
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"date_from": "2026-03-10", "date_to": "2026-03-01"},
+        {"date_from": "2020-01-01", "date_to": "2026-01-01"},
+        {"date_from": "yesterday"},
+        {"tz": "Nowhere/Land"},
+        {"site": "-4"},
+    ],
+)
+def test_stats_api_bad_parameters_are_400(api, agent_user, query):
+    response = api(agent_user).get(STATS, query)
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+@pytest.mark.django_db
+def test_stats_query_count_is_independent_of_data_size(
+    api, agent_user, dataset, django_assert_max_num_queries
+):
+    client = api(agent_user)
+    query = {"date_from": "2026-03-01", "date_to": "2026-03-31"}
+    client.get(STATS, query)
+    with django_assert_max_num_queries(20) as small:
+        client.get(STATS, query)
+    for day in range(1, 29):
+        session = ChatSessionFactory(started_at=at(day, 10), page_url=f"https://p{day}.example/")
+        ChatMessageFactory(session=session, role=MessageRole.AI, metadata={"latency_ms": day})
+    with django_assert_max_num_queries(20) as large:
+        client.get(STATS, query)
+    assert len(large.captured_queries) == len(small.captured_queries)

@@ -1,0 +1,176 @@
+"""Dashboard pages under /dashboard/ (namespace dashboard).
+
+Pages are thin: they check the role, render the frame and hand the browser a JSON config (URLs,
+what the user may do); the tables and charts load from the staff API, so the page and a script
+see the same data through the same role checks. The session detail is rendered on the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.generic import TemplateView
+
+from sessions_app import selectors
+from sessions_app.api.params import request_time_zone
+from sessions_app.api.permissions import (
+    ARCHIVE_SESSIONS,
+    CHANGE_ERRORS,
+    EXPORT_SESSIONS,
+    VIEW_ERRORS,
+    VIEW_SESSIONS,
+)
+from sessions_app.models import (
+    ArchiveStatus,
+    AutomationError,
+    Channel,
+    ChatSession,
+    CompletionStatus,
+    QAStatus,
+)
+from widget.models import Site
+
+# Panels of the session detail page, in order. A panel is a template that reads `session` (and
+# whatever `session_panels_context` adds); to add one, append its template here and, if it needs
+# data, extend `session_panels_context`.
+SESSION_PANELS = [
+    "dashboard/panels/lead.html",
+    "dashboard/panels/statuses.html",
+    "dashboard/panels/errors.html",
+]
+
+
+class DashboardView(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
+    """Signed in and allowed to read sessions (agents, QA reviewers read-only, admins)."""
+
+    permission_required = VIEW_SESSIONS
+    page_name = ""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Times rendered on the server follow the browser's zone (cookie set by theme.js).
+        timezone.activate(request_time_zone(request))
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            timezone.deactivate()
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        context["config"] = {
+            "page": self.page_name,
+            "pollMs": settings.DASHBOARD_POLL_MS,
+            "can": {
+                "archive": user.has_perm(ARCHIVE_SESSIONS),
+                "export": user.has_perm(EXPORT_SESSIONS),
+                "resolve": user.has_perms([VIEW_ERRORS, CHANGE_ERRORS]),
+            },
+            "api": {
+                "sessions": reverse("staff-api:sessions"),
+                "changes": reverse("staff-api:sessions-changes"),
+                "bulk": reverse("staff-api:sessions-bulk"),
+                "stats": reverse("staff-api:stats"),
+                "errors": reverse("staff-api:errors"),
+                "exportCsv": reverse("staff-api:export-csv"),
+                "exportJsonl": reverse("staff-api:export-jsonl"),
+            },
+            "sessionUrl": reverse("dashboard:sessions") + "__id__/",
+        }
+        return context
+
+
+def _embed_context(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "any_sessions": ChatSession.objects.exists(),
+        "sites": list(Site.objects.filter(is_active=True).only("name", "public_key")[:10]),
+        "origin": request.build_absolute_uri("/").rstrip("/"),
+    }
+
+
+class OverviewView(DashboardView):
+    template_name = "dashboard/overview.html"
+    page_name = "overview"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.update(_embed_context(self.request))
+        context["all_sites"] = Site.objects.only("name").order_by("name")
+        context["open_errors"] = selectors.automation_errors_unresolved_count()
+        return context
+
+
+class SessionListView(DashboardView):
+    template_name = "dashboard/sessions.html"
+    page_name = "sessions"
+    trash = False
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.update(_embed_context(self.request))
+        context["trash"] = self.trash
+        context["config"]["trash"] = self.trash
+        context["all_sites"] = Site.objects.only("name").order_by("name")
+        context["choices"] = {
+            "completion": CompletionStatus.choices,
+            "qa": QAStatus.choices,
+            "archive": [*ArchiveStatus.choices, ("all", "All")],
+            "channel": Channel.choices,
+        }
+        context["trash_days"] = settings.TRASH_RETENTION_DAYS
+        return context
+
+
+class TrashView(SessionListView):
+    page_name = "trash"
+    trash = True
+
+
+def session_panels_context(session: ChatSession) -> dict[str, Any]:
+    """Extra data the detail panels need (beyond `session`, which has errors prefetched)."""
+    return {}
+
+
+class SessionDetailView(DashboardView):
+    template_name = "dashboard/session_detail.html"
+    page_name = "session"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        try:
+            session = selectors.session_detail(public_id=kwargs["public_id"])
+        except ChatSession.DoesNotExist:
+            raise Http404("No such session.") from None
+        context["session"] = session
+        context["panels"] = SESSION_PANELS
+        context.update(session_panels_context(session))
+        context["config"]["session"] = {
+            "id": str(session.public_id),
+            "archived": session.archive_status == ArchiveStatus.ARCHIVED,
+            "deleted": session.is_deleted,
+        }
+        return context
+
+
+class ErrorListView(DashboardView):
+    template_name = "dashboard/errors.html"
+    page_name = "errors"
+    permission_required = (VIEW_SESSIONS, VIEW_ERRORS)
+    page_size = 50
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        show = self.request.GET.get("show", "open")
+        if show not in {"open", "resolved", "all"}:
+            show = "open"
+        resolved = {"open": False, "resolved": True, "all": None}[show]
+        paginator = Paginator(selectors.automation_errors_filter(resolved=resolved), self.page_size)
+        context["page_obj"] = paginator.get_page(self.request.GET.get("page"))
+        context["show"] = show
+        context["sources"] = AutomationError.Source
+        return context

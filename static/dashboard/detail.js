@@ -1,0 +1,59 @@
+/* Session detail: archive / unarchive / delete / restore with an undo toast; resolve errors. */
+(function () {
+  "use strict";
+  var cfg = LC.config();
+  var session = cfg.session;
+  var INVERSE = { archive: "unarchive", unarchive: "archive", delete: "restore", restore: "delete" };
+  var DONE = { archive: "Session archived.", unarchive: "Session unarchived.", delete: "Session moved to the trash.", restore: "Session restored." };
+
+  function render(row) {
+    var deleted = !!row.deleted_at;
+    var archived = row.archive_status === "archived";
+    var show = {
+      archive: !deleted && !archived, unarchive: !deleted && archived,
+      delete: !deleted, restore: deleted,
+    };
+    document.querySelectorAll("#session-actions [data-action]").forEach(function (button) {
+      button.classList.toggle("d-none", !show[button.dataset.action]);
+      button.disabled = false;
+    });
+    var badge = document.getElementById("archive-badge");
+    if (badge) {
+      badge.textContent = archived ? "Archived" : "Active";
+      badge.className = "badge text-bg-" + (archived ? "secondary" : "primary");
+    }
+    var note = document.getElementById("trash-note");
+    if (note) note.classList.toggle("d-none", !deleted);
+  }
+
+  async function act(action, withUndo) {
+    try {
+      var row = await LC.api(cfg.api.sessions + session.id + "/" + action + "/", { method: "POST" });
+      render(row);
+      LC.toast(DONE[action], withUndo ? { undo: function () { act(INVERSE[action], false); } } : {});
+    } catch (error) {
+      LC.toast(error.message, { error: true });
+      document.querySelectorAll("#session-actions [data-action]").forEach(function (b) { b.disabled = false; });
+    }
+  }
+
+  document.querySelectorAll("#session-actions [data-action]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      act(button.dataset.action, true);
+    });
+  });
+
+  document.addEventListener("click", async function (event) {
+    var button = event.target.closest("button[data-resolve]");
+    if (!button) return;
+    button.disabled = true;
+    try {
+      await LC.api(cfg.api.errors + button.dataset.resolve + "/resolve/", { method: "POST" });
+      button.replaceWith(LC.el("span", { className: "badge text-bg-success", text: "Resolved" }));
+    } catch (error) {
+      button.disabled = false;
+      LC.toast(error.message, { error: true });
+    }
+  });
+})();

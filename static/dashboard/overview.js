@@ -1,0 +1,163 @@
+/* Overview: KPI cards, Chart.js charts and top lists for a chosen date range (staff stats API). */
+(function () {
+  "use strict";
+  var cfg = LC.config();
+  var form = document.getElementById("range-form");
+  var charts = {};
+  var LABELS = {
+    in_progress: "In progress", complete: "Complete", incomplete: "Incomplete",
+    unchecked: "Unchecked", passed: "Passed", issue: "Issue", fixed: "Fixed",
+  };
+  var COLORS = {
+    in_progress: "#0dcaf0", complete: "#198754", incomplete: "#6c757d",
+    unchecked: "#adb5bd", passed: "#198754", issue: "#dc3545", fixed: "#ffc107",
+  };
+
+  function themeColors() {
+    var style = getComputedStyle(document.documentElement);
+    return {
+      text: style.getPropertyValue("--bs-body-color").trim() || "#212529",
+      grid: style.getPropertyValue("--bs-border-color-translucent").trim() || "rgba(0,0,0,.1)",
+    };
+  }
+  /* Charts take their text and grid colours from Chart.defaults, resolved at each update, so a
+     theme switch only has to change the defaults and redraw. */
+  function applyTheme() {
+    var colors = themeColors();
+    Chart.defaults.color = colors.text;
+    Chart.defaults.borderColor = colors.grid;
+    Object.values(charts).forEach(function (chart) { chart.update(); });
+  }
+
+  function setRange(days) {
+    var today = new Date();
+    var start = new Date(today.getFullYear(), today.getMonth(), today.getDate() - (days - 1));
+    form.elements.namedItem("date_from").value = LC.localISODate(start);
+    form.elements.namedItem("date_to").value = LC.localISODate(today);
+    form.querySelectorAll("[data-range]").forEach(function (button) {
+      var active = Number(button.dataset.range) === days;
+      button.classList.toggle("active", active);
+      button.setAttribute("aria-pressed", String(active));
+    });
+  }
+
+  function number(value, digits) {
+    return new Intl.NumberFormat(undefined, { maximumFractionDigits: digits || 0 }).format(value);
+  }
+
+  function renderKpis(totals) {
+    var values = {
+      sessions: number(totals.sessions),
+      leads: number(totals.leads),
+      conversion_rate: number(totals.conversion_rate * 100, 1) + " %",
+      avg_messages: number(totals.avg_messages, 1),
+      avg_ai_latency_ms: totals.avg_ai_latency_ms === null ? "—" : number(totals.avg_ai_latency_ms / 1000, 2) + " s",
+    };
+    Object.entries(values).forEach(function (pair) {
+      var node = document.querySelector('[data-kpi="' + pair[0] + '"]');
+      if (node) node.textContent = pair[1];
+    });
+  }
+
+  function upsertChart(id, config) {
+    if (charts[id]) {
+      charts[id].data = config.data;
+      charts[id].update();
+    } else {
+      charts[id] = new Chart(document.getElementById(id), config);
+    }
+  }
+
+  function doughnut(id, counts) {
+    var keys = Object.keys(counts);
+    upsertChart(id, {
+      type: "doughnut",
+      data: {
+        labels: keys.map(function (k) { return LABELS[k] || k; }),
+        datasets: [{ data: keys.map(function (k) { return counts[k]; }), backgroundColor: keys.map(function (k) { return COLORS[k] || "#6c757d"; }) }],
+      },
+      options: { maintainAspectRatio: false, plugins: { legend: { position: "bottom" } } },
+    });
+  }
+
+  function renderCharts(stats) {
+    var days = stats.per_day.map(function (d) {
+      var parts = d.date.split("-");
+      return new Date(Number(parts[0]), Number(parts[1]) - 1, Number(parts[2]))
+        .toLocaleDateString(undefined, { month: "short", day: "numeric" });
+    });
+    upsertChart("chart-per-day", {
+      type: "line",
+      data: {
+        labels: days,
+        datasets: [
+          { label: "Sessions", data: stats.per_day.map(function (d) { return d.sessions; }), borderColor: "#0d6efd", backgroundColor: "rgba(13,110,253,.15)", fill: true, tension: 0.25 },
+          { label: "Leads", data: stats.per_day.map(function (d) { return d.leads; }), borderColor: "#198754", backgroundColor: "rgba(25,135,84,.15)", fill: true, tension: 0.25 },
+        ],
+      },
+      options: {
+        maintainAspectRatio: false,
+        interaction: { mode: "index", intersect: false },
+        scales: { y: { beginAtZero: true, ticks: { precision: 0 } } },
+      },
+    });
+    doughnut("chart-completion", stats.completion);
+    doughnut("chart-qa", stats.qa);
+    applyTheme();
+  }
+
+  function renderTable(id, rows, labelOf) {
+    var body = document.getElementById(id);
+    if (!rows.length) {
+      body.replaceChildren(LC.el("tr", {}, [LC.el("td", { colspan: "3", className: "text-body-secondary", text: "No sessions in this range." })]));
+      return;
+    }
+    body.replaceChildren.apply(body, rows.map(function (row) {
+      return LC.el("tr", {}, [
+        LC.el("td", { className: "text-break small", text: labelOf(row) }),
+        LC.el("td", { className: "text-end", text: number(row.sessions) }),
+        LC.el("td", { className: "text-end", text: number(row.leads) }),
+      ]);
+    }));
+  }
+
+  async function load() {
+    var params = new URLSearchParams();
+    ["date_from", "date_to", "site"].forEach(function (name) {
+      var input = form.elements.namedItem(name);
+      if (input && input.value) params.set(name, input.value);
+    });
+    var zone = LC.timeZone();
+    if (zone) params.set("tz", zone);
+    var box = document.getElementById("stats-error");
+    try {
+      var stats = await LC.api(cfg.api.stats + "?" + params.toString());
+      box.classList.add("d-none");
+      renderKpis(stats.totals);
+      renderCharts(stats);
+      renderTable("top-pages", stats.top_pages, function (row) {
+        try { var url = new URL(row.page_url); return url.host + url.pathname; } catch (e) { return row.page_url; }
+      });
+      renderTable("utm-sources", stats.utm_sources, function (row) { return row.utm_source || "(none)"; });
+      document.body.dataset.statsLoaded = "true";
+    } catch (error) {
+      box.textContent = error.message;
+      box.classList.remove("d-none");
+    }
+  }
+
+  form.querySelectorAll("[data-range]").forEach(function (button) {
+    button.addEventListener("click", function () { setRange(Number(button.dataset.range)); load(); });
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    form.querySelectorAll("[data-range]").forEach(function (button) {
+      button.classList.remove("active");
+      button.setAttribute("aria-pressed", "false");
+    });
+    load();
+  });
+  document.addEventListener("leadchat:theme", applyTheme);
+  setRange(30);
+  load();
+})();
