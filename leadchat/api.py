@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -29,3 +31,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(data, list):
         response.data = {"error": str(data[0]) if data else "Invalid input.", "fields": data}
     return response
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    """What every error answer of every API looks like (made by `exception_handler` above)."""
+
+    error = serializers.CharField(help_text="A readable message, safe to show as it is.")
+    code = serializers.CharField(required=False)
+    fields = serializers.JSONField(required=False, help_text="Per-field details, when any.")
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """An error answer for `extend_schema(responses=...)`."""
+    return OpenApiResponse(ErrorBodySerializer, description=description)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, BasePermission
@@ -18,12 +18,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadchat.api import error_response
 from sessions_app.errors import SessionDeleted
 from sessions_app.services import visitor_token_matches
 from widget import selectors, services
 from widget.origins import request_origin_allowed
 from widget.serializers import (
-    ErrorOut,
     MessageIn,
     MessageOut,
     MessagePostOut,
@@ -40,17 +40,15 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorOut, description=description)
-
-
 COMMON_ERRORS = {
-    400: _error("Invalid input (message in `error`, per-field details in `fields`)."),
-    403: _error("Origin not allowed, site switched off, or visitor token missing or wrong."),
-    404: _error("Unknown site key or session."),
-    413: _error("Request body larger than WIDGET_MAX_BODY_BYTES."),
-    415: _error("Content-Type is not application/json."),
-    429: _error("Rate limit reached; retry after the number of seconds in Retry-After."),
+    400: error_response("Invalid input (message in `error`, per-field details in `fields`)."),
+    403: error_response(
+        "Origin not allowed, site switched off, or visitor token missing or wrong."
+    ),
+    404: error_response("Unknown site key or session."),
+    413: error_response("Request body larger than WIDGET_MAX_BODY_BYTES."),
+    415: error_response("Content-Type is not application/json."),
+    429: error_response("Rate limit reached; retry after the number of seconds in Retry-After."),
 }
 VISITOR_TOKEN = OpenApiParameter(
     "X-Visitor-Token",

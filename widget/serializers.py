@@ -100,9 +100,3 @@ class TranscriptOut(serializers.Serializer):
     completion_status = serializers.CharField()
     lead = LeadOut()
     messages = MessageOut(many=True)
-
-
-class ErrorOut(serializers.Serializer):
-    error = serializers.CharField(help_text="A readable message, safe to show to the visitor.")
-    code = serializers.CharField(required=False)
-    fields = serializers.JSONField(required=False)

@@ -19,17 +19,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadchat.api import error_response
 from sessions_app.models import AutomationError, ChatSession
 from sessions_app.services import automation_error_record
 
 app_name = "automation-api"
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    error = serializers.CharField(help_text="What went wrong, readable as it is.")
-    code = serializers.CharField(required=False)
 
 
 class AutomationErrorInSerializer(serializers.Serializer):
@@ -142,11 +138,11 @@ class AutomationErrorCreateView(APIView):
             200: OpenApiResponse(
                 AutomationErrorOutSerializer, description="Replay: already stored."
             ),
-            400: OpenApiResponse(ErrorBodySerializer, description="Invalid JSON or fields."),
-            401: OpenApiResponse(ErrorBodySerializer, description="No Authorization header."),
-            403: OpenApiResponse(ErrorBodySerializer, description="Wrong key (or API closed)."),
-            413: OpenApiResponse(ErrorBodySerializer, description="Body over 64 KB."),
-            415: OpenApiResponse(ErrorBodySerializer, description="Body is not JSON."),
+            400: error_response("Invalid JSON or fields."),
+            401: error_response("No Authorization header."),
+            403: error_response("Wrong key (or API closed)."),
+            413: error_response("Body over 64 KB."),
+            415: error_response("Body is not JSON."),
         },
         examples=[
             OpenApiExample(

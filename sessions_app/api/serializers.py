@@ -196,11 +196,3 @@ class StatsSerializer(serializers.Serializer):
     qa = serializers.DictField(child=serializers.IntegerField())
     top_pages = StatsPageSerializer(many=True)
     utm_sources = StatsSourceSerializer(many=True)
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    """What every error answer looks like (leadchat.api.exception_handler)."""
-
-    error = serializers.CharField()
-    code = serializers.CharField(required=False)
-    fields = serializers.JSONField(required=False)

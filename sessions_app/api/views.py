@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadchat.api import error_response
 from sessions_app import exports, selectors, services
 from sessions_app.api import params
 from sessions_app.api import serializers as out
@@ -44,15 +45,11 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(out.ErrorBodySerializer, description=description)
-
-
-BAD_PARAMS = _error("Bad parameters; `error` names the first one, `fields` lists them all.")
-NO_AUTH = _error("No or bad credentials (session cookie or `Authorization: Token ...`).")
-NO_ROLE = _error("Signed in, but the user's role may not do this.")
-NOT_FOUND = _error("No such session (or error).")
-CONFLICT = _error("The move is not allowed from the session's current state.")
+BAD_PARAMS = error_response("Bad parameters; `error` names the first one, `fields` lists them all.")
+NO_AUTH = error_response("No or bad credentials (session cookie or `Authorization: Token ...`).")
+NO_ROLE = error_response("Signed in, but the user's role may not do this.")
+NOT_FOUND = error_response("No such session (or error).")
+CONFLICT = error_response("The move is not allowed from the session's current state.")
 READ_ERRORS = {400: BAD_PARAMS, 401: NO_AUTH, 403: NO_ROLE}
 
 
