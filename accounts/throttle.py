@@ -15,23 +15,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from leadchat.http import client_ip
+
 PREFIX = "login-failures"
-
-
-def client_ip(request: HttpRequest) -> str:
-    """REMOTE_ADDR, or the address our own proxies appended to X-Forwarded-For.
-
-    Only the last LOGIN_TRUSTED_PROXY_COUNT entries are written by proxies we run; anything
-    further left is whatever the client sent and would let an attacker pick a fresh "IP" for
-    every attempt.
-    """
-    trusted = settings.LOGIN_TRUSTED_PROXY_COUNT
-    if trusted > 0:
-        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        forwarded = [p for p in forwarded if p]
-        if len(forwarded) >= trusted:
-            return forwarded[-trusted]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
 def _keys(request: HttpRequest, username: str) -> dict[str, str]:

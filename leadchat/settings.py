@@ -165,9 +165,14 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Load balancers probe /health over plain HTTP; a redirect would read as "down".
 SECURE_REDIRECT_EXEMPT = [r"^health$"]
-if env.bool("BEHIND_PROXY", default=not DEBUG):
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=not DEBUG)
+if BEHIND_PROXY:
     # Only safe when a proxy we control sets (and strips client-sent) X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies we run in front of the app append to X-Forwarded-For. Rate limits and the
+# sign-in throttle take the client IP that many hops from the right (leadchat.http.client_ip);
+# 0 uses the socket address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
@@ -256,11 +261,6 @@ WIDGET_MESSAGES_PER_SESSION_PER_MINUTE = env.int(
     "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE", default=20
 )
 WIDGET_REQUESTS_PER_IP_PER_MINUTE = env.int("WIDGET_REQUESTS_PER_IP_PER_MINUTE", default=120)
-# How many proxies we run in front of the app append to X-Forwarded-For; the client IP for rate
-# limits is taken that many hops from the right. 0 = use the socket address.
-WIDGET_TRUSTED_PROXIES = env.int(
-    "WIDGET_TRUSTED_PROXIES", default=1 if env.bool("BEHIND_PROXY", default=not DEBUG) else 0
-)
 # Largest request body the widget API reads (a 4,000-character message in JSON fits easily).
 WIDGET_MAX_BODY_BYTES = env.int("WIDGET_MAX_BODY_BYTES", default=32_768)
 # Time budget of one agent reply, in seconds: connecting, and the whole reply (both requests of
@@ -336,10 +336,6 @@ TRASH_RETENTION_DAYS = env.int("TRASH_RETENTION_DAYS", default=30)
 LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=20)
 LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
 LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900)
-# How many reverse proxies append to X-Forwarded-For in front of the app. 0 (default): the
-# client IP is REMOTE_ADDR. Behind one proxy (nginx, a load balancer) set 1: the IP that proxy
-# appended is used; entries a client forges further left are ignored.
-LOGIN_TRUSTED_PROXY_COUNT = env.int("LOGIN_TRUSTED_PROXY_COUNT", default=0)
 # How often (milliseconds) the dashboard polls the changes feed while its tab is visible.
 DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=3000)
 # Password sign-in (dashboard and admin alike) goes through the throttle (accounts.backends).

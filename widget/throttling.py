@@ -1,26 +1,16 @@
 """Rate limits of the public widget API, kept in the cache (share it across processes).
 
 Rates are read from settings on every request, so a deployment (or a test) can change them.
-The client IP comes from REMOTE_ADDR, or from X-Forwarded-For only as far as
-WIDGET_TRUSTED_PROXIES says proxies we run have appended to it: trusting the whole header would
-let anyone pick a fresh "IP" per request and step around every limit.
+The client IP is `leadchat.http.client_ip` (X-Forwarded-For only as far as our own proxies
+wrote it).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest
 from rest_framework.throttling import SimpleRateThrottle
 
-
-def client_ip(request: HttpRequest) -> str:
-    remote = request.META.get("REMOTE_ADDR", "")
-    proxies = int(settings.WIDGET_TRUSTED_PROXIES)
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if proxies <= 0 or not forwarded:
-        return remote
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    return hops[-min(proxies, len(hops))] if hops else remote
+from leadchat.http import client_ip
 
 
 class _SettingsRateThrottle(SimpleRateThrottle):

@@ -90,7 +90,7 @@ def test_usernames_are_throttled_case_insensitively(client, agent_user, settings
 @pytest.mark.django_db
 def test_forged_forwarded_for_does_not_escape_the_ip_throttle(client, settings, agent_user):
     settings.LOGIN_FAILURES_PER_IP = 2
-    settings.LOGIN_TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXY_COUNT = 1
     for i in range(2):
         attempt(
             client, f"u{i}", "x", ip="10.0.0.99", HTTP_X_FORWARDED_FOR=f"1.1.1.{i}, 198.51.100.5"

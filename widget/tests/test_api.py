@@ -322,7 +322,7 @@ def test_all_widget_requests_per_ip_are_rate_limited(site, widget_client, settin
 
 def test_rate_limit_ignores_spoofed_forwarded_for_by_default(site, widget_client, settings):
     settings.WIDGET_SESSIONS_PER_IP_PER_HOUR = 1
-    settings.WIDGET_TRUSTED_PROXIES = 0
+    settings.TRUSTED_PROXY_COUNT = 0
     widget_client.started(HTTP_X_FORWARDED_FOR="1.1.1.1")
 
     assert widget_client.start(HTTP_X_FORWARDED_FOR="2.2.2.2").status_code == 429
@@ -330,7 +330,7 @@ def test_rate_limit_ignores_spoofed_forwarded_for_by_default(site, widget_client
 
 def test_rate_limit_uses_forwarded_for_behind_trusted_proxy(site, widget_client, settings):
     settings.WIDGET_SESSIONS_PER_IP_PER_HOUR = 1
-    settings.WIDGET_TRUSTED_PROXIES = 1
+    settings.TRUSTED_PROXY_COUNT = 1
     widget_client.started(HTTP_X_FORWARDED_FOR="9.9.9.9, 1.1.1.1")
 
     # The client forged the left part; the proxy appended the real address on the right.
