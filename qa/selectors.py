@@ -7,13 +7,12 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Val
 from django.db.models.functions import Coalesce
 
 from qa.models import QAHistory
-from sessions_app.models import AutomationError, ChatMessage, ChatSession, Delivery, QAStatus
+from sessions_app.models import AutomationError, ChatMessage, ChatSession, QAStatus
 
 # A transcript longer than this is cut on the change view (with a note): one page must stay
 # bounded whatever a runaway bot did to a session.
 TRANSCRIPT_LIMIT = 1000
 ERRORS_LIMIT = 50
-DELIVERIES_LIMIT = 50
 HISTORY_LIMIT = 200
 DEFAULT_ORDERING = ("-started_at", "-id")
 
@@ -73,13 +72,6 @@ def session_automation_errors(
     session: ChatSession, limit: int = ERRORS_LIMIT
 ) -> list[AutomationError]:
     return list(session.automation_errors.order_by("-created_at", "-id")[:limit])
-
-
-def session_deliveries(session: ChatSession, limit: int = DELIVERIES_LIMIT) -> list[Delivery]:
-    """The session's outbox rows (lead webhooks and QA emails), newest first, endpoint joined."""
-    return list(
-        session.deliveries.select_related("endpoint").order_by("-created_at", "-id")[:limit]
-    )
 
 
 def session_for_review(pk: Any) -> ChatSession | None:

@@ -40,6 +40,7 @@ from sessions_app.models import (
     ChatMessage,
     ChatSession,
     CompletionStatus,
+    Delivery,
     MessageRole,
     QAStatus,
 )
@@ -416,3 +417,21 @@ def session_rows(*, pks: list[int]) -> QuerySet[ChatSession]:
 
 def session_row(*, pk: int) -> ChatSession:
     return session_rows(pks=[pk]).get()
+
+
+DELIVERIES_LIMIT = 50
+
+
+def session_deliveries(session: ChatSession, limit: int = DELIVERIES_LIMIT) -> list[Delivery]:
+    """The session's outbox rows (lead webhooks and QA emails), newest first, endpoint joined."""
+    return list(
+        session.deliveries.select_related("endpoint").order_by("-created_at", "-id")[:limit]
+    )
+
+
+def delivery_recipients(delivery: Delivery) -> str:
+    """Where a delivery goes, for people: the endpoint's name, or an email's recipients."""
+    if delivery.endpoint_id:
+        return delivery.endpoint.name
+    to = delivery.payload.get("to") if isinstance(delivery.payload, dict) else None
+    return ", ".join(str(t) for t in to) if isinstance(to, list) else ""

@@ -43,6 +43,7 @@ SESSION_PANELS = [
     "dashboard/panels/lead.html",
     "dashboard/panels/statuses.html",
     "dashboard/panels/errors.html",
+    "dashboard/panels/deliveries.html",
 ]
 
 
@@ -133,7 +134,12 @@ class TrashView(SessionListView):
 
 def session_panels_context(session: ChatSession) -> dict[str, Any]:
     """Extra data the detail panels need (beyond `session`, which has errors prefetched)."""
-    return {}
+    return {
+        "deliveries": [
+            {"delivery": d, "target": selectors.delivery_recipients(d)}
+            for d in selectors.session_deliveries(session)
+        ]
+    }
 
 
 class SessionDetailView(DashboardView):

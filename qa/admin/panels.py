@@ -10,6 +10,7 @@ from django.utils.http import urlencode
 
 from qa import selectors
 from qa.display import url_link
+from sessions_app import selectors as sessions_selectors
 from sessions_app.models import (
     ChatSession,
 )
@@ -96,22 +97,17 @@ def deliveries_context(request: HttpRequest, session: ChatSession) -> dict[str, 
         "deliveries": [
             {
                 "delivery": d,
-                "target": d.endpoint.name if d.endpoint_id else _email_recipients(d.payload),
+                "target": sessions_selectors.delivery_recipients(d),
                 "url": reverse("admin:sessions_app_delivery_change", args=[d.pk])
                 if can_open
                 else "",
             }
-            for d in selectors.session_deliveries(session)
+            for d in sessions_selectors.session_deliveries(session)
         ],
-        "limit": selectors.DELIVERIES_LIMIT,
+        "limit": sessions_selectors.DELIVERIES_LIMIT,
         "list_url": reverse("admin:sessions_app_delivery_changelist")
         + "?"
         + urlencode({"session__id__exact": session.pk})
         if can_open
         else "",
     }
-
-
-def _email_recipients(payload: Any) -> str:
-    to = payload.get("to") if isinstance(payload, dict) else None
-    return ", ".join(str(t) for t in to) if isinstance(to, list) else ""

@@ -121,3 +121,39 @@ def test_api_docs_page_has_no_inline_script(client):
     script = client.get("/api/docs/?script=")
     assert script.status_code == 200
     assert "application/javascript" in script["Content-Type"]
+
+
+@pytest.mark.django_db
+def test_session_detail_shows_the_lead_webhook_and_its_outcome(client, agent_user):
+    from sessions_app.models import Delivery, DeliveryStatus, WebhookEndpoint
+    from sessions_app.services import lead_capture
+
+    WebhookEndpoint.objects.create(name="n8n <i>leads</i>", url="https://n8n.example.com/hook")
+    session = ChatSessionFactory()
+    lead_capture(session=session, name="Dana", email="dana@example.com")
+    delivery = Delivery.objects.get(session=session)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.FAILED, attempts=9, last_status_code=500, last_error="<b>down</b>"
+    )
+    other = ChatSessionFactory()
+    lead_capture(session=other, name="Eve", email="eve@example.com")
+
+    client.force_login(agent_user)
+    content = client.get(reverse("dashboard:session", args=[session.public_id])).content.decode()
+    assert f'data-delivery="{delivery.pk}"' in content
+    assert "lead.captured" in content and "Failed" in content and "HTTP 500" in content
+    assert "n8n &lt;i&gt;leads&lt;/i&gt;" in content and "<i>leads</i>" not in content
+    assert "&lt;b&gt;down&lt;/b&gt;" in content
+    other_delivery = Delivery.objects.get(session=other)
+    assert f'data-delivery="{other_delivery.pk}"' not in content
+
+
+@pytest.mark.django_db
+def test_session_detail_explains_a_lead_captured_without_an_endpoint(client, agent_user):
+    from sessions_app.services import lead_capture
+
+    session = ChatSessionFactory()
+    lead_capture(session=session, name="Dana", email="dana@example.com")
+    client.force_login(agent_user)
+    content = client.get(reverse("dashboard:session", args=[session.public_id])).content.decode()
+    assert "no webhook endpoint was set up" in content
