@@ -297,26 +297,14 @@ if RESEND_API_KEY:
 ANYMAIL["REQUESTS_TIMEOUT"] = (WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TOTAL_TIMEOUT)
 
 
-def _check_webhook_secret(secret: str) -> None:
-    import base64
-    import binascii
+if LEAD_WEBHOOK_SECRET:
+    from sessions_app.webhook_secrets import GENERATE_HINT, is_valid_webhook_secret
 
-    body = secret.removeprefix("whsec_")
-    try:
-        padded = body + "=" * (-len(body) % 4)
-        ok = secret.startswith("whsec_") and len(base64.b64decode(padded, validate=True)) >= 24
-    except (binascii.Error, ValueError):
-        ok = False
-    if not ok:
+    if not is_valid_webhook_secret(LEAD_WEBHOOK_SECRET):
         raise ImproperlyConfigured(
             "LEAD_WEBHOOK_SECRET must be a Standard Webhooks secret: whsec_ followed by base64 "
-            'of at least 24 random bytes. Generate one with: python -c "import base64, secrets; '
-            "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+            f"of at least 24 random bytes. Generate one with: {GENERATE_HINT}"
         )
-
-
-if LEAD_WEBHOOK_SECRET:
-    _check_webhook_secret(LEAD_WEBHOOK_SECRET)
 # The automation error API authenticates with its own bearer key (documented in the schema).
 SPECTACULAR_SETTINGS["APPEND_COMPONENTS"] = {
     "securitySchemes": {

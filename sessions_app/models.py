@@ -1,9 +1,12 @@
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from sessions_app.webhook_secrets import generate_webhook_secret, is_valid_webhook_secret
 
 
 class Channel(models.TextChoices):
@@ -267,27 +270,8 @@ class AutomationError(models.Model):
 # outbox), sent later by `manage.py deliver_webhooks` (sessions_app.worker).
 
 
-def generate_webhook_secret() -> str:
-    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
-    import base64
-    import secrets
-
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
 def validate_webhook_secret(value: str) -> None:
-    import base64
-    import binascii
-
-    from django.core.exceptions import ValidationError
-
-    body = value.removeprefix("whsec_")
-    try:
-        padded = body + "=" * (-len(body) % 4)
-        ok = value.startswith("whsec_") and len(base64.b64decode(padded, validate=True)) >= 24
-    except (binascii.Error, ValueError):
-        ok = False
-    if not ok:
+    if not is_valid_webhook_secret(value):
         raise ValidationError(
             "Use a Standard Webhooks secret: whsec_ followed by base64 of at least 24 random "
             "bytes (leave the generated one unless the receiver gave you its own)."
