@@ -103,3 +103,35 @@ def test_several_workers_on_sqlite_never_send_a_row_twice_and_deliver_all(
     if connection.vendor != "sqlite":
         pytest.skip("the PostgreSQL variant covers this database")
     run_three_workers_against_one_backlog(receiver, make_endpoint, captured_lead, worker_processes)
+
+
+@pytest.mark.postgres
+def test_worker_survives_the_database_dropping_its_connections(
+    receiver, make_endpoint, captured_lead, worker_processes
+):
+    """What a PostgreSQL restart or failover does to a running worker: its connections die.
+    The worker must carry on once the database answers again, and lose no event."""
+    receiver.delay = 0.02
+    with LoopbackServer(receiver) as server:
+        make_endpoint(f"{server.url}/hook")
+        for i in range(10):
+            captured_lead(email=f"before{i}@example.com")
+        worker = worker_processes("--batch-size", "5", env={"DELIVERY_POLL_SECONDS": "0.2"})
+        assert wait_until(lambda: delivered_count() == 10, timeout=60)
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            (terminated,) = cursor.fetchone()
+        assert terminated >= 1  # the worker's connection really was cut
+
+        for i in range(10):
+            captured_lead(email=f"after{i}@example.com")
+        delivered = wait_until(lambda: delivered_count() == 20, timeout=60)
+        code, output = worker.terminate()
+    assert delivered, output
+    assert code == 0, output
+    assert len(set(receiver.accepted)) == 20
+    assert receiver.rejected == []
