@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from leadchat import views
@@ -11,6 +13,11 @@ admin.site.index_title = "Review AI conversations"
 urlpatterns = [
     path("", views.root, name="root"),
     path("health", views.health, name="health"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the admin, the API docs).
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=f"{settings.STATIC_URL}dashboard/favicon.svg", permanent=True),
+    ),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     # Public widget: embed script, iframe page, demo landing page, /api/widget/...
