@@ -11,7 +11,7 @@ import pytest
 from bench import run
 from bench.seed import BIG_SESSION_MESSAGES, seed_database
 from bench.views import FLOOR_REPLY
-from sessions_app.models import ChatMessage, ChatSession
+from sessions_app.models import ChatMessage, ChatSession, Delivery
 from sessions_app.tests.factories import ChatSessionFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,13 @@ def test_percentile_interpolates_like_numpy():
 def test_seeder_copies_the_requested_counts_consistently():
     plan, counts = seed_database(sessions=40, messages=700, days=90)
 
-    assert counts == {"sessions_app.ChatSession": 40, "sessions_app.ChatMessage": 700}
+    assert counts == {
+        "sessions_app.ChatSession": 40,
+        "sessions_app.ChatMessage": 700,
+        "sessions_app.Delivery": 40,
+    }
+    # Historical deliveries only: nothing for a worker to send.
+    assert not Delivery.objects.filter(status__in=["pending", "sending"]).exists()
     assert ChatSession.objects.count() == 40
     assert ChatMessage.objects.count() == 700
     # Each session's counter agrees with its transcript.
