@@ -84,6 +84,8 @@ class SeedPlan:
     started_at: list[datetime] = field(default_factory=list)
     message_counts: list[int] = field(default_factory=list)
     completes: list[bool] = field(default_factory=list)
+    # The webhook endpoint the historical deliveries went to (deliveries_endpoint_ensure).
+    endpoint_id: int | None = None
 
     @property
     def big_session_id(self) -> int:
@@ -240,6 +242,109 @@ def _message_rows(plan: SeedPlan) -> Iterator[tuple[Any, ...]]:
                 yield session_id, "visitor", text, created, "{}"
 
 
+DELIVERY_COLUMNS = (
+    "event_id", "event_type", "kind", "endpoint_id", "session_id", "subject_email", "payload",
+    "status", "attempts", "next_attempt_at", "last_attempt_at", "last_status_code",
+    "last_latency_ms", "delivered_at", "created_at",
+)  # fmt: skip
+
+
+def _lead_payload(event_id: str, session_id: int, email: str, at: datetime) -> str:
+    """A payload the size and shape of sessions_app.webhooks.lead_payload's."""
+    return json.dumps(
+        {
+            "type": "lead.captured",
+            "event_id": event_id,
+            "timestamp": at.isoformat(),
+            "data": {
+                "session_id": str(uuid.UUID(int=session_id)),
+                "lead": {"name": "Bench Lead", "email": email, "phone": "", "data": {}},
+                "source": {"page_url": LANDING_PAGES[session_id % len(LANDING_PAGES)]},
+                "transcript_url": f"https://leadchat.example/dashboard/sessions/{session_id}/",
+            },
+        }
+    )
+
+
+def _delivery_rows(plan: SeedPlan) -> Iterator[tuple[Any, ...]]:
+    """One delivery per session (100,000 at the default scale), none of them due.
+
+    Complete sessions: their lead.captured webhook, delivered (a few failed after 9 tries).
+    The others: QA emails (kind email, no endpoint), delivered. Nothing is pending, so the
+    outbox drain measurement drains only its own rows.
+    """
+    rng = random.Random(7)
+    for i in range(plan.sessions):
+        session_id = plan.first_session_id + i
+        at = plan.started_at[i] + MESSAGE_GAP * plan.message_counts[i]
+        event_id = f"evt_bench_{session_id}"
+        email = f"lead.{i}@example.com"
+        failed = rng.random() < 0.03
+        if plan.completes[i]:
+            yield (
+                event_id, "lead.captured", "webhook", plan.endpoint_id, session_id, email,
+                _lead_payload(event_id, session_id, email, at),
+                "failed" if failed else "delivered", 9 if failed else 1, at, at,
+                500 if failed else 200, rng.randint(20, 400), None if failed else at, at,
+            )  # fmt: skip
+        else:
+            payload = json.dumps(
+                {"to": ["qa@example.com"], "subject": f"QA issue on session {session_id}",
+                 "text": "A QA reviewer flagged an issue.", "html": ""}
+            )  # fmt: skip
+            yield (
+                event_id, "qa.issue_flagged", "email", None, session_id, "", payload,
+                "delivered", 1, at, at, 200, rng.randint(80, 600), at, at,
+            )  # fmt: skip
+
+
+def _pending_rows(count: int, endpoint_id: int, session_ids: Sequence[int]):
+    now = timezone.now()
+    batch = uuid.uuid4().hex[:12]
+    for n in range(count):
+        event_id = f"evt_drain_{batch}_{n}"
+        session_id = session_ids[n % len(session_ids)] if session_ids else None
+        email = f"drain.{n}@example.com"
+        yield (
+            event_id, "lead.captured", "webhook", endpoint_id, session_id, email,
+            _lead_payload(event_id, session_id or n, email, now),
+            "pending", 0, now, None, None, None, None, now,
+        )  # fmt: skip
+
+
+def pending_deliveries_copy(*, count: int, endpoint_id: int) -> int:
+    """COPY `count` lead webhooks due now to `endpoint_id`, over the complete sessions."""
+    from sessions_app.models import ChatSession
+
+    session_ids = list(
+        ChatSession.objects.filter(completion_status="complete")
+        .order_by("pk")
+        .values_list("pk", flat=True)[:count]
+    )
+    seed = TableSeed(
+        "sessions_app.Delivery",
+        DELIVERY_COLUMNS,
+        lambda plan: _pending_rows(count, endpoint_id, session_ids),
+    )
+    return table_copy(seed, None)  # type: ignore[arg-type]  # rows ignore the plan
+
+
+def deliveries_endpoint_ensure() -> int:
+    from sessions_app.models import WebhookEndpoint
+
+    endpoint, _ = WebhookEndpoint.objects.get_or_create(
+        name="Bench historical endpoint",
+        # Inactive: the measurements' own leads are not queued to it, nothing of it is due.
+        defaults={
+            "url": "http://127.0.0.1:9/never-called",
+            "events": ["lead.captured"],
+            "is_active": False,
+            "disabled_reason": "Benchmark history only.",
+        },
+    )
+    return endpoint.pk
+
+
 SESSION_COLUMNS = (
     "id", "public_id", "site_id", "channel", "page_url", "referrer", "utm_source", "utm_medium",
     "utm_campaign", "user_agent", "started_at", "last_activity_at", "ended_at", "updated_at",
@@ -248,10 +353,8 @@ SESSION_COLUMNS = (
     "qa_status_at",
 )  # fmt: skip
 
-# The data set, in dependency order. When the outbox lands (issue 4), its deliveries are one more
-# entry here: TableSeed("sessions_app.<Delivery model>", (columns...), _delivery_rows), with
-# _delivery_rows yielding one row per complete session (plan.completes) and 20,000 `pending` rows
-# for the outbox drain measurement.
+# The data set, in dependency order. The outbox drain's due rows are not part of it: each drain
+# round COPYs its own (pending_deliveries_copy).
 SEED_TABLES: list[TableSeed] = [
     TableSeed("sessions_app.ChatSession", SESSION_COLUMNS, _session_rows, sets_ids=True),
     TableSeed(
@@ -259,6 +362,7 @@ SEED_TABLES: list[TableSeed] = [
         ("session_id", "role", "text", "created_at", "metadata"),
         _message_rows,
     ),
+    TableSeed("sessions_app.Delivery", DELIVERY_COLUMNS, _delivery_rows),
 ]
 
 
@@ -372,6 +476,7 @@ def seed_database(
         site_ids=sites_ensure(),
         first_session_id=next_session_id(),
     )
+    plan.endpoint_id = deliveries_endpoint_ensure()
     counts: dict[str, int] = {}
     for seed in tables if tables is not None else SEED_TABLES:
         started = timezone.now()

@@ -11,7 +11,7 @@ import pytest
 from bench import run
 from bench.seed import BIG_SESSION_MESSAGES, seed_database
 from bench.views import FLOOR_REPLY
-from sessions_app.models import ChatMessage, ChatSession
+from sessions_app.models import ChatMessage, ChatSession, Delivery
 from sessions_app.tests.factories import ChatSessionFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,13 @@ def test_percentile_interpolates_like_numpy():
 def test_seeder_copies_the_requested_counts_consistently():
     plan, counts = seed_database(sessions=40, messages=700, days=90)
 
-    assert counts == {"sessions_app.ChatSession": 40, "sessions_app.ChatMessage": 700}
+    assert counts == {
+        "sessions_app.ChatSession": 40,
+        "sessions_app.ChatMessage": 700,
+        "sessions_app.Delivery": 40,
+    }
+    # Historical deliveries only: nothing for a worker to send.
+    assert not Delivery.objects.filter(status__in=["pending", "sending"]).exists()
     assert ChatSession.objects.count() == 40
     assert ChatMessage.objects.count() == 700
     # Each session's counter agrees with its transcript.
@@ -103,6 +109,7 @@ def test_floor_view_answers_400_to_bad_json(client):
 def test_reads_measure_live_paths_and_report_missing_ones_as_not_available(
     monkeypatch, admin_role_user, tmp_path
 ):
+    monkeypatch.setattr(run, "OUT_DIR", tmp_path)
     monkeypatch.setattr(
         run,
         "READS",
@@ -124,3 +131,40 @@ def test_reads_measure_live_paths_and_report_missing_ones_as_not_available(
     assert cells[3] == "1"  # one query: SELECT 1
     missing = next(line for line in lines if line.startswith("| missing page |"))
     assert "not available yet (`GET /not-merged-yet/7/` answers 404)" in missing
+
+
+@pytest.mark.django_db
+def test_reads_flag_query_counts_that_grow_with_the_data(monkeypatch, admin_role_user, tmp_path):
+    monkeypatch.setattr(run, "OUT_DIR", tmp_path)
+    monkeypatch.setattr(
+        run, "READS", [run.ReadEntry("health", "/health", 50, role=None, max_queries=0)]
+    )
+    # An earlier run at another size counted 0 queries for /health (it takes 1).
+    (tmp_path / "read-queries-5000.json").write_text(json.dumps({"health": 0}))
+    options = run.parse_args(["--sessions", "10", "--read-samples", "3", "--output", "x"])
+    bench = run.Bench(options, db_url="", server_env={})
+    bench.admin = admin_role_user
+    bench.placeholders = {"big_session_messages": 500}
+
+    lines = bench.reads().lines
+
+    assert "queries at 5,000 sessions" in next(line for line in lines if line.startswith("| read"))
+    # Over its budget of 0 as well: flagged.
+    assert "Query counts **differ** with the data size for: health." in lines
+    assert json.loads((tmp_path / "read-queries-10.json").read_text()) == {"health": 1}
+
+
+@pytest.mark.django_db
+def test_reads_report_a_query_count_over_its_budget(monkeypatch, admin_role_user, tmp_path):
+    monkeypatch.setattr(run, "OUT_DIR", tmp_path)
+    monkeypatch.setattr(
+        run, "READS", [run.ReadEntry("health", "/health", 50, role=None, max_queries=0)]
+    )
+    options = run.parse_args(["--sessions", "10", "--read-samples", "3", "--output", "x"])
+    bench = run.Bench(options, db_url="", server_env={})
+    bench.admin = admin_role_user
+    bench.placeholders = {"big_session_messages": 500}
+
+    health = next(line for line in bench.reads().lines if line.startswith("| health |"))
+
+    assert "**1 queries > 0**" in health
