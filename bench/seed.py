@@ -64,9 +64,8 @@ AI_TEXTS = [
     "That email doesn't look right: the domain is missing. Could you check it?",
     "Perfect, a specialist will contact you within one business day.",
 ]
-AI_METADATA = [
-    json.dumps({"backend": "scripted", "latency_ms": ms}) for ms in (3, 5, 8, 12, 20, 35)
-]
+AI_LATENCIES = (3, 5, 8, 12, 20, 35)
+AI_METADATA = [json.dumps({"backend": "scripted", "latency_ms": ms}) for ms in AI_LATENCIES]
 
 
 @dataclass
@@ -211,10 +210,17 @@ def _session_rows(plan: SeedPlan) -> Iterator[tuple[Any, ...]]:
             captured,  # lead_captured_at
             count > 1,  # ai_engaged
             count,  # message_count
+            len(range(0, count, 2)),  # ai_replies_timed: messages 0, 2, 4... are the AI's
+            _latency_total(i, count),  # ai_latency_ms_total
             delivery,  # delivery_state
             qa,  # qa_status
             None if qa == "unchecked" else last,  # qa_status_at
         )
+
+
+def _latency_total(i: int, count: int) -> int:
+    """Sum of the latencies `_message_rows` gives session i's replies (its counters agree)."""
+    return sum(AI_LATENCIES[(i + j) % len(AI_LATENCIES)] for j in range(0, count, 2))
 
 
 def _message_rows(plan: SeedPlan) -> Iterator[tuple[Any, ...]]:
@@ -349,8 +355,8 @@ SESSION_COLUMNS = (
     "id", "public_id", "site_id", "channel", "page_url", "referrer", "utm_source", "utm_medium",
     "utm_campaign", "user_agent", "started_at", "last_activity_at", "ended_at", "updated_at",
     "completion_status", "archive_status", "archived_at", "deleted_at", "lead_name", "lead_email",
-    "lead_captured_at", "ai_engaged", "message_count", "delivery_state", "qa_status",
-    "qa_status_at",
+    "lead_captured_at", "ai_engaged", "message_count", "ai_replies_timed", "ai_latency_ms_total",
+    "delivery_state", "qa_status", "qa_status_at",
 )  # fmt: skip
 
 # The data set, in dependency order. The outbox drain's due rows are not part of it: each drain

@@ -207,6 +207,15 @@ def seed_demo(
             session_rows.append(row)
             transcripts.append(list(zip(times, transcript, strict=True)))
 
+        # Latencies are drawn first so each session's counters agree with its messages (the
+        # bulk insert skips message_add, which keeps them in the live product).
+        latencies = [
+            [rng.randint(3, 40) if role == MessageRole.AI else None for _, (role, _) in transcript]
+            for transcript in transcripts
+        ]
+        for row, timings in zip(session_rows, latencies, strict=True):
+            timed = [ms for ms in timings if ms is not None]
+            row.ai_replies_timed, row.ai_latency_ms_total = len(timed), sum(timed)
         created = ChatSession.objects.bulk_create(session_rows, batch_size=500)
         messages = [
             ChatMessage(
@@ -214,12 +223,10 @@ def seed_demo(
                 role=role,
                 text=text,
                 created_at=at,
-                metadata={"backend": "scripted", "latency_ms": rng.randint(3, 40)}
-                if role == MessageRole.AI
-                else {},
+                metadata={} if ms is None else {"backend": "scripted", "latency_ms": ms},
             )
-            for session, transcript in zip(created, transcripts, strict=True)
-            for at, (role, text) in transcript
+            for session, transcript, timings in zip(created, transcripts, latencies, strict=True)
+            for (at, (role, text)), ms in zip(transcript, timings, strict=True)
         ]
         ChatMessage.objects.bulk_create(messages, batch_size=1000)
     return site, len(created)

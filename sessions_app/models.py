@@ -123,6 +123,10 @@ class ChatSession(models.Model):
 
     ai_engaged = models.BooleanField(default=False)
     message_count = models.PositiveIntegerField(default=0)
+    # Count and sum of the AI replies' `latency_ms`, kept by `message_add`: the stats average the
+    # latency over one row per session instead of reading every message's metadata.
+    ai_replies_timed = models.PositiveIntegerField(default=0, editable=False)
+    ai_latency_ms_total = models.FloatField(default=0, editable=False)
     delivery_state = models.CharField(
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.NONE
     )

@@ -16,21 +16,16 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import (
     Avg,
-    Case,
     Count,
-    F,
-    FloatField,
     IntegerField,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
     Subquery,
-    Value,
-    When,
+    Sum,
 )
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from sessions_app.models import (
@@ -40,7 +35,6 @@ from sessions_app.models import (
     ChatSession,
     CompletionStatus,
     Delivery,
-    MessageRole,
     QAStatus,
 )
 
@@ -273,7 +267,6 @@ def sessions_changed_since(
 # --- Stats --------------------------------------------------------------------------------------
 
 TOP_N = 10
-_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
 def sessions_stats(
@@ -286,7 +279,8 @@ def sessions_stats(
       conversion_rate = converted / sessions.
     - leads_per_day: leads by the day they were captured (a session started on Monday whose
       visitor leaves an email on Tuesday is Tuesday's lead).
-    - avg_ai_latency_ms: mean `latency_ms` of AI replies (message metadata) in those sessions.
+    - avg_ai_latency_ms: mean `latency_ms` of the AI replies in those sessions, from the
+      per-session counters `message_add` keeps (see `reply_latency_ms`).
     A fixed number of queries whatever the data size.
     """
     start, end = day_bounds(date_from, date_to, tz)
@@ -301,6 +295,9 @@ def sessions_stats(
         converted=Count("id", filter=complete),
         engaged=Count("id", filter=Q(ai_engaged=True)),
         avg_messages=Avg("message_count"),
+        # Per-session counters kept by message_add (the messages themselves are not read).
+        latency_total=Sum("ai_latency_ms_total"),
+        replies_timed=Sum("ai_replies_timed"),
     )
     per_day = {
         row["day"]: row["n"]
@@ -332,31 +329,10 @@ def sessions_stats(
         .annotate(n=Count("id"), leads=Count("id", filter=complete))
         .order_by("-n", "utm_source")[:TOP_N]
     ]
-    # latency_ms comes from whatever the agent backend wrote: only plain numbers are averaged
-    # (CASE guards the cast, so a stray string can never turn the page into an error).
-    latency_text = KeyTextTransform("latency_ms", "metadata")
-    latency = (
-        ChatMessage.objects.filter(
-            role=MessageRole.AI, session__in=started.values("pk"), metadata__has_key="latency_ms"
-        )
-        .annotate(latency_text=latency_text)
-        .filter(latency_text__regex=_NUMBER)
-        .aggregate(
-            avg=Avg(
-                Case(
-                    When(
-                        latency_text__regex=_NUMBER,
-                        then=Cast(F("latency_text"), FloatField()),
-                    ),
-                    default=Value(None, output_field=FloatField()),
-                )
-            ),
-            replies=Count("id"),
-        )
-    )
 
     days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
     n_sessions = totals["sessions"]
+    replies_timed = totals["replies_timed"] or 0
     return {
         "date_from": date_from,
         "date_to": date_to,
@@ -368,8 +344,10 @@ def sessions_stats(
             "conversion_rate": round(totals["converted"] / n_sessions, 4) if n_sessions else 0.0,
             "ai_engaged_sessions": totals["engaged"],
             "avg_messages": round(totals["avg_messages"] or 0.0, 2),
-            "avg_ai_latency_ms": (round(latency["avg"], 1) if latency["avg"] is not None else None),
-            "ai_replies_timed": latency["replies"],
+            "avg_ai_latency_ms": round(totals["latency_total"] / replies_timed, 1)
+            if replies_timed
+            else None,
+            "ai_replies_timed": replies_timed,
         },
         "per_day": [
             {"date": day, "sessions": per_day.get(day, 0), "leads": leads_per_day.get(day, 0)}

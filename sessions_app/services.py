@@ -2,10 +2,13 @@
 
 The widget API, the dashboard, the admin, the commands and the tests call them; nothing else sets
 a status. Each transition locks the row, checks the allowed-moves table kept beside the model,
-saves only the fields it changed, and sends its domain signal inside the transaction.
+saves only the fields it changed, and sends its domain signal inside the transaction. The two
+hot, read-free writes (`message_add`, `sessions_close_idle`) are single conditional UPDATEs
+instead, which lock the row and re-check the state in their WHERE or CASE.
 """
 
 import hashlib
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, TextField
+from django.db.models import Case, DateTimeField, Exists, F, OuterRef, Q, TextField, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
@@ -110,41 +113,76 @@ def message_add(
 ) -> ChatMessage:
     """Append a message to the transcript and update the session's counters and activity.
 
-    A visitor writing to an `incomplete` session reopens it (`in_progress`).
+    A visitor writing to an `incomplete` session reopens it (`in_progress`, a move
+    COMPLETION_MOVES allows).
+
+    This is the busiest write in the product (two per widget message), so instead of reading
+    the locked row and saving it back, one conditional UPDATE takes the row lock and computes
+    every change from the row's current values in SQL: concurrent writers (another message,
+    the idle close, a lead) can never overwrite each other, and nothing is read. The caller's
+    instance gets the same changes applied in Python.
     """
     if role not in MessageRole.values:
         raise ValueError(f"Unknown message role {role!r}.")
     now = timezone.now()
-    with transaction.atomic():
-        locked = _lock(session)
-        if locked.is_deleted:
-            raise SessionDeleted("This session was deleted; restore it before adding messages.")
-        message = ChatMessage.objects.create(
-            session=locked, role=role, text=text, metadata=dict(metadata or {}), created_at=now
+    metadata = dict(metadata or {})
+    changes: dict[str, Any] = {
+        "message_count": F("message_count") + 1,
+        "last_activity_at": now,
+        "updated_at": now,
+    }
+    latency = reply_latency_ms(metadata) if role == MessageRole.AI else None
+    if latency is not None:
+        changes["ai_replies_timed"] = F("ai_replies_timed") + 1
+        changes["ai_latency_ms_total"] = F("ai_latency_ms_total") + latency
+    if role == MessageRole.VISITOR:
+        # The visitor took part, so the AI agent is in a real conversation.
+        changes["ai_engaged"] = True
+        reopen = Q(completion_status=CompletionStatus.INCOMPLETE)
+        changes["completion_status"] = Case(
+            When(reopen, then=Value(CompletionStatus.IN_PROGRESS)), default=F("completion_status")
         )
-        locked.message_count += 1
-        locked.last_activity_at = now
-        locked.updated_at = now
-        fields = ["message_count", "last_activity_at", "updated_at"]
+        changes["ended_at"] = Case(
+            When(reopen, then=Value(None, output_field=DateTimeField())), default=F("ended_at")
+        )
+    with transaction.atomic():
+        rows = ChatSession.objects.filter(pk=session.pk, deleted_at__isnull=True)
+        if not rows.update(**changes):
+            if ChatSession.objects.filter(pk=session.pk).exists():
+                raise SessionDeleted("This session was deleted; restore it before adding messages.")
+            raise ChatSession.DoesNotExist(f"No chat session with id {session.pk}.")
+        message = ChatMessage.objects.create(
+            session=session, role=role, text=text, metadata=metadata, created_at=now
+        )
+        session.message_count += 1
+        session.last_activity_at = session.updated_at = now
+        if latency is not None:
+            session.ai_replies_timed += 1
+            session.ai_latency_ms_total += latency
         if role == MessageRole.VISITOR:
-            # The visitor took part, so the AI agent is in a real conversation.
-            if not locked.ai_engaged:
-                locked.ai_engaged = True
-                fields.append("ai_engaged")
-            if locked.completion_status == CompletionStatus.INCOMPLETE:
-                _check_move(
-                    COMPLETION_MOVES,
-                    locked.completion_status,
-                    CompletionStatus.IN_PROGRESS,
-                    "completion",
-                )
-                locked.completion_status = CompletionStatus.IN_PROGRESS
-                locked.ended_at = None
-                fields += ["completion_status", "ended_at"]
-        locked.save(update_fields=fields)
-        signals.message_added.send(sender=ChatSession, session=locked, message=message)
-    _copy_state(locked, session)
+            session.ai_engaged = True
+            if session.completion_status == CompletionStatus.INCOMPLETE:
+                session.completion_status = CompletionStatus.IN_PROGRESS
+                session.ended_at = None
+        signals.message_added.send(sender=ChatSession, session=session, message=message)
     return message
+
+
+def reply_latency_ms(metadata: Mapping[str, Any]) -> float | None:
+    """The `latency_ms` an agent backend recorded on a reply, when it is a usable number.
+
+    Backends write an int; a numeric string is accepted too. Anything else (a bool, "slow",
+    a negative or non-finite value) is left out of the averages rather than guessed at.
+    """
+    value = metadata.get("latency_ms")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def normalize_email(email: str) -> str:

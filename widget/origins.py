@@ -11,6 +11,7 @@ import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 
@@ -84,17 +85,43 @@ def cors_allows_request(sender, request: HttpRequest, **kwargs) -> bool:
     The preflight does not carry the site key, so it is answered for any active site's origin;
     the real request is then checked against its own site (request_origin_allowed).
     """
-    from widget.models import Site
-
     if not request.path.startswith("/api/widget/"):
         return False
     origin = normalize_origin(request.headers.get("Origin", ""))
     if origin is None or origin in own_origins(request):
         return False
-    for origins in Site.objects.filter(is_active=True).values_list("allowed_origins", flat=True):
-        if isinstance(origins, list) and origin in {normalize_origin(str(o)) for o in origins}:
-            return True
-    return False
+    return origin in active_site_origins()
+
+
+# Asked on every cross-origin widget request, while site settings change rarely. Saving or
+# deleting a site clears the entry (widget.apps): at once in this process, and in every process
+# when CACHE_URL names a shared cache. With the per-process default cache, another gunicorn
+# worker may answer a preflight from its copy for up to this many seconds. Only CORS uses it:
+# the API checks each request's Origin against its own site, read fresh (request_origin_allowed).
+ACTIVE_ORIGINS_CACHE_KEY = "widget:active-site-origins"
+ACTIVE_ORIGINS_TTL = 30
+
+
+def active_site_origins() -> frozenset[str]:
+    """The well-formed allowed origins of every active site."""
+    from widget.models import Site
+
+    origins = cache.get(ACTIVE_ORIGINS_CACHE_KEY)
+    if origins is None:
+        rows = Site.objects.filter(is_active=True).values_list("allowed_origins", flat=True)
+        origins = frozenset(
+            origin
+            for values in rows
+            if isinstance(values, list)
+            for origin in (normalize_origin(str(v)) for v in values)
+            if origin
+        )
+        cache.set(ACTIVE_ORIGINS_CACHE_KEY, origins, ACTIVE_ORIGINS_TTL)
+    return origins
+
+
+def active_site_origins_forget(**kwargs) -> None:
+    cache.delete(ACTIVE_ORIGINS_CACHE_KEY)
 
 
 def frame_ancestors(site) -> str:

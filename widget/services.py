@@ -9,6 +9,7 @@ stall every other write to the session).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -95,7 +96,9 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     backend_name = site.agent_backend if site else AgentBackend.SCRIPTED
     budget = float(settings.WIDGET_AGENT_TIMEOUT)
     started = time.monotonic()
-    conversation = _conversation(session, site, deadline=started + budget)
+    conversation = _conversation(
+        session, site, backends.history_messages(backend_name), deadline=started + budget
+    )
     error: BackendError | None = None
     try:
         reply = backends.get_backend(backend_name).reply(conversation)
@@ -123,7 +126,9 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     if error is not None:
         metadata["fallback"] = True
     stored = [visitor_message]
-    with transaction.atomic():
+    # With a lead, its fields and the reply commit together; without one, message_add's own
+    # transaction is all there is (no outer block, so no savepoint on the common path).
+    with transaction.atomic() if lead else contextlib.nullcontext():
         problem: InvalidLead | None = None
         if lead:
             try:
@@ -157,8 +162,10 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     return WidgetTurn(messages=stored, session=session)
 
 
-def _conversation(session: ChatSession, site: Site | None, *, deadline: float) -> Conversation:
-    turns = selectors.recent_turns(session, int(settings.WIDGET_AGENT_HISTORY_MESSAGES))
+def _conversation(
+    session: ChatSession, site: Site | None, history: int, *, deadline: float
+) -> Conversation:
+    turns = selectors.recent_turns(session, history)
     return Conversation(
         session_id=str(session.public_id),
         site_name=site.name if site else "",

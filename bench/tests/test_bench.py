@@ -70,6 +70,13 @@ def test_seeder_copies_the_requested_counts_consistently():
     assert sum(ChatSession.objects.values_list("message_count", flat=True)) == 700
     big = ChatSession.objects.get(pk=plan.big_session_id)
     assert big.message_count == big.messages.count() == BIG_SESSION_MESSAGES
+    # The stats' latency counters agree with the replies' metadata, as message_add keeps them.
+    for session in ChatSession.objects.all():
+        replies = [m.metadata["latency_ms"] for m in session.messages.filter(role="ai")]
+        assert (session.ai_replies_timed, session.ai_latency_ms_total) == (
+            len(replies),
+            sum(replies),
+        )
     # Columns the seed does not list got the model's defaults (qa_notes is NOT NULL).
     assert ChatSession.objects.filter(qa_notes="", lead_data={}).count() == 40
     # The id sequence moved past the copied ids: the ORM can insert afterwards.

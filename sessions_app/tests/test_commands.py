@@ -6,7 +6,13 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from sessions_app.demo import DEMO_SITE_KEY
-from sessions_app.models import ChatMessage, ChatSession, CompletionStatus, QAStatus
+from sessions_app.models import (
+    ChatMessage,
+    ChatSession,
+    CompletionStatus,
+    MessageRole,
+    QAStatus,
+)
 from sessions_app.tests.factories import ChatSessionFactory
 from widget.models import Site
 
@@ -34,6 +40,9 @@ def test_seed_demo_creates_a_realistic_spread_once():
     # Counters match the transcripts written.
     for session in sessions[:20]:
         assert session.message_count == session.messages.count()
+        replies = session.messages.filter(role=MessageRole.AI)
+        assert session.ai_replies_timed == replies.count()
+        assert session.ai_latency_ms_total == sum(m.metadata["latency_ms"] for m in replies)
     complete = sessions.filter(completion_status=CompletionStatus.COMPLETE).first()
     assert complete.lead_name and "@" in complete.lead_email
 

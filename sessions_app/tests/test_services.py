@@ -66,6 +66,25 @@ def test_message_add_counts_and_marks_ai_engaged():
     assert session.messages.count() == 2
 
 
+def test_message_add_keeps_the_ai_latency_counters():
+    session = ChatSessionFactory()
+    for role, latency in [
+        (MessageRole.AI, 1000),
+        (MessageRole.AI, "2000.5"),  # a numeric string counts
+        (MessageRole.AI, "slow"),
+        (MessageRole.AI, True),  # a bool is not a number of milliseconds
+        (MessageRole.AI, -5),
+        (MessageRole.AI, "NaN"),
+        (MessageRole.AI, None),
+        (MessageRole.VISITOR, 99999),  # only replies are timed
+    ]:
+        services.message_add(session=session, role=role, text="x", metadata={"latency_ms": latency})
+    services.message_add(session=session, role=MessageRole.AI, text="no metadata")
+    session.refresh_from_db()
+    assert (session.ai_replies_timed, session.ai_latency_ms_total) == (2, 3000.5)
+    assert session.message_count == 9
+
+
 def test_message_add_rejects_unknown_role():
     with pytest.raises(ValueError, match="Unknown message role"):
         services.message_add(session=ChatSessionFactory(), role="robot", text="x")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.conf import settings
+
 from widget.backends.base import (
     AgentBackend,
     AgentReply,
@@ -27,6 +29,7 @@ __all__ = [
     "LeadFields",
     "Turn",
     "get_backend",
+    "history_messages",
     "override",
     "register",
 ]
@@ -45,6 +48,13 @@ def get_backend(name: str) -> AgentBackend:
         return _registry[name]
     except KeyError:
         raise BackendError(f"Unknown agent backend {name!r}.", permanent=True) from None
+
+
+def history_messages(name: str) -> int:
+    """How many recent messages to show backend `name`: its own window, else the setting."""
+    _load_builtins()
+    window = getattr(_registry.get(name), "history_messages", None)
+    return int(window or settings.WIDGET_AGENT_HISTORY_MESSAGES)
 
 
 @contextmanager

@@ -96,5 +96,7 @@ class AgentReply:
 
 class AgentBackend(Protocol):
     name: ClassVar[str]
+    # How many recent messages the backend needs to see; None: WIDGET_AGENT_HISTORY_MESSAGES.
+    history_messages: ClassVar[int | None]
 
     def reply(self, conversation: Conversation) -> AgentReply: ...

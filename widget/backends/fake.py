@@ -17,6 +17,7 @@ from widget.backends.base import AgentReply, Conversation
 
 class FakeBackend:
     name = "fake"
+    history_messages = None  # the whole WIDGET_AGENT_HISTORY_MESSAGES window
 
     def __init__(self, script: Iterable[str | AgentReply | Exception] = ()) -> None:
         self.script = list(script)

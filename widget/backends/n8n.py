@@ -20,6 +20,7 @@ from widget.backends.http import post_json
 
 class N8nBackend:
     name = "n8n"
+    history_messages = None  # the whole WIDGET_AGENT_HISTORY_MESSAGES window
 
     def reply(self, conversation: Conversation) -> AgentReply:
         url = str(conversation.config.get("webhook_url") or "")

@@ -49,6 +49,7 @@ ROLE_MAP = {"visitor": "user", "ai": "assistant", "agent": "assistant"}
 
 class OpenAICompatibleBackend:
     name = "openai"
+    history_messages = None  # the whole WIDGET_AGENT_HISTORY_MESSAGES window
 
     def reply(self, conversation: Conversation) -> AgentReply:
         config = conversation.config

@@ -73,6 +73,9 @@ DEFAULT_QUICK_REPLIES = ["I'd like a quote", "Book a demo", "I have a question"]
 
 class ScriptedBackend:
     name = "scripted"
+    # It only reads the step of the last AI turn (_last_step); a short window keeps every
+    # message from loading and parsing a long transcript it would not look at.
+    history_messages = 6
 
     def reply(self, conversation: Conversation) -> AgentReply:
         text = conversation.text.strip()

@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.urls import reverse
 
-from sessions_app.models import CompletionStatus, MessageRole, QAStatus
+from sessions_app.models import ChatSession, CompletionStatus, MessageRole, QAStatus
 from sessions_app.selectors import sessions_stats
-from sessions_app.tests.factories import ChatMessageFactory, ChatSessionFactory
+from sessions_app.services import message_add
+from sessions_app.tests.factories import ChatSessionFactory
 
 UTC = ZoneInfo("UTC")
 NY = ZoneInfo("America/New_York")
@@ -18,6 +19,10 @@ STATS = reverse("staff-api:stats")
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
+
+
+def reply(session, metadata):
+    message_add(session=session, role=MessageRole.AI, text="Reply", metadata=metadata)
 
 
 @pytest.fixture
@@ -34,7 +39,7 @@ def dataset(db):
         utm_source="google",
         completion_status=CompletionStatus.COMPLETE,
         lead_captured_at=at(9, 14, 5),
-        message_count=6,
+        message_count=4,  # + 2 replies below
         qa_status=QAStatus.PASSED,
         ai_engaged=True,
     )
@@ -44,7 +49,7 @@ def dataset(db):
         utm_source="google",
         completion_status=CompletionStatus.COMPLETE,
         lead_captured_at=at(10, 3, 40),
-        message_count=4,
+        message_count=2,  # + 2 replies below
         qa_status=QAStatus.ISSUE,
         ai_engaged=True,
     )
@@ -56,14 +61,14 @@ def dataset(db):
         message_count=2,
     )
     s4 = ChatSessionFactory(started_at=at(11, 12), page_url=page_b, message_count=0)
-    ChatSessionFactory(started_at=at(10, 12), deleted_at=at(10, 13), message_count=50)  # trash
-    ChatSessionFactory(started_at=at(20, 12), message_count=50)  # outside the range
-    ChatMessageFactory(session=s1, role=MessageRole.AI, metadata={"latency_ms": 1000})
-    ChatMessageFactory(session=s1, role=MessageRole.AI, metadata={"latency_ms": 2000})
-    ChatMessageFactory(session=s2, role=MessageRole.AI, metadata={"latency_ms": "3000"})  # text
-    ChatMessageFactory(session=s2, role=MessageRole.AI, metadata={"latency_ms": "slow"})
-    ChatMessageFactory(session=s3, role=MessageRole.VISITOR, metadata={"latency_ms": 99999})
-    ChatMessageFactory(session=s4, role=MessageRole.AI, metadata={"kind": "greeting"})
+    trash = ChatSessionFactory(started_at=at(10, 12), message_count=50)
+    outside = ChatSessionFactory(started_at=at(20, 12), message_count=50)
+    # Replies go through message_add, which keeps the session's latency counters.
+    for session, latency in [(s1, 1000), (s1, 2000), (s2, "3000"), (s2, "slow")]:
+        reply(session, {"latency_ms": latency})
+    reply(trash, {"latency_ms": 9999})
+    reply(outside, {"latency_ms": 9999})
+    ChatSession.objects.filter(pk=trash.pk).update(deleted_at=at(10, 13))
     return {"s1": s1, "s2": s2, "s3": s3, "s4": s4, "page_a": page_a, "page_b": page_b}
 
 
@@ -93,7 +98,7 @@ def test_totals_conversion_and_averages(dataset):
     assert totals["conversion_rate"] == 0.5
     assert totals["avg_messages"] == 3.0  # (6 + 4 + 2 + 0) / 4
     assert totals["ai_engaged_sessions"] == 2
-    # AI replies only, numbers only (the numeric string counts, "slow" and visitor rows don't).
+    # Numbers only (the numeric string counts, "slow" doesn't); trash and out-of-range left out.
     assert totals["avg_ai_latency_ms"] == 2000.0
     assert totals["ai_replies_timed"] == 3
 
@@ -177,7 +182,7 @@ def test_stats_query_count_is_independent_of_data_size(
         client.get(STATS, query)
     for day in range(1, 29):
         session = ChatSessionFactory(started_at=at(day, 10), page_url=f"https://p{day}.example/")
-        ChatMessageFactory(session=session, role=MessageRole.AI, metadata={"latency_ms": day})
+        reply(session, {"latency_ms": day})
     with django_assert_max_num_queries(20) as large:
         client.get(STATS, query)
     assert len(large.captured_queries) == len(small.captured_queries)
