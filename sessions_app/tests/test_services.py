@@ -329,3 +329,38 @@ def test_idle_close_does_not_overwrite_a_concurrent_visitor_message():
     assert closed == [0]
     session.refresh_from_db()
     assert session.completion_status == CompletionStatus.IN_PROGRESS
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_messages_are_all_counted():
+    """message_add's conditional UPDATE computes from the row's current values under its lock:
+    messages posted at once from several connections are all counted, none overwritten."""
+    session = ChatSessionFactory(message_count=0, completion_status=CompletionStatus.INCOMPLETE)
+    errors = []
+
+    def post(n):
+        try:
+            for i in range(10):
+                role = MessageRole.VISITOR if i % 2 else MessageRole.AI
+                services.message_add(
+                    session=ChatSession.objects.get(pk=session.pk),
+                    role=role,
+                    text=f"{n}-{i}",
+                    metadata={"latency_ms": 10} if role == MessageRole.AI else None,
+                )
+        except Exception as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    session.refresh_from_db()
+    assert session.message_count == ChatMessage.objects.filter(session=session).count() == 40
+    assert (session.ai_replies_timed, session.ai_latency_ms_total) == (20, 200.0)
+    assert session.completion_status == CompletionStatus.IN_PROGRESS and session.ai_engaged

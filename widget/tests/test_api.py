@@ -365,6 +365,30 @@ def test_cors_not_opened_for_inactive_site_origin(client):
     assert "Access-Control-Allow-Origin" not in response
 
 
+def test_cors_origins_are_cached_and_refreshed_when_a_site_changes(
+    site, client, django_assert_num_queries
+):
+    def preflight(origin):
+        return client.options(
+            "/api/widget/sessions/", HTTP_ORIGIN=origin, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST"
+        )
+
+    assert preflight(ORIGIN)["Access-Control-Allow-Origin"] == ORIGIN
+    with django_assert_num_queries(0):  # answered from the cache
+        assert preflight(ORIGIN)["Access-Control-Allow-Origin"] == ORIGIN
+
+    # Saving a site forgets the cached origins: a new one is open at once, a removed one shut.
+    other = SiteFactory(public_key="new", allowed_origins=["https://new.example"])
+    assert preflight("https://new.example")["Access-Control-Allow-Origin"] == "https://new.example"
+    other.is_active = False
+    other.save()
+    assert "Access-Control-Allow-Origin" not in preflight("https://new.example")
+    other.delete()
+    site.allowed_origins = []
+    site.save()
+    assert "Access-Control-Allow-Origin" not in preflight(ORIGIN)
+
+
 def test_completed_session_reopened_by_message_stays_complete(site, widget_client):
     session_id, token = widget_client.started()
     widget_client.say(session_id, token, "I'm Ana, ana@example.com")

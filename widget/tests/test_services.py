@@ -209,3 +209,26 @@ def test_greeting_offers_quick_replies_from_site_config(db):
 
     assert messages[0].metadata["quick_replies"] == ["Pricing", "Demo"]
     assert messages[0].metadata["step"] == "need"
+
+
+@pytest.mark.django_db
+def test_each_backend_sees_the_history_window_it_declares(session, settings):
+    settings.WIDGET_AGENT_HISTORY_MESSAGES = 8
+
+    class ShortMemory(FakeBackend):
+        history_messages = 3
+
+    full, short = FakeBackend(), ShortMemory()
+    with backends.override("scripted", full):
+        for n in range(6):
+            widget_message_post(session=session, text=f"Question {n}")
+    with backends.override("scripted", short):
+        widget_message_post(session=session, text="Last question")
+
+    assert len(full.conversations[-1].history) == 8  # the setting
+    assert [t.text for t in short.conversations[0].history] == [
+        "Question 5",
+        "OK.",
+        "Last question",
+    ]
+    assert backends.history_messages("scripted") == 6  # it reads only the last AI step
