@@ -21,9 +21,10 @@ def session_for_widget(session_id: str) -> ChatSession | None:
         public_id = uuid.UUID(str(session_id))
     except ValueError:
         return None
-    return (
-        ChatSession.objects.not_deleted().select_related("site").filter(public_id=public_id).first()
-    )
+    try:
+        return ChatSession.objects.not_deleted().select_related("site").get(public_id=public_id)
+    except ChatSession.DoesNotExist:  # public_id is unique: get() needs no ORDER BY, first() does
+        return None
 
 
 def transcript_for_visitor(session: ChatSession) -> list[ChatMessage]:
@@ -32,6 +33,11 @@ def transcript_for_visitor(session: ChatSession) -> list[ChatMessage]:
 
 
 def recent_turns(session: ChatSession, limit: int) -> list[ChatMessage]:
-    """The last `limit` visible messages, oldest first (what a backend is shown)."""
-    newest = session.messages.exclude(role=MessageRole.SYSTEM).order_by("-created_at", "-id")
+    """The last `limit` visible messages, oldest first (what a backend is shown): read on every
+    widget message, so only the columns a backend sees."""
+    newest = (
+        session.messages.exclude(role=MessageRole.SYSTEM)
+        .order_by("-created_at", "-id")
+        .only("session", "role", "text", "metadata")
+    )
     return list(reversed(newest[:limit]))

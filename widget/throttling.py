@@ -1,52 +1,59 @@
 """Rate limits of the public widget API, kept in the cache (share it across processes).
 
-Rates are read from settings on every request, so a deployment (or a test) can change them.
-The client IP is `leadchat.http.client_ip` (X-Forwarded-For only as far as our own proxies
-wrote it).
+Each limit counts hits in a fixed window opened by the first hit (`leadchat.ratelimit`); a
+refused request answers 429 with Retry-After set to the time left in the window. Rates are
+read from settings on every request, so a deployment (or a test) can change them. The client
+IP is `leadchat.http.client_ip` (X-Forwarded-For only as far as our own proxies wrote it).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
 
 from leadchat.http import client_ip
+from leadchat.ratelimit import window_hit
 
 
-class _SettingsRateThrottle(SimpleRateThrottle):
-    setting: str = ""
-    period: str = "min"
+class _WindowThrottle(BaseThrottle):
+    scope: str = ""
+    setting: str = ""  # the settings name of the limit
+    window: int = 60  # seconds
 
-    def get_rate(self) -> str:
-        return f"{int(getattr(settings, self.setting))}/{self.period}"
+    def ident_for(self, request: Request, view: APIView) -> str:
+        return client_ip(request)
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        key = f"throttle:{self.scope}:{self.ident_for(request, view)}"
+        hits, self.resets_in = window_hit(key, self.window)
+        return hits <= int(getattr(settings, self.setting))
+
+    def wait(self) -> float:
+        return self.resets_in
 
 
-class WidgetIPThrottle(_SettingsRateThrottle):
+class WidgetIPThrottle(_WindowThrottle):
     """Every widget API request, per client IP per minute."""
 
     scope = "widget-ip"
     setting = "WIDGET_REQUESTS_PER_IP_PER_MINUTE"
 
-    def get_cache_key(self, request, view) -> str:
-        return f"throttle:{self.scope}:{client_ip(request)}"
 
-
-class SessionStartThrottle(_SettingsRateThrottle):
+class SessionStartThrottle(_WindowThrottle):
     """New sessions per client IP per hour."""
 
     scope = "widget-session-start"
     setting = "WIDGET_SESSIONS_PER_IP_PER_HOUR"
-    period = "hour"
-
-    def get_cache_key(self, request, view) -> str:
-        return f"throttle:{self.scope}:{client_ip(request)}"
+    window = 3600
 
 
-class SessionMessageThrottle(_SettingsRateThrottle):
+class SessionMessageThrottle(_WindowThrottle):
     """Visitor messages per session per minute (checked after the visitor token)."""
 
     scope = "widget-session-messages"
     setting = "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE"
 
-    def get_cache_key(self, request, view) -> str:
-        return f"throttle:{self.scope}:{view.kwargs.get('session_id', '')}"
+    def ident_for(self, request: Request, view: APIView) -> str:
+        return str(view.kwargs.get("session_id", ""))

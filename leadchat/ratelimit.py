@@ -1,0 +1,29 @@
+"""Fixed-window hit counters in the cache, for rate limits.
+
+A window opens with a key's first hit and lasts `window` seconds. Each hit is one atomic
+`incr` (in a shared cache such as Redis, several processes count together without losing
+hits), so the cost of a hit does not grow with the limit. DRF's own throttles keep a list of
+every timestamp in the window instead and rewrite it on each request: with a generous limit
+that list, and the time spent pickling it, grows with the traffic.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.core.cache import cache
+
+
+def window_hit(key: str, window: int) -> tuple[int, float]:
+    """Count a hit on `key`; returns (hits in the current window, seconds until it closes)."""
+    hits_key, start_key = f"{key}:hits", f"{key}:start"
+    now = time.time()
+    try:
+        hits = cache.incr(hits_key)
+    except ValueError:  # no open window: this hit opens one (or a concurrent first hit did)
+        cache.set(start_key, now, timeout=window)
+        hits = 1 if cache.add(hits_key, 1, timeout=window) else cache.incr(hits_key)
+    # The start key is written just before the count, so it never outlives it; if it is gone
+    # the window is about to close, and a full window is the safe answer.
+    start = cache.get(start_key, now)
+    return hits, max(0.0, start + window - now)
