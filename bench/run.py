@@ -962,6 +962,13 @@ class Bench:
         )
         return [(s.public_id, "-") for s in sessions]
 
+    @staticmethod
+    def _message_tables_vacuum() -> None:
+        from bench.seed import SEED_TABLES, tables_analyze
+
+        written = {"sessions_app.ChatSession", "sessions_app.ChatMessage"}
+        tables_analyze([seed for seed in SEED_TABLES if seed.model in written])
+
     def roundtrip(self, product: Gunicorn, floor: Gunicorn) -> Section:
         section = Section(
             "Widget message round trip vs the floor",
@@ -972,7 +979,8 @@ class Bench:
                 f"product's gunicorn.conf.py (gthread; WEB_CONCURRENCY defaults to the cores), "
                 f"DEBUG=false. Each connection cycles over its own sessions. The floor "
                 f"(`bench/views.py`) does the same writes: lock the session, insert two messages, "
-                f"update the session, in one transaction. Cells: median (p95) across runs.",
+                f"update the session, in one transaction. Sessions and messages are vacuumed "
+                f"before every run. Cells: median (p95) across runs.",
                 "",
             ],
         )
@@ -1000,6 +1008,9 @@ class Bench:
             wrk_run(server.url, file, template, seconds=3, connections=self.o.wrk_connections)
         for n in range(self.o.runs):
             for name, server, file, template in targets:
+                # Every run starts from vacuumed tables, so neither server is measured against
+                # the other's dead row versions or an autovacuum that happens to start mid-run.
+                self._message_tables_vacuum()
                 run = wrk_run(
                     server.url,
                     file,
