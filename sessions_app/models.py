@@ -173,6 +173,12 @@ class ChatSession(models.Model):
             models.Index(fields=["channel", "-started_at"], name="session_channel_started"),
             models.Index(fields=["updated_at"], name="session_updated"),
             models.Index(fields=["lead_email"], name="session_lead_email"),
+            # Leads per day in the stats: only sessions with a lead are indexed.
+            models.Index(
+                fields=["lead_captured_at"],
+                name="session_lead_captured",
+                condition=models.Q(lead_captured_at__isnull=False),
+            ),
             models.Index(fields=["deleted_at"], name="session_deleted"),
             # close_idle_sessions: in-progress rows by last activity.
             models.Index(
