@@ -251,38 +251,38 @@ def outbox_pending_create(*, count: int, receiver_url: str) -> None:
 NOTES = """\
 ## Targets missed, and why
 
-**Stats API (target p95 <= 100 ms).** Ten queries whatever the size (the same count at 5,000 and
-100,000 sessions), but each one scans the date range. `EXPLAIN ANALYZE` of the 90-day request:
-the average AI latency (`metadata->>'latency_ms'` of the AI replies of the sessions in range) is a
-parallel sequential scan of `chatmessage` that parses ~534,000 JSON values and probes the session
-of each, 767 ms of the ~900 ms; the seven aggregates over `chatsession` (totals, per day, leads
-per day, completion, QA, top pages, UTM sources) take 20-50 ms each. No index makes an average
-over half a million JSON values fast. The fix is to stop computing it at read time: per-session
-counters written with each message (`ai_latency_ms_sum`, `ai_replies_timed` on ChatSession) or a
-daily rollup table, after which stats are sums over at most one row per day. That changes the
-foundation's write path (`message_add`) and needs a migration with a backfill: not done in this
-pass.
-
-**Widget round trip (target product / floor >= 0.6).** The product is CPU-bound in Python, not
-waiting on PostgreSQL: more gunicorn processes (`WEB_CONCURRENCY=4 GUNICORN_THREADS=16`) gave the
-same 157-167 requests/s against 456-460 for the floor, on 2 cores shared with wrk and PostgreSQL.
-Per message the product runs 15 SQL statements against the floor's 6: two transactions, by
-design (the visitor's message is committed before the agent is asked, so it is never lost and no
-row lock is held across an agent call of up to 20 s), a SAVEPOINT pair (the reply's `message_add`
-nested in the lead-capture transaction), the session read three times (permission check, then
-each `message_add`'s row lock), the last 30 turns for the agent, and the active sites' origins
-for CORS. cProfile in-process: ~17 ms per message, of which 1.2 ms is a primary-key lookup that
-PostgreSQL answers in 0.016 ms (ORM and the joined site's columns), the rest DRF dispatch,
-throttles, serializers and the two `message_add`s. Reaching 0.6 means about half the Python per
-message; the candidates (not done: each changes the widget's or the foundation's write path)
-are one locked session read per message, caching the active sites' origins, fewer history turns
-for backends that do not use them, and no savepoint. Both servers also pay for the session
-update not being HOT (`updated_at` and `last_activity_at` are indexed: `n_tup_hot_upd` = 0), so
-each message writes into every index of `chatsession`, the two trigram indexes included.
+**Stats API, 90 days (target p95 <= 100 ms).** At the edge (the table above has this run's
+figure; two earlier full-size runs gave p95 107 and 108 ms); 30 days is well under. Six queries
+at any size: the user, then four passes over the range. `EXPLAIN ANALYZE` at 100,000 sessions, 90 days
+(the range is the whole table here): per-day counts 14 ms (hash aggregate over an index-only
+scan), totals with both breakdowns and the UTM sources 33 ms (one parallel sequential scan, 14
+aggregates over 99,000 rows), top pages 23-27 ms (parallel sequential scan grouped by URL),
+leads per day 11 ms (partial index on `lead_captured_at`). The average AI latency no longer reads
+the messages: it is a sum of per-session counters that `message_add` keeps (it was 767 of ~900 ms
+before). Tried and dropped: one grouped query for per-day counts and totals (80 ms: PostgreSQL
+cannot estimate the number of days, so it sorts every row), a covering index on `started_at`
+(not chosen for a range that covers the table), a larger `work_mem` (no change). What is left is
+per-row aggregate work over every session in range; getting 90 days under 100 ms needs
+pre-aggregation (sessions counted per 15-minute bucket, site, source and page, kept by every
+session write), which is not built.
 
 **Query counts.** The admin's default queue runs 6 queries at 100,000 sessions and 5 at 5,000:
 `qa/paginator.py` counts exactly up to 10,000 rows and past that asks the planner for an
 estimate (one EXPLAIN). Bounded, not growing with the data.
+
+## How the round trip reached the floor target
+
+The previous run measured 0.42 (162 against 389 requests/s). py-spy on a loaded product worker
+showed 74% of thread time waiting on PostgreSQL, so round trips, not Python, were the cost. Per
+widget message the product now makes five (the session read with its health check, one
+statement per message, the agent's recent turns) where it made sixteen: `message_add` writes
+the message and the session's counters with one data-modifying CTE on PostgreSQL (a conditional
+UPDATE computing the counters from the row, so concurrent writers never overwrite each other),
+the reply no longer nests in a savepoint, the active sites' origins for CORS are cached, the
+scripted agent reads 6 turns instead of 30, and the widget's rate limits are O(1) cache
+increments instead of DRF's per-request timestamp lists (which the benchmark's raised limits let
+grow to ~18,000 entries per request). The visitor's message is still committed before the agent
+is asked.
 """
 
 
