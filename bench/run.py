@@ -252,10 +252,10 @@ NOTES = """\
 ## Targets missed, and why
 
 **Stats API, 90 days (target p95 <= 100 ms).** At the edge (the table above has this run's
-figure; two earlier full-size runs gave p95 107 and 108 ms); 30 days is well under. Six queries
-at any size: the user, then four passes over the range. `EXPLAIN ANALYZE` at 100,000 sessions, 90 days
-(the range is the whole table here): per-day counts 14 ms (hash aggregate over an index-only
-scan), totals with both breakdowns and the UTM sources 33 ms (one parallel sequential scan, 14
+figure; two earlier full-size runs gave p95 107 and 108 ms); 30 days is well under. Six
+queries at any size: the user, then four passes over the range. `EXPLAIN ANALYZE` at 100,000
+sessions, 90 days (the range is the whole table here): per-day counts 14 ms (hash aggregate over
+an index-only scan), totals with both breakdowns and the UTM sources 33 ms (one parallel sequential scan, 14
 aggregates over 99,000 rows), top pages 23-27 ms (parallel sequential scan grouped by URL),
 leads per day 11 ms (partial index on `lead_captured_at`). The average AI latency no longer reads
 the messages: it is a sum of per-session counters that `message_add` keeps (it was 767 of ~900 ms
