@@ -154,7 +154,9 @@ def message_add(
 # (another message, the idle close, a lead) never overwrite each other, and nothing is read.
 # The SQL is written out because the ORM expresses neither the CTE nor, cheaply, the UPDATE:
 # compiling its F()/Case version took longer than the database took to run it (bench/).
-# Every fragment is a constant; values only travel as parameters.
+# Every fragment is a constant; values only travel as parameters. On PostgreSQL the message is
+# not saved through the ORM, so ChatMessage's pre_save/post_save are not sent (nothing listens
+# to them): react to `signals.message_added`, which both paths send.
 _COUNT_MESSAGE = ["message_count = message_count + 1", "last_activity_at = %s", "updated_at = %s"]
 _COUNT_TIMED_REPLY = [
     "ai_replies_timed = ai_replies_timed + 1",
