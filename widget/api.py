@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from leadchat.api import error_response
 from sessions_app.errors import SessionDeleted
+from sessions_app.models import ChatSession
 from sessions_app.services import visitor_token_matches
 from widget import selectors, services
 from widget.origins import request_origin_allowed
@@ -225,8 +226,8 @@ class MessagePostView(WidgetAPIView):
             turn = services.widget_message_post(
                 session=self.widget_session, text=data.validated_data["text"]
             )
-        except SessionDeleted:
-            # Deleted by an agent between the permission check and the write.
+        except (SessionDeleted, ChatSession.DoesNotExist):
+            # Moved to the trash, or erased for good, between the permission check and a write.
             raise exceptions.NotFound(
                 "This conversation does not exist (or was deleted)."
             ) from None

@@ -7,6 +7,9 @@ from django.db import connection
 
 from sessions_app.models import ChatMessage, ChatSession, CompletionStatus
 from sessions_app.services import session_delete
+from widget import backends
+from widget.backends import AgentReply
+from widget.backends.fake import FakeBackend
 from widget.tests.conftest import ORIGIN
 from widget.tests.factories import SiteFactory
 
@@ -388,6 +391,25 @@ def test_cors_origins_are_cached_and_refreshed_when_a_site_changes(
     site.allowed_origins = []
     site.save()
     assert "Access-Control-Allow-Origin" not in preflight(ORIGIN)
+
+
+@pytest.mark.parametrize("how", ["trash", "erase"])
+def test_session_removed_while_the_agent_answers_is_404_not_500(site, widget_client, how):
+    session_id, token = widget_client.started()
+
+    class Remover(FakeBackend):
+        def reply(self, conversation):
+            session = ChatSession.objects.get(public_id=session_id)
+            if how == "trash":
+                session_delete(session=session, by=None)
+            else:
+                session.delete()
+            return AgentReply(text="Too late")
+
+    with backends.override("scripted", Remover()):
+        response = widget_client.say(session_id, token, "Hello?")
+
+    _assert_error(response, 404, "does not exist")
 
 
 def test_completed_session_reopened_by_message_stays_complete(site, widget_client):
