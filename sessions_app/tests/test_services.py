@@ -8,6 +8,7 @@ from django.utils import timezone
 from sessions_app import services, signals
 from sessions_app.errors import InvalidLead, SessionDeleted, TransitionNotAllowed
 from sessions_app.models import (
+    COMPLETION_MOVES,
     ArchiveStatus,
     ChatMessage,
     ChatSession,
@@ -179,6 +180,8 @@ def test_returning_visitor_reopens_incomplete_session():
     session.refresh_from_db()
     assert session.completion_status == CompletionStatus.IN_PROGRESS
     assert session.ended_at is None
+    # message_add applies this move in SQL (a CASE); the allowed-moves table must still allow it.
+    assert CompletionStatus.IN_PROGRESS in COMPLETION_MOVES[CompletionStatus.INCOMPLETE]
 
 
 def test_ai_message_does_not_reopen_incomplete_session():
