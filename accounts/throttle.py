@@ -1,10 +1,11 @@
 """Sign-in throttling, per client IP and per username, counted in the cache.
 
 Failed attempts are counted in a fixed window (LOGIN_THROTTLE_WINDOW_SECONDS) from the first
-failure. Past either limit every attempt is refused before the password is even checked, with
-the same answer whether or not the username exists, so the throttle reveals nothing about
-accounts. Usernames are hashed in cache keys (case-insensitively, as Django matches them at
-sign-in for our users): keys never carry what someone typed.
+failure (`leadchat.ratelimit`, shared with the widget's rate limits). Past either limit every
+attempt is refused before the password is even checked, with the same answer whether or not the
+username exists, so the throttle reveals nothing about accounts. Usernames are hashed in cache keys
+(case-insensitively, as Django matches them at sign-in for our users): keys never carry what
+someone typed.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
 
 from leadchat.http import client_ip
+from leadchat.ratelimit import window_clear, window_counts, window_hit
 
 PREFIX = "login-failures"
 
@@ -35,22 +36,16 @@ def _limits() -> dict[str, int]:
 
 def login_blocked(request: HttpRequest, username: str) -> bool:
     keys, limits = _keys(request, username), _limits()
-    counts = cache.get_many(list(keys.values()))
-    return any(counts.get(keys[kind], 0) >= limits[kind] for kind in keys)
+    counts = window_counts(list(keys.values()))
+    return any(counts[keys[kind]] >= limits[kind] for kind in keys)
 
 
 def login_failed(request: HttpRequest, username: str) -> None:
-    window = settings.LOGIN_THROTTLE_WINDOW_SECONDS
     for key in _keys(request, username).values():
-        # add() starts the window only if no count exists; incr() is atomic in shared caches.
-        cache.add(key, 0, timeout=window)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add() and incr()
-            cache.set(key, 1, timeout=window)
+        window_hit(key, settings.LOGIN_THROTTLE_WINDOW_SECONDS)
 
 
 def login_succeeded(request: HttpRequest, username: str) -> None:
     """A right password clears the username's count (not the IP's: one good account must not
     reset an attacker's budget for guessing others from the same address)."""
-    cache.delete(_keys(request, username)["user"])
+    window_clear(_keys(request, username)["user"])

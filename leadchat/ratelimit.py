@@ -14,9 +14,13 @@ import time
 from django.core.cache import cache
 
 
+def _keys(key: str) -> tuple[str, str]:
+    return f"{key}:hits", f"{key}:start"
+
+
 def window_hit(key: str, window: int) -> tuple[int, float]:
     """Count a hit on `key`; returns (hits in the current window, seconds until it closes)."""
-    hits_key, start_key = f"{key}:hits", f"{key}:start"
+    hits_key, start_key = _keys(key)
     now = time.time()
     try:
         hits = cache.incr(hits_key)
@@ -27,3 +31,13 @@ def window_hit(key: str, window: int) -> tuple[int, float]:
     # the window is about to close, and a full window is the safe answer.
     start = cache.get(start_key, now)
     return hits, max(0.0, start + window - now)
+
+
+def window_counts(keys: list[str]) -> dict[str, int]:
+    """Hits in each key's open window (0 where none is open), in one cache read."""
+    found = cache.get_many([_keys(key)[0] for key in keys])
+    return {key: found.get(_keys(key)[0], 0) for key in keys}
+
+
+def window_clear(key: str) -> None:
+    cache.delete_many(list(_keys(key)))

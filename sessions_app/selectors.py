@@ -304,31 +304,22 @@ def sessions_stats(
     }
     # The totals, both breakdowns and the UTM list come from one pass, grouped by UTM source
     # (a short list in practice): every other figure is a sum over those rows.
-    by_source = list(
-        started.values("utm_source")
-        .annotate(
-            sessions=Count("*"),
-            converted=Count("id", filter=complete),
-            engaged=Count("id", filter=Q(ai_engaged=True)),
-            messages=Sum("message_count", default=0),
-            # Per-session counters kept by message_add (the messages themselves are not read).
-            latency_total=Sum("ai_latency_ms_total", default=0),
-            replies_timed=Sum("ai_replies_timed", default=0),
-            **{
-                f"completion_{value}": Count("id", filter=Q(completion_status=value))
-                for value in CompletionStatus.values
-            },
-            **{f"qa_{value}": Count("id", filter=Q(qa_status=value)) for value in QAStatus.values},
-        )
-        .order_by()
-    )
-    totals = {
-        key: sum(row[key] for row in by_source)
-        for key in ("sessions", "converted", "engaged", "messages", "latency_total",
-                    "replies_timed",
-                    *(f"completion_{v}" for v in CompletionStatus.values),
-                    *(f"qa_{v}" for v in QAStatus.values))
-    }  # fmt: skip
+    aggregates = {
+        "sessions": Count("*"),
+        "converted": Count("id", filter=complete),
+        "engaged": Count("id", filter=Q(ai_engaged=True)),
+        "messages": Sum("message_count", default=0),
+        # Per-session counters kept by message_add (the messages themselves are not read).
+        "latency_total": Sum("ai_latency_ms_total", default=0),
+        "replies_timed": Sum("ai_replies_timed", default=0),
+        **{
+            f"completion_{value}": Count("id", filter=Q(completion_status=value))
+            for value in CompletionStatus.values
+        },
+        **{f"qa_{value}": Count("id", filter=Q(qa_status=value)) for value in QAStatus.values},
+    }
+    by_source = list(started.values("utm_source").annotate(**aggregates).order_by())
+    totals = {key: sum(row[key] for row in by_source) for key in aggregates}
     completion = {value: totals[f"completion_{value}"] for value in CompletionStatus.values}
     qa = {value: totals[f"qa_{value}"] for value in QAStatus.values}
     utm_sources = [

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from leadchat.ratelimit import window_hit
+from leadchat.ratelimit import window_clear, window_counts, window_hit
 
 
 def test_a_window_counts_hits_and_a_new_one_opens_when_it_closes(monkeypatch):
@@ -30,3 +30,13 @@ def test_concurrent_hits_are_all_counted():
         thread.join()
 
     assert window_hit("t:busy", 60)[0] == 8 * 200 + 1
+
+
+def test_counts_read_open_windows_and_clear_closes_one():
+    window_hit("t:x", 60)
+    window_hit("t:x", 60)
+    window_hit("t:y", 60)
+
+    assert window_counts(["t:x", "t:y", "t:z"]) == {"t:x": 2, "t:y": 1, "t:z": 0}
+    window_clear("t:x")
+    assert window_counts(["t:x", "t:y"]) == {"t:x": 0, "t:y": 1}
