@@ -285,9 +285,20 @@ WEBHOOK_RETRY_SCHEDULE = [
         default=["5", "300", "1800", "7200", "18000", "36000", "50400", "72000", "86400"],
     )
 ]
-# How long a worker owns a claimed row. Must exceed the longest send (the total timeout):
-# a row is only claimed again once its lease ran out, i.e. once its worker must be dead.
+# How long a worker owns a row: from the claim until its send starts, then again from the
+# start of the send (renewed per row, so a long batch never outlives it). A row is only
+# claimed again once its lease ran out, i.e. once its worker must be dead; the system check
+# `sessions_app.E001` refuses a lease shorter than a send's hard deadline plus a margin.
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=120)
+# Sends of one row that ended without an outcome (a worker killed mid-send, an exception in
+# leadchat itself) after which the row is failed with an automation error.
+DELIVERY_MAX_CRASHES = env.int("DELIVERY_MAX_CRASHES", default=3)
+# After a secret rotation, sends carry a signature with the new and with the previous secret
+# for this long (Standard Webhooks allows several in one header).
+WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default=24.0)
+# An endpoint whose every send failed for this many days is switched off (its leads are held)
+# and the admins are emailed. 0 turns this off.
+WEBHOOK_DISABLE_AFTER_FAILING_DAYS = env.float("WEBHOOK_DISABLE_AFTER_FAILING_DAYS", default=5.0)
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=20)
 DELIVERY_POLL_SECONDS = env.float("DELIVERY_POLL_SECONDS", default=2.0)
 if RESEND_API_KEY:

@@ -40,6 +40,9 @@ class DeliveryState(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"
     FAILED = "failed", "Failed"
+    # Every endpoint it waits for is switched off (a 410, an admin, days of failures): the
+    # lead is held in the outbox and goes out once an endpoint is enabled again.
+    PAUSED = "paused", "Paused (endpoint off)"
     DISABLED = "disabled", "No endpoint"
 
 
@@ -330,6 +333,13 @@ class WebhookEndpoint(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     last_failure_reason = models.CharField(max_length=500, blank=True, default="")
+    # Start of the current run of failures (cleared by a success): an endpoint failing for
+    # WEBHOOK_DISABLE_AFTER_FAILING_DAYS is switched off and the admins are emailed.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    # The secret before the last rotation: sends are signed with both until the overlap
+    # window (WEBHOOK_SECRET_OVERLAP_HOURS) ends, so a receiver can switch at its own pace.
+    previous_secret = models.CharField(max_length=200, blank=True, default="", editable=False)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -410,8 +420,18 @@ class Delivery(models.Model):
     status = models.CharField(
         max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )
+    # Sends started (each has an attempt row, written before the request goes out).
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # The retry clock: steps of WEBHOOK_RETRY_SCHEDULE used, and when the first try of this
+    # round was made. A Retry-After the receiver asks for uses no step; the round ends when the
+    # schedule is used up or its total span has passed. A redelivery starts a new round.
+    schedule_step = models.PositiveSmallIntegerField(default=0)
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    # Sends that ended on our side without an outcome (the worker was killed mid-send, or the
+    # row raised): after DELIVERY_MAX_CRASHES in a row the row fails instead of killing more
+    # workers. Reset by any outcome from the receiver.
+    crashes = models.PositiveSmallIntegerField(default=0)
     # A claim: the worker that holds `sending` rows, and until when. A worker that dies leaves a
     # lease that expires; another worker then claims the row again.
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -484,6 +504,9 @@ class DeliveryAttempt(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Empty while the request is on the wire. The row is written before the send, so a send
+    # cut short by `kill -9` still shows in the log (marked interrupted by the next worker).
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-attempted_at", "-id"]

@@ -5,6 +5,17 @@ issue), so they commit or roll back with it: a crash after the commit loses noth
 worker (`sessions_app.worker`) finds the row in the database. The network is only ever touched
 by the worker, outside any transaction.
 
+A row's life in the worker: `deliveries_claim` takes a batch (status `sending`, a claim token
+and a lease), `delivery_send_begin` renews the lease of ONE row and writes its attempt row just
+before its request goes out, `delivery_record_attempt` records the outcome. Every step after the
+claim is fenced by the claim token: a worker whose lease ran out and whose row another worker
+took can neither send it (begin refuses) nor move it (record logs the outcome only). Because the
+lease is renewed per row and outlasts a send's hard deadline (the `sessions_app.E001` check), no
+row is ever on the wire from two workers at once, however long the batch takes.
+
+A disabled endpoint is paused, not removed: leads keep getting rows for it, which wait (pending)
+until it is enabled again (`webhook_endpoint_set_active`, the only place `is_active` changes).
+
 Lock order, to keep the worker and the request paths free of deadlocks: delivery row, then
 session row, then endpoint row. Request paths hold the session row and only insert deliveries.
 """
@@ -17,11 +28,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Role, User
 from sessions_app.errors import TransitionNotAllowed
 from sessions_app.models import (
     DELIVERY_MOVES,
@@ -37,6 +48,8 @@ from sessions_app.models import (
 )
 from sessions_app.services import automation_error_record
 from sessions_app.webhooks import SendResult, lead_payload, ping_payload
+
+ENDPOINT_DISABLED_EMAIL_EVENT = "endpoint.disabled"
 
 logger = logging.getLogger(__name__)
 
@@ -56,53 +69,154 @@ def new_event_id() -> str:
 def endpoint_from_settings() -> WebhookEndpoint | None:
     """The row mirroring LEAD_WEBHOOK_URL (created, updated or switched off to match).
 
-    Writes only when the settings changed, so the common call is one SELECT.
+    Writes only when the settings changed, so the common call is one SELECT. The admin shows
+    this row's URL, auth and (when set here) secret as managed by the environment, read-only:
+    an edit there would be reverted on the next lead.
     """
     url = settings.LEAD_WEBHOOK_URL
     endpoint = WebhookEndpoint.objects.filter(from_settings=True).first()
     if not url:
         if endpoint and endpoint.is_active:
-            endpoint.is_active = False
-            endpoint.disabled_at = timezone.now()
-            endpoint.disabled_reason = SETTINGS_ENDPOINT_UNSET
-            endpoint.save(update_fields=["is_active", "disabled_at", "disabled_reason"])
+            webhook_endpoint_set_active(
+                endpoint=endpoint, active=False, reason=SETTINGS_ENDPOINT_UNSET
+            )
         return None
     wanted = {
         "auth_header_name": settings.LEAD_WEBHOOK_AUTH_HEADER,
         "auth_header_value": settings.LEAD_WEBHOOK_AUTH_VALUE,
     }
-    if settings.LEAD_WEBHOOK_SECRET:
-        wanted["secret"] = settings.LEAD_WEBHOOK_SECRET
     if endpoint is None:
+        defaults = {"name": "LEAD_WEBHOOK_URL", "url": url, **wanted}
+        if settings.LEAD_WEBHOOK_SECRET:
+            defaults["secret"] = settings.LEAD_WEBHOOK_SECRET
         # get_or_create: two first leads at once must not fail on the one-row constraint.
         endpoint, created = WebhookEndpoint.objects.get_or_create(
-            from_settings=True, defaults={"name": "LEAD_WEBHOOK_URL", "url": url, **wanted}
+            from_settings=True, defaults=defaults
         )
         if created:
             return endpoint
+    if settings.LEAD_WEBHOOK_SECRET and endpoint.secret != settings.LEAD_WEBHOOK_SECRET:
+        webhook_endpoint_rotate_secret(endpoint=endpoint, secret=settings.LEAD_WEBHOOK_SECRET)
     changed = [field for field, value in wanted.items() if getattr(endpoint, field) != value]
     for field in changed:
         setattr(endpoint, field, wanted[field])
-    # A new URL, or the variable set again, switches the endpoint back on; a 410 from the same
-    # URL keeps it off until an admin turns it on.
-    if endpoint.url != url or (
-        not endpoint.is_active and endpoint.disabled_reason == SETTINGS_ENDPOINT_UNSET
-    ):
+    if endpoint.url != url:
         endpoint.url = url
-        endpoint.is_active = True
-        endpoint.disabled_at = None
-        endpoint.disabled_reason = ""
-        changed += ["url", "is_active", "disabled_at", "disabled_reason"]
+        changed.append("url")
     if changed:
         endpoint.save(update_fields=changed)
+    # A new URL, or the variable set again, switches the endpoint back on; a 410 from the same
+    # URL keeps it off until an admin turns it on.
+    if not endpoint.is_active and (
+        "url" in changed or endpoint.disabled_reason == SETTINGS_ENDPOINT_UNSET
+    ):
+        webhook_endpoint_set_active(endpoint=endpoint, active=True)
     return endpoint
 
 
+def webhook_endpoint_set_active(
+    *,
+    endpoint: WebhookEndpoint,
+    active: bool,
+    reason: str = "",
+    by: User | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Switch an endpoint on or off: the one place `is_active` changes. True if it changed.
+
+    Off pauses it: leads keep queueing rows for it, which wait until it is on again (then they
+    go out at once). The sessions waiting on it show `paused` meanwhile. Call it outside a
+    transaction that holds session or delivery rows (it re-syncs sessions after its own commit,
+    in the lock order delivery -> session -> endpoint).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        changes: dict = {"is_active": active}
+        if active:
+            changes.update(disabled_at=None, disabled_reason="", failing_since=None)
+        else:
+            who = f" by {by.get_username()}" if by else ""
+            changes.update(disabled_at=now, disabled_reason=(reason or f"Switched off{who}.")[:500])
+        changed = (
+            WebhookEndpoint.objects.filter(pk=endpoint.pk)
+            .exclude(is_active=active)
+            .update(**changes)
+        )
+    for field, value in changes.items():
+        setattr(endpoint, field, value)
+    if not changed:
+        return False
+    logger.info(
+        "Webhook endpoint %s (%s) switched %s%s: %s",
+        endpoint.pk,
+        endpoint.name,
+        "on" if active else "off",
+        f" by {by}" if by else "",
+        reason or "-",
+    )
+    if active:
+        # Held leads go out now, not at the end of a backoff that began before the pause.
+        Delivery.objects.filter(
+            endpoint_id=endpoint.pk, status=DeliveryStatus.PENDING, next_attempt_at__gt=now
+        ).update(next_attempt_at=now)
+    sessions_resync_for_endpoint(endpoint_id=endpoint.pk, now=now)
+    return True
+
+
+def sessions_resync_for_endpoint(*, endpoint_id: int, now: datetime | None = None) -> int:
+    """Re-derive the delivery state of every session with a row waiting on this endpoint."""
+    session_ids = (
+        Delivery.objects.filter(
+            endpoint_id=endpoint_id,
+            session__isnull=False,
+            event_type=WebhookEvent.LEAD_CAPTURED,
+            status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING],
+        )
+        .values_list("session_id", flat=True)
+        .distinct()
+    )
+    count = 0
+    for session_id in session_ids.iterator():
+        with transaction.atomic():
+            session_delivery_state_sync(session_id=session_id, now=now)
+        count += 1
+    return count
+
+
+def webhook_endpoint_rotate_secret(
+    *, endpoint: WebhookEndpoint, secret: str, now: datetime | None = None
+) -> WebhookEndpoint:
+    """Give the endpoint a new signing secret; the old one keeps signing for the overlap window."""
+    if secret == endpoint.secret:
+        return endpoint
+    endpoint.previous_secret = endpoint.secret
+    endpoint.secret = secret
+    endpoint.secret_rotated_at = now or timezone.now()
+    endpoint.save(update_fields=["secret", "previous_secret", "secret_rotated_at"])
+    return endpoint
+
+
+def endpoint_signing_secrets(
+    endpoint: WebhookEndpoint, *, now: datetime | None = None
+) -> list[str]:
+    """The secrets a send is signed with: the current one, and the previous during the overlap."""
+    secrets = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.secret_rotated_at:
+        overlap = timedelta(hours=settings.WEBHOOK_SECRET_OVERLAP_HOURS)
+        if (now or timezone.now()) < endpoint.secret_rotated_at + overlap:
+            secrets.append(endpoint.previous_secret)
+    return secrets
+
+
 def endpoints_for(*, site_id: int | None, event_type: str) -> list[WebhookEndpoint]:
-    """Active endpoints that want this event: the site's own, every-site ones, the global one."""
+    """Endpoints that want this event: the site's own, every-site ones, the global one.
+
+    Switched-off endpoints are included (their rows wait, paused), except the LEAD_WEBHOOK_URL
+    row while that variable is unset: then webhooks are off by configuration, not paused.
+    """
     endpoint_from_settings()
-    candidates = WebhookEndpoint.objects.filter(is_active=True).filter(
-        Q(site__isnull=True) | Q(site_id=site_id)
+    candidates = WebhookEndpoint.objects.filter(Q(site__isnull=True) | Q(site_id=site_id)).exclude(
+        from_settings=True, is_active=False, disabled_reason=SETTINGS_ENDPOINT_UNSET
     )
     return [endpoint for endpoint in candidates if endpoint.wants(event_type)]
 
@@ -113,8 +227,9 @@ def endpoints_for(*, site_id: int | None, event_type: str) -> list[WebhookEndpoi
 def lead_deliveries_enqueue(*, session: ChatSession) -> list[Delivery]:
     """Queue the `lead.captured` webhook for every endpoint; called inside `lead_capture`.
 
-    The session row is already locked by the caller. Its `delivery_state` becomes `pending`, or
-    `disabled` when no endpoint is configured.
+    The session row is already locked by the caller. Its `delivery_state` becomes `pending`,
+    `paused` when every endpoint is switched off (the rows wait), or `disabled` when no endpoint
+    is configured.
     """
     now = timezone.now()
     event_id = new_event_id()
@@ -136,7 +251,12 @@ def lead_deliveries_enqueue(*, session: ChatSession) -> list[Delivery]:
             for endpoint in endpoints
         ]
     )
-    state = DeliveryState.PENDING if deliveries else DeliveryState.DISABLED
+    if not deliveries:
+        state = DeliveryState.DISABLED
+    elif any(endpoint.is_active for endpoint in endpoints):
+        state = DeliveryState.PENDING
+    else:
+        state = DeliveryState.PAUSED
     if session.delivery_state != state:
         session.delivery_state = state
         session.save(update_fields=["delivery_state"])
@@ -216,7 +336,7 @@ def qa_issue_email_enqueue(*, session: ChatSession, by: User | None, note: str) 
     )
 
 
-# --- The worker's side: claim, record, release ------------------------------------------------
+# --- The worker's side: claim, begin, record, release ----------------------------------------
 
 
 def _due(now: datetime) -> Q:
@@ -225,6 +345,10 @@ def _due(now: datetime) -> Q:
     )
     # Rows of a disabled endpoint wait (not lost) until an admin enables it again.
     return due & (Q(kind=DeliveryKind.EMAIL) | Q(endpoint__is_active=True))
+
+
+def _lease(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
 
 
 def deliveries_claim(
@@ -236,13 +360,12 @@ def deliveries_claim(
 ) -> list[Delivery]:
     """Claim up to `limit` due rows for `worker` in one short transaction; returns them.
 
-    A claim sets `sending`, a lease and a fresh claim token, and counts the attempt: a worker
-    killed mid-send has still made that attempt, so a row that kills workers runs out of tries.
-    Rows whose lease expired (their worker died) are due again.
+    A claim sets `sending`, a lease and a fresh claim token. It sends nothing and counts no
+    attempt: `delivery_send_begin` does both, per row, right before its request. Rows whose
+    lease expired (their worker died, or never got to them) are due again.
     """
     now = now or timezone.now()
     token = uuid.uuid4().hex
-    lease_until = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     candidates = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "id")
     if ids is not None:
         candidates = candidates.filter(pk__in=list(ids))
@@ -250,8 +373,7 @@ def deliveries_claim(
         "status": DeliveryStatus.SENDING,
         "claim_token": token,
         "claimed_by": worker[:100],
-        "lease_until": lease_until,
-        "attempts": F("attempts") + 1,
+        "lease_until": _lease(now),
     }
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
@@ -280,67 +402,179 @@ def deliveries_claim(
     )
 
 
+def _held(delivery: Delivery):
+    """The row, locked, if `delivery`'s claim still holds it; else an empty queryset's None."""
+    return (
+        Delivery.objects.select_for_update(of=("self",))
+        .select_related("endpoint")
+        .filter(pk=delivery.pk, status=DeliveryStatus.SENDING, claim_token=delivery.claim_token)
+        .first()
+    )
+
+
+def delivery_send_begin(
+    *, delivery: Delivery, worker: str = "", now: datetime | None = None
+) -> DeliveryAttempt | None:
+    """Take one claimed row onto the wire: renew its lease, count and log the attempt.
+
+    Returns the attempt row to send under, or None when the row must not be sent: the claim
+    was lost (the lease ran out and another worker took it, an admin cancelled it, the person
+    was erased), its endpoint was switched off meanwhile (the row is handed back to wait), or
+    it has already ended DELIVERY_MAX_CRASHES sends without an outcome (it is failed).
+
+    The attempt row is written before the request goes out, so a send cut short by `kill -9`
+    still shows in the log; the next worker marks it interrupted.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = _held(delivery)
+        if row is None:
+            logger.warning(
+                "Delivery %s: claim lost before sending; %s skips it.", delivery.pk, worker
+            )
+            return None
+        if row.kind == DeliveryKind.WEBHOOK and not (row.endpoint and row.endpoint.is_active):
+            # Its endpoint went off after the claim (a 410 earlier in this batch): wait.
+            _hand_back(row)
+            _sync_session(row, now)
+            return None
+        interrupted = row.attempt_log.filter(finished_at__isnull=True).update(
+            finished_at=now,
+            error="Interrupted: the worker stopped mid-send (killed?); the receiver may have "
+            "got it.",
+        )
+        row.crashes += interrupted
+        if row.crashes >= settings.DELIVERY_MAX_CRASHES:
+            _fail_after_crashes(row, now=now, error="the worker stopped mid-send")
+            return None
+        row.attempts += 1
+        row.lease_until = _lease(now)
+        fields = ["attempts", "lease_until", "crashes"]
+        if row.window_started_at is None:
+            row.window_started_at = now
+            fields.append("window_started_at")
+        row.save(update_fields=fields)
+        attempt = DeliveryAttempt.objects.create(
+            delivery=row,
+            number=row.attempts,
+            attempted_at=now,
+            worker=worker[:100],
+            requested_by_id=row.redelivery_requested_by_id,
+        )
+    delivery.attempts = row.attempts
+    delivery.lease_until = row.lease_until
+    delivery.endpoint = row.endpoint
+    return attempt
+
+
+def _hand_back(row: Delivery) -> None:
+    row.status = DeliveryStatus.PENDING
+    row.claim_token = ""
+    row.claimed_by = ""
+    row.lease_until = None
+    row.save(update_fields=["status", "claim_token", "claimed_by", "lease_until"])
+
+
+def _sync_session(row: Delivery, now: datetime) -> None:
+    if row.session_id and row.event_type == WebhookEvent.LEAD_CAPTURED:
+        session_delivery_state_sync(session_id=row.session_id, now=now)
+
+
+def _fail_after_crashes(row: Delivery, *, now: datetime, error: str) -> None:
+    row.status = DeliveryStatus.FAILED
+    row.claim_token = ""
+    row.claimed_by = ""
+    row.lease_until = None
+    row.last_error = f"Failed in leadchat itself {row.crashes} time(s) in a row: {error}"[:2000]
+    row.save(
+        update_fields=[
+            "status",
+            "claim_token",
+            "claimed_by",
+            "lease_until",
+            "crashes",
+            "last_error",
+        ]
+    )
+    _sync_session(row, now)
+    if row.event_type != WebhookEvent.TEST:
+        _record_failure(
+            row=row,
+            result=SendResult(None, 0, error),
+            reason=f"it failed in leadchat itself {row.crashes} time(s) in a row "
+            "(a worker killed mid-send, or an error on this row); fix the cause, then redeliver",
+        )
+
+
 def deliveries_release(*, deliveries: Iterable[Delivery]) -> int:
     """Hand back claimed rows that were not sent (a worker stopping): due again at once."""
     released = 0
     for delivery in deliveries:
         released += Delivery.objects.filter(
             pk=delivery.pk, status=DeliveryStatus.SENDING, claim_token=delivery.claim_token
-        ).update(
-            status=DeliveryStatus.PENDING,
-            claim_token="",
-            claimed_by="",
-            lease_until=None,
-            attempts=F("attempts") - 1,
-        )
+        ).update(status=DeliveryStatus.PENDING, claim_token="", claimed_by="", lease_until=None)
     return released
 
 
-def retry_delay(*, attempts: int, result: SendResult) -> float | None:
-    """Seconds until the next try after `attempts` failed tries, or None when out of tries."""
+def retry_delay(*, row: Delivery, result: SendResult, now: datetime) -> tuple[float, bool] | None:
+    """(seconds until the next try, whether it uses a schedule step), or None to give up.
+
+    The schedule (WEBHOOK_RETRY_SCHEDULE, about three days) is the retry budget. A Retry-After
+    from a 429 or 503 is honoured without using a step, so a receiver asking for 3 s does not
+    burn ten tries in half a minute; the round still ends once its age passes the schedule's
+    total span.
+    """
     schedule = settings.WEBHOOK_RETRY_SCHEDULE
-    if attempts > len(schedule):
+    started = row.window_started_at or now
+    if (now - started).total_seconds() >= sum(schedule):
         return None
     if result.status_code in (429, 503) and result.retry_after is not None:
-        return min(max(result.retry_after, 1.0), MAX_RETRY_AFTER_SECONDS)
-    base = schedule[attempts - 1]
+        return min(max(result.retry_after, 1.0), MAX_RETRY_AFTER_SECONDS), False
+    if row.schedule_step >= len(schedule):
+        return None
     # +-20% jitter so a backlog that failed together does not retry in lockstep.
-    return base * random.uniform(0.8, 1.2)
+    return schedule[row.schedule_step] * random.uniform(0.8, 1.2), True
 
 
 def delivery_record_attempt(
     *,
     delivery: Delivery,
+    attempt: DeliveryAttempt,
     result: SendResult,
-    worker: str = "",
     now: datetime | None = None,
     retry: bool = True,
-) -> Delivery:
-    """Log one attempt and move the delivery on: delivered, retry later, or failed.
+) -> Delivery | None:
+    """Log the outcome of one send and move the delivery on: delivered, retry later, or failed.
 
-    Only the claim holder moves the status. A send whose claim was lost meanwhile (cancelled by
-    an admin) is still logged, since it happened.
+    Only the claim holder moves the status. A send whose claim was lost meanwhile is still
+    logged, since it happened. Returns None when the row is gone (erased while in flight).
     """
     now = now or timezone.now()
     with transaction.atomic():
-        row = Delivery.objects.select_for_update().get(pk=delivery.pk)
-        DeliveryAttempt.objects.create(
-            delivery=row,
-            number=row.attempts,
-            attempted_at=now,
+        row = (
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("endpoint")
+            .filter(pk=delivery.pk)
+            .first()
+        )
+        if row is None:
+            logger.warning(
+                "Delivery %s was erased while in flight; nothing to record.", delivery.pk
+            )
+            return None
+        DeliveryAttempt.objects.filter(pk=attempt.pk).update(
             status_code=result.status_code,
             duration_ms=result.duration_ms,
             error=result.error[:2000],
             response_body=result.response_body[:4096],
-            worker=worker[:100],
-            requested_by_id=row.redelivery_requested_by_id,
+            finished_at=now,
         )
         owned = row.status == DeliveryStatus.SENDING and row.claim_token == delivery.claim_token
         if not owned:
             logger.warning(
                 "Delivery %s: attempt logged, but %s no longer holds it (now %s).",
                 row.pk,
-                worker,
+                attempt.worker,
                 row.status,
             )
             return row
@@ -362,64 +596,167 @@ def delivery_record_attempt(
             "lease_until",
             "redelivery_requested_by",
             "status",
+            "crashes",
         ]
         endpoint_gone = row.kind == DeliveryKind.WEBHOOK and result.status_code == 410
+        failure_reason = ""
+        if result.internal:
+            row.crashes += 1
+        else:
+            row.crashes = 0
         if result.ok:
             row.status = DeliveryStatus.DELIVERED
             row.delivered_at = now
             fields.append("delivered_at")
-        elif endpoint_gone or result.permanent or not retry:
+        elif endpoint_gone:
+            # 410 Gone: this URL is retired. The endpoint goes off and the lead waits for it
+            # (due at once when an admin turns it back on); it is not failed.
+            row.status = DeliveryStatus.PENDING
+            row.next_attempt_at = now
+            fields.append("next_attempt_at")
+        elif result.internal and row.crashes >= settings.DELIVERY_MAX_CRASHES:
             row.status = DeliveryStatus.FAILED
+            failure_reason = (
+                f"it failed in leadchat itself {row.crashes} time(s) in a row; fix the cause, "
+                "then redeliver"
+            )
+        elif result.permanent or not retry:
+            row.status = DeliveryStatus.FAILED
+            failure_reason = "the receiver refused it" if result.permanent else "not retried"
         else:
-            delay = retry_delay(attempts=row.attempts, result=result)
+            delay = retry_delay(row=row, result=result, now=now)
             if delay is None:
                 row.status = DeliveryStatus.FAILED
+                failure_reason = f"gave up after {row.attempts} attempt(s)"
             else:
+                seconds, uses_step = delay
                 row.status = DeliveryStatus.PENDING
-                row.next_attempt_at = now + timedelta(seconds=delay)
+                row.next_attempt_at = now + timedelta(seconds=seconds)
                 fields.append("next_attempt_at")
+                if uses_step:
+                    row.schedule_step += 1
+                    fields.append("schedule_step")
         row.save(update_fields=fields)
-
-        if row.session_id and row.event_type == WebhookEvent.LEAD_CAPTURED:
-            session_delivery_state_sync(session_id=row.session_id, now=now)
-        if row.endpoint_id:
-            _endpoint_note_outcome(row=row, result=result, gone=endpoint_gone, now=now)
+        _sync_session(row, now)
         if row.status == DeliveryStatus.FAILED and row.event_type != WebhookEvent.TEST:
-            _record_failure(row=row, result=result, gone=endpoint_gone)
+            _record_failure(row=row, result=result, reason=failure_reason)
+        switch_off = _endpoint_note_outcome(row=row, result=result, gone=endpoint_gone, now=now)
+    if switch_off:
+        # After the commit: switching off re-syncs other sessions, which must not happen
+        # while this transaction holds the delivery and session rows (lock order).
+        endpoint, reason = switch_off
+        if webhook_endpoint_set_active(endpoint=endpoint, active=False, reason=reason, now=now):
+            _endpoint_switched_off_notify(endpoint=endpoint, reason=reason, gone=endpoint_gone)
     return row
 
 
-def _endpoint_note_outcome(*, row: Delivery, result: SendResult, gone: bool, now: datetime) -> None:
+def delivery_record_crash(
+    *,
+    delivery: Delivery,
+    attempt: DeliveryAttempt | None,
+    error: str,
+    now: datetime | None = None,
+) -> Delivery | None:
+    """An exception in leadchat while handling one row: record it on the row, keep the worker.
+
+    With an attempt (the send began) this is that attempt's outcome. Without one (begin itself
+    failed) the row is handed back with a backoff, counting a crash, so a row that raises on
+    every try ends failed instead of stranding its batch or killing worker after worker.
+    """
+    now = now or timezone.now()
+    result = SendResult(None, 0, f"Internal error: {error}"[:2000], internal=True)
+    if attempt is not None:
+        return delivery_record_attempt(delivery=delivery, attempt=attempt, result=result, now=now)
+    with transaction.atomic():
+        row = _held(delivery)
+        if row is None:
+            return None
+        row.crashes += 1
+        row.last_error = result.error
+        if row.crashes >= settings.DELIVERY_MAX_CRASHES:
+            _fail_after_crashes(row, now=now, error=error)
+            return row
+        schedule = settings.WEBHOOK_RETRY_SCHEDULE
+        row.next_attempt_at = now + timedelta(seconds=schedule[min(row.crashes, len(schedule)) - 1])
+        row.save(update_fields=["crashes", "last_error", "next_attempt_at"])
+        _hand_back(row)
+    return row
+
+
+def _endpoint_note_outcome(
+    *, row: Delivery, result: SendResult, gone: bool, now: datetime
+) -> tuple[WebhookEndpoint, str] | None:
+    """Keep the endpoint's health; returns (endpoint, reason) when it must be switched off."""
+    if not row.endpoint_id or result.internal:
+        return None
     endpoints = WebhookEndpoint.objects.filter(pk=row.endpoint_id)
     if result.ok:
-        endpoints.update(last_success_at=now)
-        return
+        endpoints.update(last_success_at=now, failing_since=None)
+        return None
     reason = (result.error or f"HTTP {result.status_code}")[:500]
-    changes: dict = {"last_failure_at": now, "last_failure_reason": reason}
+    endpoints.update(last_failure_at=now, last_failure_reason=reason)
+    endpoints.filter(failing_since__isnull=True).update(failing_since=now)
+    endpoint = endpoints.get()
     if gone:
-        # 410 Gone: the receiver says this URL is retired. Stop sending there until an admin
-        # turns the endpoint back on; its queued rows wait, they are not dropped.
-        changes.update(
-            is_active=False,
-            disabled_at=now,
-            disabled_reason=f"Receiver answered 410 Gone to event {row.event_id}.",
-        )
-    endpoints.update(**changes)
+        return endpoint, f"Receiver answered 410 Gone to event {row.event_id}."
+    days = settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS
+    if days and endpoint.is_active and endpoint.failing_since <= now - timedelta(days=days):
+        return endpoint, (
+            f"Every send failed for {days:g} days (since "
+            f"{endpoint.failing_since:%Y-%m-%d %H:%M} UTC); last error: {reason}"
+        )[:500]
+    return None
 
 
-def _record_failure(*, row: Delivery, result: SendResult, gone: bool) -> None:
+def _endpoint_switched_off_notify(*, endpoint: WebhookEndpoint, reason: str, gone: bool) -> None:
+    """Tell people an endpoint went off by itself: an automation error, and the admins by email."""
+    waiting = Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).count()
+    automation_error_record(
+        source=AutomationError.Source.WEBHOOK,
+        workflow=endpoint.name,
+        node="endpoint.disabled",
+        message=(
+            f"Webhook endpoint {endpoint.name!r} was switched off: {reason} "
+            f"{waiting} delivery(ies) are held and go out when it is enabled again."
+        ),
+        execution_id=f"endpoint:{endpoint.pk}:off:{endpoint.disabled_at:%Y%m%d%H%M%S%f}",
+        details={"endpoint_id": endpoint.pk, "held": waiting, "gone": gone},
+    )
+    recipients = sorted(
+        {
+            address
+            for address in User.objects.filter(
+                role=Role.ADMIN, is_active=True, email__gt=""
+            ).values_list("email", flat=True)
+        }
+    )
+    if not recipients:
+        logger.warning("Endpoint %s switched off; no admin has an email address.", endpoint.pk)
+        return
+    context = {
+        "endpoint": endpoint,
+        "reason": reason,
+        "waiting": waiting,
+        "admin_url": (
+            f"{settings.PUBLIC_BASE_URL}/admin/sessions_app/webhookendpoint/{endpoint.pk}/change/"
+        ),
+    }
+    email_enqueue(
+        event_type=ENDPOINT_DISABLED_EMAIL_EVENT,
+        to=recipients,
+        subject=f"[leadchat] Webhook endpoint switched off: {endpoint.name}",
+        text=render_to_string("emails/endpoint_disabled.txt", context),
+        html=render_to_string("emails/endpoint_disabled.html", context),
+    )
+
+
+def _record_failure(*, row: Delivery, result: SendResult, reason: str) -> None:
     if row.kind == DeliveryKind.EMAIL:
-        source, what = AutomationError.Source.EMAIL, "QA email"
+        source, what = AutomationError.Source.EMAIL, "Email"
         workflow = row.event_type
     else:
         source, what = AutomationError.Source.WEBHOOK, "Webhook"
         workflow = row.endpoint.name if row.endpoint else row.event_type
-    if gone:
-        reason = "the receiver answered 410 Gone; the endpoint is now disabled"
-    elif result.permanent:
-        reason = "the provider refused it"
-    else:
-        reason = f"gave up after {row.attempts} attempt(s)"
     automation_error_record(
         source=source,
         workflow=workflow,
@@ -438,6 +775,9 @@ def _record_failure(*, row: Delivery, result: SendResult, gone: bool) -> None:
     )
 
 
+_IN_PROGRESS = {DeliveryStatus.PENDING, DeliveryStatus.SENDING}
+
+
 def session_delivery_state_sync(*, session_id: int, now: datetime | None = None) -> str:
     """Recompute `ChatSession.delivery_state` from the session's lead webhook rows.
 
@@ -453,19 +793,23 @@ def session_delivery_state_sync(*, session_id: int, now: datetime | None = None)
     )
     if session is None:
         return DeliveryState.NONE
-    statuses = set(
+    rows = set(
         Delivery.objects.filter(
             session_id=session_id,
             kind=DeliveryKind.WEBHOOK,
             event_type=WebhookEvent.LEAD_CAPTURED,
         )
         .exclude(status=DeliveryStatus.CANCELLED)
-        .values_list("status", flat=True)
+        .values_list("status", "endpoint__is_active")
     )
-    if not statuses:
+    statuses = {status for status, _active in rows}
+    waiting = {active for status, active in rows if status in _IN_PROGRESS}
+    if not rows:
         state = DeliveryState.DISABLED
-    elif statuses & {DeliveryStatus.PENDING, DeliveryStatus.SENDING}:
+    elif True in waiting:
         state = DeliveryState.PENDING
+    elif waiting:
+        state = DeliveryState.PAUSED  # every row still to send waits for an endpoint that is off
     elif DeliveryStatus.FAILED in statuses:
         state = DeliveryState.FAILED
     else:
@@ -489,35 +833,77 @@ def _check_move(current: str, target: str) -> None:
         )
 
 
-def delivery_redeliver(*, delivery: Delivery, by: User | None) -> Delivery:
-    """Send the same event (same event id, same payload) again, as soon as a worker is free."""
-    now = timezone.now()
+def delivery_redeliver(
+    *, delivery: Delivery, by: User | None, now: datetime | None = None
+) -> Delivery:
+    """Send the same event (same event id, same payload) again, as soon as a worker is free.
+
+    A new round: the retry schedule and the crash count start over.
+    """
+    now = now or timezone.now()
     with transaction.atomic():
-        row = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        row = (
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("endpoint")
+            .get(pk=delivery.pk)
+        )
         if row.status == DeliveryStatus.SENDING:
             # `sending -> pending` is the worker's own move (a retry); a person waits for it.
             raise TransitionNotAllowed("This delivery is being sent right now; try again shortly.")
-        _check_move(row.status, DeliveryStatus.PENDING)
         if row.endpoint_id and not row.endpoint.is_active:
             raise TransitionNotAllowed(
-                f"Endpoint {row.endpoint.name!r} is disabled; enable it before redelivering."
+                f"Endpoint {row.endpoint.name!r} is disabled; enable it before redelivering "
+                "(its waiting deliveries then go out by themselves)."
             )
+        _check_move(row.status, DeliveryStatus.PENDING)
         row.status = DeliveryStatus.PENDING
         row.next_attempt_at = now
         row.redelivery_requested_by = by
         row.redelivery_requested_at = now
+        row.schedule_step = 0
+        row.window_started_at = None
+        row.crashes = 0
         row.save(
             update_fields=[
                 "status",
                 "next_attempt_at",
                 "redelivery_requested_by",
                 "redelivery_requested_at",
+                "schedule_step",
+                "window_started_at",
+                "crashes",
             ]
         )
-        if row.session_id and row.event_type == WebhookEvent.LEAD_CAPTURED:
-            session_delivery_state_sync(session_id=row.session_id, now=now)
+        _sync_session(row, now)
     logger.info("Delivery %s (%s) redelivery asked by %s.", row.pk, row.event_id, by)
     return row
+
+
+def deliveries_redeliver_failed(
+    *,
+    since: datetime,
+    endpoint: WebhookEndpoint | None = None,
+    by: User | None = None,
+) -> tuple[int, list[str]]:
+    """Redeliver every failed webhook delivery whose last try was at or after `since`.
+
+    Returns (how many were queued again, why the others were refused). Each row goes through
+    `delivery_redeliver`, so each is checked and attributed as if redelivered by hand.
+    """
+    failed = Delivery.objects.filter(
+        kind=DeliveryKind.WEBHOOK, status=DeliveryStatus.FAILED, last_attempt_at__gte=since
+    ).exclude(event_type=WebhookEvent.TEST)
+    if endpoint is not None:
+        failed = failed.filter(endpoint=endpoint)
+    queued, refused = 0, []
+    for row in failed.order_by("last_attempt_at", "id").iterator():
+        try:
+            delivery_redeliver(delivery=row, by=by)
+        except TransitionNotAllowed as exc:
+            refused.append(f"{row.event_id}: {exc}")
+        else:
+            queued += 1
+    return queued, refused
 
 
 def delivery_cancel(*, delivery: Delivery, by: User | None) -> Delivery:
@@ -542,8 +928,7 @@ def delivery_cancel(*, delivery: Delivery, by: User | None) -> Delivery:
                 "lease_until",
             ]
         )
-        if row.session_id and row.event_type == WebhookEvent.LEAD_CAPTURED:
-            session_delivery_state_sync(session_id=row.session_id, now=now)
+        _sync_session(row, now)
     return row
 
 

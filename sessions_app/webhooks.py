@@ -98,10 +98,17 @@ def serialize(payload: Any) -> str:
 
 
 def signature_headers(
-    *, secret: str, event_id: str, body: str, at: datetime | None = None
+    *, secrets: list[str], event_id: str, body: str, at: datetime | None = None
 ) -> dict[str, str]:
+    """The three Standard Webhooks headers, signed with each secret (space separated).
+
+    Several secrets during a rotation: a receiver that still has the previous one, or already
+    the new one, finds a signature it can verify (the spec allows several in one header).
+    """
     at = at or timezone.now()
-    signature = Webhook(secret).sign(msg_id=event_id, timestamp=at, data=body)
+    signature = " ".join(
+        Webhook(secret).sign(msg_id=event_id, timestamp=at, data=body) for secret in secrets
+    )
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(at.timestamp())),
@@ -118,6 +125,8 @@ class SendResult:
     retry_after: float | None = None  # seconds, from a Retry-After header
     # The receiver refused for good (an email provider's validation error): no retry helps.
     permanent: bool = False
+    # The failure was leadchat's own (an exception while handling the row), not the receiver's.
+    internal: bool = False
 
     @property
     def ok(self) -> bool:

@@ -1,9 +1,15 @@
 """The delivery worker behind `manage.py deliver_webhooks` (healthchecks' `sendalerts` mould).
 
-Loop: claim a batch of due outbox rows in a short transaction (sessions_app.outbox), send each
-one outside any transaction, record the attempt, repeat; sleep a little when nothing is due.
-Any number of workers may run: a claim is exclusive until its lease runs out, and the lease is
-far longer than the longest send, so two workers never send one row at the same time.
+Loop: claim a batch of due outbox rows in a short transaction (sessions_app.outbox), then for
+each row: renew its lease and log the attempt (`delivery_send_begin`), send outside any
+transaction, record the outcome; sleep a little when nothing is due. Any number of workers may
+run: each row's lease is renewed right before its send and outlasts the send's hard deadline,
+and every step is fenced by the claim token, so two workers never send one row at the same
+time, however long a batch takes.
+
+One row can never take the worker down: any exception while handling it is recorded on that
+row (and after DELIVERY_MAX_CRASHES the row fails with an automation error); the loop goes on
+with the next row. Only a database that is away stops a batch, and then nothing is lost.
 """
 
 import logging
@@ -18,7 +24,7 @@ import requests
 from anymail.exceptions import AnymailError, AnymailRequestsAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from sessions_app import outbox
@@ -39,6 +45,15 @@ CLOSE_IDLE_EVERY = timedelta(minutes=1)
 PERMANENT_EMAIL_STATUSES = {400, 422}
 
 
+def _database_usable() -> bool:
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return False
+    return True
+
+
 def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -48,7 +63,11 @@ def send_webhook(delivery: Delivery, *, http: requests.Session | None = None) ->
     if endpoint is None:
         return SendResult(None, 0, "The delivery has no endpoint.", permanent=True)
     body = serialize(delivery.payload)
-    headers = signature_headers(secret=endpoint.secret, event_id=delivery.event_id, body=body)
+    headers = signature_headers(
+        secrets=outbox.endpoint_signing_secrets(endpoint),
+        event_id=delivery.event_id,
+        body=body,
+    )
     if endpoint.auth_header_name:
         headers[endpoint.auth_header_name] = endpoint.auth_header_value
     return webhook_post(url=endpoint.url, body=body, headers=headers, session=http)
@@ -166,25 +185,64 @@ class DeliveryWorker:
                 released = outbox.deliveries_release(deliveries=batch[index:])
                 self.log(f"Stopping: handed back {released} claimed delivery(ies).")
                 return index
-            self.process(delivery, now=now)
+            self.process_guarded(delivery, now=now)
         return len(batch)
 
+    def process_guarded(self, delivery: Delivery, *, now: datetime | None = None) -> None:
+        """`process`, but an exception from this one row is recorded on it, not raised.
+
+        A database that is away is the exception: it concerns every row, so it goes up to the
+        loop, which waits for the database (the claim expires, nothing is lost).
+        """
+        try:
+            self.process(delivery, now=now)
+        except Exception as exc:
+            if isinstance(exc, DatabaseError) and not _database_usable():
+                raise
+            logger.exception(
+                "Worker %s: delivery %s raised; recorded on it.", self.name, delivery.pk
+            )
+            try:
+                outbox.delivery_record_crash(
+                    delivery=delivery,
+                    attempt=getattr(exc, "attempt", None),
+                    error=f"{type(exc).__name__}: {exc}",
+                    now=now,
+                )
+            except Exception:
+                # Not even that could be written: the lease expires, the next claim counts it.
+                logger.exception(
+                    "Worker %s: could not record the error of %s.", self.name, delivery.pk
+                )
+
     def process(self, delivery: Delivery, *, now: datetime | None = None, retry: bool = True):
-        if delivery.kind == DeliveryKind.EMAIL:
-            result = send_email(delivery)
-        else:
-            result = send_webhook(delivery, http=self._http)
+        """Send one claimed row: (row after recording, result), or (None, None) if not sent."""
+        attempt = outbox.delivery_send_begin(delivery=delivery, worker=self.name, now=now)
+        if attempt is None:
+            return None, None
+        try:
+            result = self._send(delivery)
+        except Exception as exc:
+            # Raised on our side before or around the request (a corrupt stored secret, a
+            # payload that does not serialise): the attempt row says so.
+            exc.attempt = attempt  # type: ignore[attr-defined]
+            raise
         recorded_at = now + timedelta(milliseconds=result.duration_ms) if now else None
         row = outbox.delivery_record_attempt(
-            delivery=delivery, result=result, worker=self.name, now=recorded_at, retry=retry
+            delivery=delivery, attempt=attempt, result=result, now=recorded_at, retry=retry
         )
         self.sent += 1
         outcome = f"HTTP {result.status_code}" if result.status_code else result.error
         self.log(
-            f"{delivery.kind} {delivery.event_type} {delivery.event_id} attempt {row.attempts}: "
-            f"{outcome} in {result.duration_ms} ms -> {row.status}"
+            f"{delivery.kind} {delivery.event_type} {delivery.event_id} attempt {attempt.number}: "
+            f"{outcome} in {result.duration_ms} ms -> {row.status if row else 'erased'}"
         )
         return row, result
+
+    def _send(self, delivery: Delivery) -> SendResult:
+        if delivery.kind == DeliveryKind.EMAIL:
+            return send_email(delivery)
+        return send_webhook(delivery, http=self._http)
 
     def _maybe_close_idle(self) -> None:
         # The worker is always running, so it doubles as the idle-session sweeper: cron for

@@ -16,8 +16,10 @@ from django.db import connection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from leadchat.testing import LoopbackServer, RecordedRequest, Reply
-from sessions_app.models import ChatSession, WebhookEndpoint
+from sessions_app import outbox
+from sessions_app.models import ChatSession, Delivery, WebhookEndpoint
 from sessions_app.services import lead_capture, message_add, session_start
+from sessions_app.webhooks import SendResult
 from widget.tests.factories import SiteFactory
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -216,3 +218,14 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30, step: float =
             return True
         time.sleep(step)
     return condition()
+
+
+def send_claimed(
+    *, delivery: Delivery, result: SendResult, now=None, worker: str = "w", retry: bool = True
+) -> Delivery | None:
+    """What the worker does with one claimed row, with the send's outcome given: begin, record."""
+    attempt = outbox.delivery_send_begin(delivery=delivery, worker=worker, now=now)
+    assert attempt is not None, "the claim no longer holds the row"
+    return outbox.delivery_record_attempt(
+        delivery=delivery, attempt=attempt, result=result, now=now, retry=retry
+    )

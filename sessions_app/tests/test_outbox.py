@@ -19,6 +19,7 @@ from sessions_app.models import (
 )
 from sessions_app.services import lead_capture, session_start
 from sessions_app.signals import sessions_erasing
+from sessions_app.tests.conftest import send_claimed
 from sessions_app.webhooks import SendResult
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,8 @@ def test_lead_capture_writes_one_delivery_per_endpoint_with_a_shared_event_id(
     make_endpoint("http://127.0.0.1:9/off", is_active=False)
     session = captured_lead()
     deliveries = list(Delivery.objects.filter(session=session).order_by("endpoint__url"))
-    assert [d.endpoint.url.rsplit("/", 1)[1] for d in deliveries] == ["global", "site"]
+    # The switched-off endpoint gets its row too: it waits there (paused), it is not dropped.
+    assert [d.endpoint.url.rsplit("/", 1)[1] for d in deliveries] == ["global", "off", "site"]
     assert len({d.event_id for d in deliveries}) == 1
     delivery = deliveries[0]
     assert delivery.status == DeliveryStatus.PENDING
@@ -97,7 +99,8 @@ def test_claim_takes_only_due_rows_and_never_the_same_row_twice(make_endpoint, c
     second = outbox.deliveries_claim(worker="b", limit=10)
     assert len(first) == 3 and len(second) == 1
     assert not {d.pk for d in first} & {d.pk for d in second}
-    assert all(d.status == DeliveryStatus.SENDING and d.attempts == 1 for d in first + second)
+    # A claim sends nothing, so it counts no attempt: `delivery_send_begin` does, per row.
+    assert all(d.status == DeliveryStatus.SENDING and d.attempts == 0 for d in first + second)
     assert outbox.deliveries_claim(worker="c", limit=10) == []
 
 
@@ -105,14 +108,22 @@ def test_claim_takes_back_rows_whose_lease_expired(make_endpoint, captured_lead,
     make_endpoint("http://127.0.0.1:9/hook")
     captured_lead()
     [claimed] = outbox.deliveries_claim(worker="dead-worker", limit=1)
+    dead_attempt = outbox.delivery_send_begin(delivery=claimed, worker="dead-worker")
     assert outbox.deliveries_claim(worker="b", limit=1) == []
     later = timezone.now() + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS + 1)
     [reclaimed] = outbox.deliveries_claim(worker="b", limit=1, now=later)
-    assert reclaimed.pk == claimed.pk
-    assert reclaimed.claimed_by == "b" and reclaimed.attempts == 2
-    # The dead worker's late result no longer moves the row.
-    outbox.delivery_record_attempt(delivery=claimed, result=SendResult(200, 5), worker="dead")
-    assert Delivery.objects.get().status == DeliveryStatus.SENDING
+    assert reclaimed.pk == claimed.pk and reclaimed.claimed_by == "b"
+    # The dead worker's claim is fenced off: it can neither start another send...
+    assert outbox.delivery_send_begin(delivery=claimed, worker="dead-worker") is None
+    attempt = outbox.delivery_send_begin(delivery=reclaimed, worker="b", now=later)
+    assert attempt.number == 2
+    # ...nor move the row with a late result (which is still logged, since it happened).
+    outbox.delivery_record_attempt(
+        delivery=claimed, attempt=dead_attempt, result=SendResult(200, 5)
+    )
+    row = Delivery.objects.get()
+    assert row.status == DeliveryStatus.SENDING and row.claimed_by == "b"
+    assert DeliveryAttempt.objects.get(pk=dead_attempt.pk).status_code == 200
 
 
 def test_rows_of_a_disabled_endpoint_wait_instead_of_being_sent(make_endpoint, captured_lead):
@@ -135,22 +146,16 @@ def test_failures_follow_the_schedule_then_fail_with_an_automation_error(
     make_endpoint("http://127.0.0.1:9/hook")
     session = captured_lead()
     now = timezone.now()
-    row = outbox.delivery_record_attempt(
-        delivery=claim_one(), result=SendResult(500, 12, "HTTP 500"), now=now
-    )
+    row = send_claimed(delivery=claim_one(), result=SendResult(500, 12, "HTTP 500"), now=now)
     assert row.status == DeliveryStatus.PENDING
     assert 4 <= (row.next_attempt_at - now).total_seconds() <= 6  # 5 s +-20% jitter
     later = row.next_attempt_at
     [again] = outbox.deliveries_claim(worker="w", limit=1, now=later)
-    row = outbox.delivery_record_attempt(
-        delivery=again, result=SendResult(500, 9, "HTTP 500"), now=later
-    )
+    row = send_claimed(delivery=again, result=SendResult(500, 9, "HTTP 500"), now=later)
     assert 240 <= (row.next_attempt_at - later).total_seconds() <= 360
     last = row.next_attempt_at
     [third] = outbox.deliveries_claim(worker="w", limit=1, now=last)
-    row = outbox.delivery_record_attempt(
-        delivery=third, result=SendResult(None, 3, "Connection failed"), now=last
-    )
+    row = send_claimed(delivery=third, result=SendResult(None, 3, "Connection failed"), now=last)
     assert row.status == DeliveryStatus.FAILED and row.attempts == 3
     assert list(row.attempt_log.order_by("number").values_list("number", flat=True)) == [1, 2, 3]
     error = AutomationError.objects.get()
@@ -166,7 +171,7 @@ def test_redeliver_keeps_the_event_id_and_records_who_asked(
 ):
     make_endpoint("http://127.0.0.1:9/hook")
     session = captured_lead()
-    delivered = outbox.delivery_record_attempt(delivery=claim_one(), result=SendResult(200, 4))
+    delivered = send_claimed(delivery=claim_one(), result=SendResult(200, 4))
     assert delivered.status == DeliveryStatus.DELIVERED
     session.refresh_from_db()
     assert session.delivery_state == DeliveryState.DELIVERED
@@ -176,7 +181,7 @@ def test_redeliver_keeps_the_event_id_and_records_who_asked(
     assert session.delivery_state == DeliveryState.PENDING
     again = claim_one()
     assert again.event_id == delivered.event_id
-    outbox.delivery_record_attempt(delivery=again, result=SendResult(204, 3))
+    send_claimed(delivery=again, result=SendResult(204, 3))
     attempts = list(DeliveryAttempt.objects.order_by("number"))
     assert [a.requested_by for a in attempts] == [None, admin_role_user]
     assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
@@ -190,7 +195,7 @@ def test_redeliver_refused_while_sending_and_for_a_disabled_endpoint(
     sending = claim_one()
     with pytest.raises(TransitionNotAllowed, match="being sent right now"):
         outbox.delivery_redeliver(delivery=sending, by=admin_role_user)
-    outbox.delivery_record_attempt(delivery=sending, result=SendResult(410, 3, "HTTP 410"))
+    send_claimed(delivery=sending, result=SendResult(410, 3, "HTTP 410"))
     endpoint.refresh_from_db()
     assert not endpoint.is_active
     with pytest.raises(TransitionNotAllowed, match="disabled"):
@@ -218,7 +223,7 @@ def test_erasure_removes_deliveries_and_attempts_of_those_people(make_endpoint, 
     make_endpoint("http://127.0.0.1:9/hook")
     erased = captured_lead(email="erase.me@example.com")
     kept = captured_lead(email="keep.me@example.com")
-    outbox.delivery_record_attempt(delivery=claim_one(), result=SendResult(500, 1, "HTTP 500"))
+    send_claimed(delivery=claim_one(), result=SendResult(500, 1, "HTTP 500"))
     orphan = Delivery.objects.get(session=erased)
     orphan.session = None  # a row whose session is already gone is found by email
     orphan.save(update_fields=["session"])

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from sessions_app import outbox
 from sessions_app.models import Delivery, DeliveryAttempt, DeliveryStatus
+from sessions_app.tests.conftest import send_claimed
 from sessions_app.webhooks import SendResult
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +17,7 @@ def deliveries(make_endpoint, captured_lead):
     for i in range(6):
         captured_lead(name=f"<b>Lead {i}</b>", email=f"lead{i}@example.com")
     [claimed] = outbox.deliveries_claim(worker="w", limit=1)
-    outbox.delivery_record_attempt(
+    send_claimed(
         delivery=claimed,
         result=SendResult(500, 20, "HTTP 500", response_body="<script>alert(1)</script>"),
     )
@@ -71,7 +72,7 @@ def test_redeliver_and_cancel_actions_go_through_the_services(client, admin_role
     assert pending.status == DeliveryStatus.PENDING
     assert pending.redelivery_requested_by == admin_role_user
     [again] = outbox.deliveries_claim(worker="w", limit=10, ids=[pending.pk])
-    outbox.delivery_record_attempt(delivery=again, result=SendResult(200, 5))
+    send_claimed(delivery=again, result=SendResult(200, 5))
     assert DeliveryAttempt.objects.get(delivery=pending).requested_by == admin_role_user
 
 

@@ -101,7 +101,8 @@ def run_one(receiver_server_url: str, make_endpoint, captured_lead, worker) -> D
         (301, DeliveryStatus.PENDING, True),
         (400, DeliveryStatus.PENDING, True),
         (404, DeliveryStatus.PENDING, True),
-        (410, DeliveryStatus.FAILED, False),
+        # 410: the endpoint goes off and the lead waits for it (paused), it is not failed.
+        (410, DeliveryStatus.PENDING, False),
         (500, DeliveryStatus.PENDING, True),
     ],
 )
@@ -120,7 +121,7 @@ def test_status_matrix(status, expected, endpoint_active, make_endpoint, capture
     if status >= 300:
         assert delivery.endpoint.last_failure_at is not None
         assert attempt.error
-    if expected == DeliveryStatus.PENDING:
+    if expected == DeliveryStatus.PENDING and status != 410:
         # Retried on the schedule: the first wait is 5 s with +-20% jitter.
         wait = (delivery.next_attempt_at - delivery.last_attempt_at).total_seconds()
         assert 3.9 <= wait <= 6.1
@@ -129,6 +130,7 @@ def test_status_matrix(status, expected, endpoint_active, make_endpoint, capture
     if status == 410:
         assert "410" in delivery.endpoint.disabled_reason
         assert AutomationError.objects.get().source == AutomationError.Source.WEBHOOK
+        assert delivery.session.delivery_state == DeliveryState.PAUSED
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])

@@ -28,6 +28,8 @@ class Command(BaseCommand):
             name="send_test_webhook", close_idle_sessions=False, log=lambda _line: None
         )
         row, result = worker.process(claimed[0], retry=False)
+        if row is None or result is None:
+            raise CommandError(f"Endpoint {target.name!r} was switched off meanwhile; try again.")
         self.stdout.write(f"Endpoint: {target.name} ({target.url})")
         self.stdout.write(f"Event id: {row.event_id}")
         status = f"HTTP {result.status_code}" if result.status_code else "no response"
