@@ -486,6 +486,7 @@ def _fail_after_crashes(row: Delivery, *, now: datetime, error: str) -> None:
     row.claimed_by = ""
     row.lease_until = None
     row.last_error = f"Failed in leadchat itself {row.crashes} time(s) in a row: {error}"[:2000]
+    row.last_attempt_at = now
     row.save(
         update_fields=[
             "status",
@@ -494,6 +495,7 @@ def _fail_after_crashes(row: Delivery, *, now: datetime, error: str) -> None:
             "lease_until",
             "crashes",
             "last_error",
+            "last_attempt_at",
         ]
     )
     _sync_session(row, now)
@@ -879,6 +881,16 @@ def delivery_redeliver(
     return row
 
 
+def deliveries_failed_since(*, since: datetime, endpoint: WebhookEndpoint | None = None):
+    """Failed webhook deliveries (test pings aside) whose last try was at or after `since`."""
+    failed = Delivery.objects.filter(
+        kind=DeliveryKind.WEBHOOK, status=DeliveryStatus.FAILED, last_attempt_at__gte=since
+    ).exclude(event_type=WebhookEvent.TEST)
+    if endpoint is not None:
+        failed = failed.filter(endpoint=endpoint)
+    return failed
+
+
 def deliveries_redeliver_failed(
     *,
     since: datetime,
@@ -890,11 +902,7 @@ def deliveries_redeliver_failed(
     Returns (how many were queued again, why the others were refused). Each row goes through
     `delivery_redeliver`, so each is checked and attributed as if redelivered by hand.
     """
-    failed = Delivery.objects.filter(
-        kind=DeliveryKind.WEBHOOK, status=DeliveryStatus.FAILED, last_attempt_at__gte=since
-    ).exclude(event_type=WebhookEvent.TEST)
-    if endpoint is not None:
-        failed = failed.filter(endpoint=endpoint)
+    failed = deliveries_failed_since(since=since, endpoint=endpoint)
     queued, refused = 0, []
     for row in failed.order_by("last_attempt_at", "id").iterator():
         try:
