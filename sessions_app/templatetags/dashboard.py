@@ -31,6 +31,7 @@ STATUS_STYLES = {
     "pending": "info",
     "delivered": "success",
     "failed": "danger",
+    "paused": "warning",
     "disabled": "secondary",
 }
 

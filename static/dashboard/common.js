@@ -106,14 +106,15 @@
     in_progress: "info", complete: "success", incomplete: "secondary",
     active: "primary", archived: "secondary",
     unchecked: "light", passed: "success", issue: "danger", fixed: "warning",
-    none: "light", pending: "info", delivered: "success", failed: "danger", disabled: "secondary",
+    none: "light", pending: "info", delivered: "success", failed: "danger", paused: "warning",
+    disabled: "secondary",
   };
   var LABELS = {
     in_progress: "In progress", complete: "Complete", incomplete: "Incomplete",
     active: "Active", archived: "Archived",
     unchecked: "QA: unchecked", passed: "QA: passed", issue: "QA: issue", fixed: "QA: fixed",
     pending: "Delivery pending", delivered: "Delivered", failed: "Delivery failed",
-    disabled: "No endpoint",
+    paused: "Delivery paused", disabled: "No endpoint",
   };
   function badge(value, extraClass) {
     return el("span", {
