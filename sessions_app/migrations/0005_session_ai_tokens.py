@@ -57,12 +57,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="chatsession",
             name="ai_calls",
-            field=models.PositiveIntegerField(default=0, editable=False),
+            field=models.PositiveIntegerField(default=0, db_default=0, editable=False),
         ),
         migrations.AddField(
             model_name="chatsession",
             name="ai_tokens",
-            field=models.PositiveBigIntegerField(default=0, editable=False),
+            field=models.PositiveBigIntegerField(default=0, db_default=0, editable=False),
         ),
         migrations.RunPython(counters_backfill, migrations.RunPython.noop, elidable=True),
     ]
