@@ -251,8 +251,10 @@ def _which_budget(*, session: ChatSession, site: Site, day: date) -> BudgetSpent
     for kind, limit, used in limited:
         if used >= limit:
             return BudgetSpent(kind=kind, limit=limit, used=used)
-    # Refused, yet no counter is at its limit now: a concurrent request changed them between
-    # the refusal and this read. Report the fullest budget (there is one: an UPDATE with no
-    # limit in its WHERE cannot refuse an existing row).
+    if not limited:
+        # Refused with no limit set: the row went away meanwhile. Nothing to count or report.
+        return SESSION_GONE
+    # Refused, yet no counter is at its limit now: a limit was raised between the refusal and
+    # this read. Report the fullest budget.
     kind, limit, used = max(limited, key=lambda c: c[2] / max(c[1], 1))
     return BudgetSpent(kind=kind, limit=limit, used=used)
