@@ -130,6 +130,12 @@ class ChatSession(models.Model):
     # latency over one row per session instead of reading every message's metadata.
     ai_replies_timed = models.PositiveIntegerField(default=0, editable=False)
     ai_latency_ms_total = models.FloatField(default=0, editable=False)
+    # What this conversation cost the AI backend, kept by widget.budget: its per-session budgets
+    # and the stats' tokens and cost per lead read these instead of every message's metadata.
+    # A database default too, so rows written by raw SQL or COPY (bench/seed.py) need not list
+    # them.
+    ai_calls = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    ai_tokens = models.PositiveBigIntegerField(default=0, db_default=0, editable=False)
     delivery_state = models.CharField(
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.NONE
     )

@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
     Count,
+    DecimalField,
+    F,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -266,6 +269,7 @@ def sessions_changed_since(
 # --- Stats --------------------------------------------------------------------------------------
 
 TOP_N = 10
+COST_PLACES = Decimal("0.0001")
 
 
 def sessions_stats(
@@ -280,6 +284,10 @@ def sessions_stats(
       visitor leaves an email on Tuesday is Tuesday's lead).
     - avg_ai_latency_ms: mean `latency_ms` of the AI replies in those sessions, from the
       per-session counters `message_add` keeps (see `reply_latency_ms`).
+    - ai_tokens / ai_cost: tokens the backends reported for those sessions (the counter
+      widget.budget keeps), and what they cost at each session's site price per 1,000 tokens;
+      ai_tokens_per_lead / ai_cost_per_lead divide them by converted_sessions (the same
+      sessions: a visitor who leaves no lead still costs), None without a lead.
     A fixed number of queries whatever the data size.
     """
     start, end = day_bounds(date_from, date_to, tz)
@@ -312,6 +320,13 @@ def sessions_stats(
         # Per-session counters kept by message_add (the messages themselves are not read).
         "latency_total": Sum("ai_latency_ms_total", default=0),
         "replies_timed": Sum("ai_replies_timed", default=0),
+        "tokens": Sum("ai_tokens", default=0),
+        # Tokens x the site's price, summed exactly (numeric on PostgreSQL); /1000 below.
+        "ai_cost_k": Sum(
+            F("ai_tokens") * F("site__ai_price_per_1k_tokens"),
+            output_field=DecimalField(max_digits=30, decimal_places=6),
+            default=Decimal(0),
+        ),
         **{
             f"completion_{value}": Count("id", filter=Q(completion_status=value))
             for value in CompletionStatus.values
@@ -345,6 +360,8 @@ def sessions_stats(
     days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
     n_sessions, converted = totals["sessions"], totals["converted"]
     replies_timed = totals["replies_timed"]
+    ai_tokens = int(totals["tokens"])
+    ai_cost_exact = Decimal(totals["ai_cost_k"]) / 1000
     return {
         "date_from": date_from,
         "date_to": date_to,
@@ -360,6 +377,10 @@ def sessions_stats(
             if replies_timed
             else None,
             "ai_replies_timed": replies_timed,
+            "ai_tokens": ai_tokens,
+            "ai_cost": _money(ai_cost_exact),
+            "ai_tokens_per_lead": round(ai_tokens / converted, 1) if converted else None,
+            "ai_cost_per_lead": _money(ai_cost_exact / converted) if converted else None,
         },
         "per_day": [
             {"date": day, "sessions": per_day.get(day, 0), "leads": leads_per_day.get(day, 0)}
@@ -370,6 +391,10 @@ def sessions_stats(
         "top_pages": top_pages,
         "utm_sources": utm_sources,
     }
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(COST_PLACES, rounding=ROUND_HALF_UP)
 
 
 # --- Automation errors --------------------------------------------------------------------------

@@ -12,8 +12,16 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from widget.models import Site
+from widget.models import Site, SiteDailyUsage
 from widget.origins import normalize_origin
+
+BUDGET_FIELDS = [
+    "ai_session_token_budget",
+    "ai_daily_token_budget",
+    "ai_session_message_budget",
+    "ai_daily_message_budget",
+    "ai_price_per_1k_tokens",
+]
 
 
 def mask_secret(secret: str) -> str:
@@ -53,6 +61,7 @@ class SiteAdminForm(forms.ModelForm):
             "theme_color",
             "agent_backend",
             "agent_config",
+            *BUDGET_FIELDS,
         ]
         widgets = {
             "theme_color": forms.TextInput(attrs={"type": "color"}),
@@ -117,6 +126,15 @@ class SiteAdmin(admin.ModelAdmin):
             (None, {"fields": ["name", "is_active", origins]}),
             ("Look and greeting", {"fields": ["greeting", "theme_color"]}),
             ("AI agent", {"fields": ["agent_backend", "agent_config", *secret]}),
+            (
+                "AI budget",
+                {
+                    "fields": BUDGET_FIELDS,
+                    "description": "Beyond a budget the visitor gets the fallback reply and "
+                    "the scripted lead questions without the backend being called, and one "
+                    "automation error is recorded per day. Daily usage: AI usage per day.",
+                },
+            ),
         ]
         if obj is not None:
             fieldsets.insert(
@@ -129,7 +147,7 @@ class SiteAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, obj):
             # View-only users get every field read-only; agent_secret is never among them.
             fields += ["name", "is_active", "allowed_origins", "greeting", "theme_color"]
-            fields += ["agent_backend", "agent_config"]
+            fields += ["agent_backend", "agent_config", *BUDGET_FIELDS]
         return fields
 
     @admin.display(description="Allowed origins")
@@ -164,3 +182,27 @@ class SiteAdmin(admin.ModelAdmin):
             script=script,
             iframe=iframe,
         )
+
+
+@admin.register(SiteDailyUsage)
+class SiteDailyUsageAdmin(admin.ModelAdmin):
+    """What each site's backend used per day; written only by widget.budget, so read-only."""
+
+    list_display = ["day", "site", "ai_calls", "ai_tokens", "budget_replies", "budget_alerted_at"]
+    list_filter = ["site"]
+    list_select_related = ["site"]
+    date_hierarchy = "day"
+    readonly_fields = list_display
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: SiteDailyUsage | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: SiteDailyUsage | None = None
+    ) -> bool:
+        return False

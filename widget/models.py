@@ -1,7 +1,8 @@
 import secrets
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 
@@ -39,6 +40,51 @@ class Site(models.Model):
     # Non-secret backend settings (URL, model, system prompt, ...); secrets live in agent_secret.
     agent_config = models.JSONField(default=dict, blank=True)
     agent_secret = models.CharField(max_length=500, blank=True, default="")
+    # AI budgets (widget.budget): beyond one, the visitor gets the polite fallback and the
+    # scripted lead questions without the backend being called. Empty means no limit; 0 means
+    # the backend is never called. The defaults cap what one anonymous visitor (or a script
+    # posting through the iframe) can spend; raise them for a busy site.
+    ai_session_token_budget = models.PositiveIntegerField(
+        "tokens per session",
+        null=True,
+        blank=True,
+        default=20_000,
+        help_text="Tokens one conversation may use (backends that report usage: "
+        "OpenAI-compatible). Empty: no limit.",
+    )
+    ai_daily_token_budget = models.PositiveBigIntegerField(
+        "tokens per day",
+        null=True,
+        blank=True,
+        default=500_000,
+        help_text="Tokens all conversations of this site may use per day (TIME_ZONE's calendar "
+        "day). Empty: no limit.",
+    )
+    ai_session_message_budget = models.PositiveIntegerField(
+        "backend calls per session",
+        null=True,
+        blank=True,
+        default=40,
+        help_text="Visitor messages one conversation may send to a network backend (n8n, and "
+        "OpenAI-compatible too, whose usage some local servers do not report). Empty: no limit.",
+    )
+    ai_daily_message_budget = models.PositiveIntegerField(
+        "backend calls per day",
+        null=True,
+        blank=True,
+        default=2_000,
+        help_text="Visitor messages all conversations of this site may send to a network "
+        "backend per day. Empty: no limit.",
+    )
+    ai_price_per_1k_tokens = models.DecimalField(
+        "price per 1,000 tokens",
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="What 1,000 tokens cost you (one currency for all sites): the dashboard's "
+        "AI cost per lead.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -73,3 +119,34 @@ class Site(models.Model):
                 )
         if errors:
             raise ValidationError(errors)
+
+
+class SiteDailyUsage(models.Model):
+    """What one site's AI backend used on one day, counted in the database (widget.budget).
+
+    One row per site and day, created by an INSERT that ignores the conflict and counted with
+    conditional UPDATEs, so concurrent requests in every web process see one total; a
+    per-process cache would let each gunicorn worker spend the whole budget again.
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="daily_usage")
+    day = models.DateField()
+    ai_calls = models.PositiveIntegerField("backend calls", default=0)
+    ai_tokens = models.PositiveBigIntegerField("tokens", default=0)
+    budget_replies = models.PositiveIntegerField(
+        "budget fallbacks", default=0, help_text="Replies given without the backend."
+    )
+    # Set by the request that first met a budget that day: it alone records the admin's
+    # automation error, so a spent budget is one error per day, not one per message.
+    budget_alerted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-day", "site"]
+        verbose_name = "AI usage per day"
+        verbose_name_plural = "AI usage per day"
+        constraints = [
+            models.UniqueConstraint(fields=["site", "day"], name="site_daily_usage_unique_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site} on {self.day}"

@@ -31,6 +31,7 @@ from sessions_app.services import (
 from widget import backends, selectors
 from widget.backends import AgentReply, BackendError, Conversation, LeadFields, Turn
 from widget.backends.scripted import ScriptedBackend, extract_lead
+from widget.budget import metered_backend
 from widget.models import AgentBackend, Site
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,11 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     )
     error: BackendError | None = None
     try:
-        reply = backends.get_backend(backend_name).reply(conversation)
+        # Behind the site's AI budgets (widget.budget): beyond one, the scripted flow answers.
+        backend = metered_backend(
+            backends.get_backend(backend_name), session=session, backend_name=backend_name
+        )
+        reply = backend.reply(conversation)
         lead = reply.lead
     except BackendError as exc:
         error = exc

@@ -166,6 +166,27 @@ class StatsTotalsSerializer(serializers.Serializer):
     avg_messages = serializers.FloatField()
     avg_ai_latency_ms = serializers.FloatField(allow_null=True)
     ai_replies_timed = serializers.IntegerField()
+    ai_tokens = serializers.IntegerField(
+        help_text="Tokens the AI backends reported for these sessions (OpenAI-compatible; "
+        "n8n reports none)."
+    )
+    ai_cost = serializers.DecimalField(
+        max_digits=24,
+        decimal_places=4,
+        help_text="What those tokens cost at each site's price per 1,000 tokens (a decimal "
+        "string, in the currency the prices are set in).",
+    )
+    ai_tokens_per_lead = serializers.FloatField(
+        allow_null=True,
+        help_text="ai_tokens / converted_sessions; null when no session has a lead.",
+    )
+    ai_cost_per_lead = serializers.DecimalField(
+        max_digits=24,
+        decimal_places=4,
+        allow_null=True,
+        help_text="ai_cost / converted_sessions (a decimal string); null when no session has "
+        "a lead.",
+    )
 
 
 class StatsDaySerializer(serializers.Serializer):

@@ -46,3 +46,32 @@ def test_latency_counters_are_backfilled_from_the_stored_replies(migrator):
     totals = dict(ChatSession.objects.values_list("pk", "ai_latency_ms_total"))
     assert counters == {timed.pk: 2, untimed.pk: 0}
     assert totals == {timed.pk: 350.5, untimed.pk: 0.0}
+
+
+def test_ai_usage_counters_are_backfilled_from_the_stored_replies(migrator):
+    apps = migrator([("sessions_app", "0005_delivery_faults")])
+    ChatSession = apps.get_model("sessions_app", "ChatSession")
+    ChatMessage = apps.get_model("sessions_app", "ChatMessage")
+    now = timezone.now()
+    paid, scripted = ChatSession.objects.create(), ChatSession.objects.create()
+    for session, role, metadata in [
+        (paid, "ai", {"backend": "openai", "tokens": {"total": 120}}),
+        (paid, "ai", {"backend": "openai", "tokens": {"total": 30}, "fallback": True}),
+        (paid, "ai", {"backend": "n8n", "tokens": None}),
+        (paid, "ai", {"backend": "openai", "kind": "greeting"}),  # no call
+        (paid, "ai", {"backend": "openai", "kind": "lead_invalid"}),  # no call
+        (paid, "ai", {"backend": "openai", "tokens": {"total": "lots"}}),  # a call, no tokens
+        (scripted, "ai", {"backend": "scripted", "step": "name"}),
+        (scripted, "visitor", {"backend": "openai", "tokens": {"total": 999}}),
+    ]:
+        ChatMessage.objects.create(
+            session=session, role=role, text="x", metadata=metadata, created_at=now
+        )
+
+    apps = migrator([("sessions_app", "0006_session_ai_tokens")])
+    ChatSession = apps.get_model("sessions_app", "ChatSession")
+    usage = {
+        pk: (calls, tokens)
+        for pk, calls, tokens in ChatSession.objects.values_list("pk", "ai_calls", "ai_tokens")
+    }
+    assert usage == {paid.pk: (4, 150), scripted.pk: (0, 0)}

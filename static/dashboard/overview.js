@@ -52,6 +52,11 @@
       conversion_rate: number(totals.conversion_rate * 100, 1) + " %",
       avg_messages: number(totals.avg_messages, 1),
       avg_ai_latency_ms: totals.avg_ai_latency_ms === null ? "—" : number(totals.avg_ai_latency_ms / 1000, 2) + " s",
+      ai_tokens: number(totals.ai_tokens),
+      ai_tokens_per_lead: totals.ai_tokens_per_lead === null ? "no leads yet" : number(totals.ai_tokens_per_lead) + " per lead",
+      // Costs arrive as decimal strings (exact); four places are plenty on a card.
+      ai_cost_per_lead: totals.ai_cost_per_lead === null ? "—" : number(Number(totals.ai_cost_per_lead), 4),
+      ai_cost: number(Number(totals.ai_cost), 4) + " in total",
     };
     Object.entries(values).forEach(function (pair) {
       var node = document.querySelector('[data-kpi="' + pair[0] + '"]');

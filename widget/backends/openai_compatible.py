@@ -95,6 +95,7 @@ class OpenAICompatibleBackend:
                 message = self._complete(url, body, headers, conversation, tokens)
             except BackendError as exc:
                 exc.partial_lead = lead or None
+                exc.details.setdefault("tokens", tokens)  # the first completion's, still spent
                 raise
         text = message.get("content")
         if not isinstance(text, str) or not text.strip():
@@ -102,6 +103,7 @@ class OpenAICompatibleBackend:
                 "The model answered without any text.",
                 permanent=False,
                 partial_lead=lead or None,
+                details={"tokens": tokens},
             )
         return AgentReply(
             text=text.strip(),

@@ -1,8 +1,11 @@
 """Site admin: create and edit sites, secrets never shown back, embed snippet ready to copy."""
 
+from datetime import date
+from decimal import Decimal
+
 import pytest
 
-from widget.models import Site
+from widget.models import Site, SiteDailyUsage
 from widget.tests.factories import SiteFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +23,12 @@ def form_data(**overrides):
         "agent_backend": "scripted",
         "agent_config": "{}",
         "new_secret": "",
+        # The budget fields as the add form renders them (the model's defaults).
+        "ai_session_token_budget": "20000",
+        "ai_daily_token_budget": "500000",
+        "ai_session_message_budget": "40",
+        "ai_daily_message_budget": "2000",
+        "ai_price_per_1k_tokens": "0",
     }
     data.update(overrides)
     return data
@@ -161,3 +170,70 @@ def test_site_list_query_count_is_bounded(client, admin_role_user, django_assert
         response = client.get("/admin/widget/site/")
 
     assert response.status_code == 200
+
+
+def test_admin_edits_the_ai_budget_and_price(client, admin_role_user):
+    client.force_login(admin_role_user)
+    site = SiteFactory()
+
+    response = client.post(
+        f"/admin/widget/site/{site.pk}/change/",
+        form_data(
+            ai_session_token_budget="5000",
+            ai_daily_token_budget="",  # empty: no daily token limit
+            ai_session_message_budget="10",
+            ai_daily_message_budget="0",  # 0: the backend is never called
+            ai_price_per_1k_tokens="0.002500",
+        ),
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    site.refresh_from_db()
+    assert site.ai_session_token_budget == 5000
+    assert site.ai_daily_token_budget is None
+    assert (site.ai_session_message_budget, site.ai_daily_message_budget) == (10, 0)
+    assert site.ai_price_per_1k_tokens == Decimal("0.0025")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ai_price_per_1k_tokens", "-1"),
+        ("ai_price_per_1k_tokens", "abc"),
+        ("ai_session_token_budget", "-5"),
+        ("ai_daily_message_budget", "1.5"),
+    ],
+)
+def test_admin_refuses_a_bad_budget_naming_the_field(client, admin_role_user, field, value):
+    client.force_login(admin_role_user)
+
+    response = client.post("/admin/widget/site/add/", form_data(**{field: value}))
+
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert not Site.objects.exists()
+
+
+def test_budget_fields_are_on_the_change_page(client, admin_role_user):
+    client.force_login(admin_role_user)
+    site = SiteFactory()
+
+    page = client.get(f"/admin/widget/site/{site.pk}/change/").content.decode()
+
+    assert "AI budget" in page
+    for name in ("ai_session_token_budget", "ai_daily_message_budget", "ai_price_per_1k_tokens"):
+        assert f'name="{name}"' in page
+
+
+def test_daily_usage_is_listed_read_only(client, admin_role_user):
+    client.force_login(admin_role_user)
+    site = SiteFactory(name="Spring campaign")
+    usage = SiteDailyUsage.objects.create(site=site, day=date(2026, 3, 9), ai_tokens=1234)
+
+    listing = client.get("/admin/widget/sitedailyusage/")
+    detail = client.get(f"/admin/widget/sitedailyusage/{usage.pk}/change/")
+
+    assert listing.status_code == 200 and "Spring campaign" in listing.content.decode()
+    assert detail.status_code == 200
+    assert 'name="ai_tokens"' not in detail.content.decode()  # shown, not editable
+    assert client.get("/admin/widget/sitedailyusage/add/").status_code == 403

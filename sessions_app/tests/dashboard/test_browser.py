@@ -6,6 +6,7 @@ response >= 400 (a missing vendored asset, a refused API call).
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -95,6 +96,19 @@ def test_sign_in_then_overview_charts_render_with_data(page, live_server, agent,
     )
     assert drawn == [10, 10, 10]
     expect(page.locator("#top-pages tr")).to_have_count(3)
+    assert problems.items == []
+
+
+def test_overview_shows_ai_tokens_and_cost_per_lead(page, live_server, agent, problems):
+    month_of_sessions(SiteFactory(ai_price_per_1k_tokens=Decimal("1.5")))
+    ChatSession.objects.update(ai_tokens=400)  # 4,000 tokens over 5 leads, 6.00 at 1.5 / 1k
+    sign_in(page, live_server, agent)
+    expect(page.locator("body[data-stats-loaded]")).to_have_count(1), problems.items
+    # Digits grouped and decimals marked the browser's way: match either style.
+    expect(page.locator('[data-kpi="ai_tokens"]')).to_have_text(re.compile(r"^4\D?000$"))
+    expect(page.locator('[data-kpi="ai_tokens_per_lead"]')).to_have_text("800 per lead")
+    expect(page.locator('[data-kpi="ai_cost_per_lead"]')).to_have_text(re.compile(r"^1[.,]2$"))
+    expect(page.locator('[data-kpi="ai_cost"]')).to_have_text("6 in total")
     assert problems.items == []
 
 

@@ -2,6 +2,7 @@
 breakdowns, top lists, averages; bounded queries."""
 
 from datetime import date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +12,7 @@ from sessions_app.models import ChatSession, CompletionStatus, MessageRole, QASt
 from sessions_app.selectors import sessions_stats
 from sessions_app.services import message_add
 from sessions_app.tests.factories import ChatSessionFactory
+from widget.tests.factories import SiteFactory
 
 UTC = ZoneInfo("UTC")
 NY = ZoneInfo("America/New_York")
@@ -186,3 +188,53 @@ def test_stats_query_count_is_independent_of_data_size(
     with django_assert_max_num_queries(20) as large:
         client.get(STATS, query)
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+@pytest.fixture
+def priced_sessions(db):
+    """Two sites with their own price per 1,000 tokens; three sessions in range, two leads."""
+    cheap = SiteFactory(ai_price_per_1k_tokens=Decimal("0.5"))
+    dear = SiteFactory(ai_price_per_1k_tokens=Decimal("2.25"))
+    lead = {"completion_status": CompletionStatus.COMPLETE, "lead_captured_at": at(9, 15)}
+    ChatSessionFactory(site=cheap, started_at=at(9, 14), ai_tokens=3000, **lead)
+    ChatSessionFactory(site=cheap, started_at=at(9, 16), ai_tokens=1001)  # spent, no lead
+    ChatSessionFactory(site=dear, started_at=at(10, 9), ai_tokens=2000, **lead)
+    ChatSessionFactory(site=dear, started_at=at(20, 9), ai_tokens=99_000, **lead)  # outside
+    return cheap, dear
+
+
+@pytest.mark.django_db
+def test_ai_tokens_and_cost_per_lead_use_each_sites_price(priced_sessions):
+    cheap, _ = priced_sessions
+    stats = sessions_stats(date_from=date(2026, 3, 9), date_to=date(2026, 3, 11), tz=UTC)
+    totals = stats["totals"]
+    # 4001 x 0.5 / 1000 + 2000 x 2.25 / 1000 = 2.0005 + 4.5 over 2 leads.
+    assert totals["ai_tokens"] == 6001
+    assert totals["ai_cost"] == Decimal("6.5005")
+    assert totals["ai_tokens_per_lead"] == 3000.5
+    assert totals["ai_cost_per_lead"] == Decimal("3.2503")
+
+    one_site = sessions_stats(
+        date_from=date(2026, 3, 9), date_to=date(2026, 3, 11), tz=UTC, site=cheap.pk
+    )["totals"]
+    assert (one_site["ai_tokens"], one_site["ai_cost"]) == (4001, Decimal("2.0005"))
+    assert one_site["ai_cost_per_lead"] == Decimal("2.0005")
+
+
+@pytest.mark.django_db
+def test_cost_per_lead_is_null_without_a_lead(db):
+    ChatSessionFactory(started_at=at(9, 14), ai_tokens=500)
+    totals = sessions_stats(date_from=date(2026, 3, 9), date_to=date(2026, 3, 9), tz=UTC)["totals"]
+    assert totals["ai_tokens"] == 500
+    assert totals["ai_cost"] == Decimal("0")  # the factory's site has no price set
+    assert totals["ai_cost_per_lead"] is None and totals["ai_tokens_per_lead"] is None
+
+
+@pytest.mark.django_db
+def test_stats_api_reports_ai_tokens_and_cost_per_lead(api, agent_user, priced_sessions):
+    body = api(agent_user).get(STATS, {"date_from": "2026-03-09", "date_to": "2026-03-11"}).json()
+    totals = body["totals"]
+    assert totals["ai_tokens"] == 6001
+    assert totals["ai_cost"] == "6.5005"
+    assert totals["ai_cost_per_lead"] == "3.2503"
+    assert totals["ai_tokens_per_lead"] == 3000.5
