@@ -75,3 +75,29 @@ def test_ai_usage_counters_are_backfilled_from_the_stored_replies(migrator):
         for pk, calls, tokens in ChatSession.objects.values_list("pk", "ai_calls", "ai_tokens")
     }
     assert usage == {paid.pk: (4, 150), scripted.pk: (0, 0)}
+
+
+def test_attempts_from_before_are_finished_and_the_schedule_resumes(migrator):
+    """Attempt rows written before 0005 had no finished_at: they must not read as interrupted
+    sends (each would count as a crash), and a row's retry clock resumes from its attempts."""
+    apps = migrator([("sessions_app", "0004_session_lead_captured_index")])
+    Delivery = apps.get_model("sessions_app", "Delivery")
+    DeliveryAttempt = apps.get_model("sessions_app", "DeliveryAttempt")
+    retried = Delivery.objects.create(
+        event_id="evt_a", event_type="lead.captured", kind="email", payload={}, attempts=2
+    )
+    fresh = Delivery.objects.create(
+        event_id="evt_b", event_type="lead.captured", kind="email", payload={}
+    )
+    for number in (1, 2):
+        DeliveryAttempt.objects.create(delivery=retried, number=number, status_code=500)
+
+    apps = migrator([("sessions_app", "0005_delivery_faults")])
+    Delivery = apps.get_model("sessions_app", "Delivery")
+    DeliveryAttempt = apps.get_model("sessions_app", "DeliveryAttempt")
+    assert not DeliveryAttempt.objects.filter(finished_at__isnull=True).exists()
+    rows = {row.event_id: row for row in Delivery.objects.all()}
+    assert (rows["evt_a"].schedule_step, rows["evt_a"].crashes) == (2, 0)
+    assert rows["evt_a"].window_started_at == rows["evt_a"].created_at
+    assert (rows["evt_b"].pk, rows["evt_b"].schedule_step) == (fresh.pk, 0)
+    assert rows["evt_b"].window_started_at is None
