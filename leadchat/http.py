@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -19,3 +20,16 @@ def client_ip(request: HttpRequest) -> str:
         if len(forwarded) >= trusted:
             return forwarded[-trusted]
     return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def cache_key_part(kind: str, value: object) -> str:
+    """A fixed-length, keyed hash of an identity (client IP, username, session pk) for a cache key.
+
+    Raw addresses and usernames never sit in the cache (whoever can read it, a Redis dump, learns
+    nothing), and whatever characters a client sends (spaces, control characters, 10 KB of
+    text) cannot break memcached's or Redis's key rules. Keyed with SECRET_KEY (salted_hmac),
+    so the hashes cannot be reversed by hashing every IPv4 address. `kind` keeps equal values of
+    different kinds apart.
+    """
+    digest = salted_hmac(f"leadchat.cache-key.{kind}", str(value), algorithm="sha256")
+    return digest.hexdigest()[:32]
