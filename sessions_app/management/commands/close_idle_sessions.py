@@ -25,6 +25,9 @@ class Command(BaseCommand):
         if minutes is None:
             minutes = settings.SESSION_IDLE_TIMEOUT_MINUTES
         if not 0 < minutes <= MAX_MINUTES:
-            raise CommandError(f"--minutes must be between 1 and {MAX_MINUTES} (100 years).")
+            raise CommandError(
+                f"--minutes must be a positive number of minutes, at most {MAX_MINUTES} "
+                "(100 years)."
+            )
         closed = sessions_close_idle(idle_for=timedelta(minutes=minutes))
         self.stdout.write(f"Marked {closed} idle session(s) incomplete (idle > {minutes} min).")
