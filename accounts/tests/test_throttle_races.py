@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connections
 from django.test import Client
 
 from accounts.models import User
@@ -51,8 +52,15 @@ def in_parallel(task, count=PARALLEL):
     """Run task(i, barrier) in `count` threads; each calls barrier.wait() right before its
     request. Returns the results in order."""
     barrier = threading.Barrier(count)
+
+    def run(i):
+        try:
+            return task(i, barrier)
+        finally:
+            connections.close_all()  # this thread's own connections (PostgreSQL keeps them)
+
     with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(lambda i: task(i, barrier), range(count)))
+        return list(pool.map(run, range(count)))
 
 
 @pytest.mark.django_db(transaction=True)
