@@ -21,3 +21,22 @@ max_requests = 5000
 max_requests_jitter = 500
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def pre_request(worker, req):
+    """Close the connection after a request the app refuses for its body (413, 411).
+
+    The app answers without reading the body (leadchat.http.RequestBodyLimitMiddleware); left
+    open, the connection would have to skip every byte of that body before the next request.
+    The app cannot say so itself: gunicorn drops a Connection header set by the application.
+    """
+    from leadchat.http import body_refusal
+
+    headers = dict(req.headers)  # names in upper case
+    if body_refusal(
+        method=req.method,
+        path=req.path,
+        content_length=headers.get("CONTENT-LENGTH"),
+        transfer_encoding=headers.get("TRANSFER-ENCODING"),
+    ):
+        req.force_close()

@@ -14,6 +14,10 @@ from django.http import HttpRequest
 
 from accounts import throttle
 
+# Set on the request when the throttle refused the attempt, so the sign-in view can answer 429
+# with the reason instead of AuthenticationForm's "incorrect password".
+THROTTLED_ATTR = "leadchat_login_throttled"
+
 
 class ThrottledModelBackend(ModelBackend):
     def authenticate(
@@ -25,12 +29,13 @@ class ThrottledModelBackend(ModelBackend):
     ) -> Any:
         if request is None or username is None:
             return super().authenticate(request, username=username, password=password, **kwargs)
-        if throttle.login_blocked(request, username):
+        # Reserve before checking: the count is what decides, so racing attempts cannot all
+        # pass a check made before any of them was counted.
+        if not throttle.attempt_reserve(request, username):
+            setattr(request, THROTTLED_ATTR, True)
             # Stops every backend: the form answers with its generic "incorrect" message.
             raise PermissionDenied("Too many sign-in attempts.")
         user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None:
-            throttle.login_failed(request, username)
-        else:
-            throttle.login_succeeded(request, username)
+        if user is not None:
+            throttle.attempt_succeeded(request, username)
         return user

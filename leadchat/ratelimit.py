@@ -9,6 +9,7 @@ that list, and the time spent pickling it, grows with the traffic.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from django.core.cache import cache
@@ -41,3 +42,13 @@ def window_counts(keys: list[str]) -> dict[str, int]:
 
 def window_clear(key: str) -> None:
     cache.delete_many(list(_keys(key)))
+
+
+def window_release(key: str) -> None:
+    """Give back one hit counted by `window_hit` (a reserved attempt that turned out fine).
+
+    If the window closed meanwhile there is nothing to give back. If a new one opened just then,
+    its count loses one hit: at worst one extra attempt, never a lost lockout.
+    """
+    with contextlib.suppress(ValueError):
+        cache.decr(_keys(key)[0])

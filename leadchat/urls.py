@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts import views as accounts_views
 from leadchat import views
 
 admin.site.site_header = "leadchat QA console"
@@ -19,6 +20,8 @@ urlpatterns = [
         RedirectView.as_view(url=f"{settings.STATIC_URL}dashboard/favicon.svg", permanent=True),
     ),
     path("accounts/", include("accounts.urls")),
+    # The admin's own password change, with the old-password check behind the sign-in throttle.
+    path("admin/password_change/", accounts_views.admin_password_change),
     path("admin/", admin.site.urls),
     # Public widget: embed script, iframe page, demo landing page, /api/widget/...
     path("", include("widget.urls")),

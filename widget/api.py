@@ -12,13 +12,13 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadchat.api import error_response
+from leadchat.parsers import StrictJSONParser
 from sessions_app.errors import SessionDeleted
 from sessions_app.models import ChatSession
 from sessions_app.services import visitor_token_matches
@@ -66,6 +66,13 @@ SESSION_ID = OpenApiParameter(
 )
 
 
+class WidgetJSONParser(StrictJSONParser):
+    """Depth and lone surrogates are refused as everywhere; NUL characters are left to the
+    serializers (refused in the message text, dropped from the page context)."""
+
+    allow_nul = True
+
+
 class VisitorSession(BasePermission):
     """The session exists, its site is active, the Origin may use it, the token matches.
 
@@ -93,8 +100,11 @@ class VisitorSession(BasePermission):
 class WidgetAPIView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    parser_classes = [JSONParser]
-    throttle_classes = [WidgetIPThrottle]
+    parser_classes = [WidgetJSONParser]
+    # Counted before the permission checks (session lookup, Origin, visitor token), so requests
+    # that fail them (an unknown session, a guessed token) use up the IP's budget too.
+    ip_throttle_classes = [WidgetIPThrottle]
+    throttle_classes: list = []
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         # An unsupported method is a 405 before anything else (DRF would check permissions first).
@@ -112,6 +122,12 @@ class WidgetAPIView(APIView):
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         super().initial(request, *args, **kwargs)
 
+    def check_permissions(self, request: Request) -> None:
+        for throttle in (throttle_class() for throttle_class in self.ip_throttle_classes):
+            if not throttle.allow_request(request, self):
+                self.throttled(request, throttle.wait())
+        super().check_permissions(request)
+
     def throttled(self, request: Request, wait: float | None) -> None:
         seconds = int(wait or 1) + (0 if wait is None or wait == int(wait) else 1)
         raise exceptions.Throttled(
@@ -124,7 +140,7 @@ def _user_agent(request: Request) -> str:
 
 
 class SessionStartView(WidgetAPIView):
-    throttle_classes = [WidgetIPThrottle, SessionStartThrottle]
+    throttle_classes = [SessionStartThrottle]
 
     @extend_schema(
         operation_id="widget_session_start",
@@ -206,7 +222,7 @@ class SessionTranscriptView(WidgetAPIView):
 
 class MessagePostView(WidgetAPIView):
     permission_classes = [VisitorSession]
-    throttle_classes = [WidgetIPThrottle, SessionMessageThrottle]
+    throttle_classes = [SessionMessageThrottle]
 
     @extend_schema(
         operation_id="widget_message_post",

@@ -4,6 +4,7 @@ Each limit counts hits in a fixed window opened by the first hit (`leadchat.rate
 refused request answers 429 with Retry-After set to the time left in the window. Rates are
 read from settings on every request, so a deployment (or a test) can change them. The client
 IP is `leadchat.http.client_ip` (X-Forwarded-For only as far as our own proxies wrote it).
+Identities go into cache keys only as keyed hashes (`leadchat.http.cache_key_part`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from leadchat.http import client_ip
+from leadchat.http import cache_key_part, client_ip
 from leadchat.ratelimit import window_hit
 
 
@@ -26,7 +27,7 @@ class _WindowThrottle(BaseThrottle):
         return client_ip(request)
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        key = f"throttle:{self.scope}:{self.ident_for(request, view)}"
+        key = f"throttle:{self.scope}:{cache_key_part(self.scope, self.ident_for(request, view))}"
         hits, self.resets_in = window_hit(key, self.window)
         return hits <= int(getattr(settings, self.setting))
 
@@ -50,10 +51,17 @@ class SessionStartThrottle(_WindowThrottle):
 
 
 class SessionMessageThrottle(_WindowThrottle):
-    """Visitor messages per session per minute (checked after the visitor token)."""
+    """Visitor messages per session per minute (checked after the visitor token).
+
+    Keyed on the session's primary key, found by the VisitorSession permission, never on the
+    URL's text: uuid.UUID() reads one session id in many spellings (upper case, no dashes,
+    `urn:uuid:`, braces), and each spelling would otherwise get a limit of its own, each
+    message a paid agent call. Permissions run before throttles, so the limit still applies
+    before the agent is asked.
+    """
 
     scope = "widget-session-messages"
     setting = "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE"
 
     def ident_for(self, request: Request, view: APIView) -> str:
-        return str(view.kwargs.get("session_id", ""))
+        return str(view.widget_session.pk)

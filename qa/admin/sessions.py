@@ -19,7 +19,13 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    QueryDict,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -340,8 +346,26 @@ class ChatSessionAdmin(admin.ModelAdmin):
         query = request.GET.copy()
         for key in ("p", "o", IS_POPUP_VAR):
             query.pop(key, None)
-        changelist = self._changelist_for(request, query)
+        try:
+            changelist = self._changelist_for(request, query)
+        except (IncorrectLookupParameters, SuspiciousOperation):
+            # The list page answers a bad filter by redirecting to "?e=1"; a download cannot,
+            # and a 500 helps nobody: say which parameter is wrong.
+            return HttpResponseBadRequest(
+                f"Cannot export: {self._bad_filter_parameter(request, query)}",
+                content_type="text/plain; charset=utf-8",
+            )
         return qa_results_response(changelist.queryset)
+
+    def _bad_filter_parameter(self, request: HttpRequest, query: QueryDict) -> str:
+        """Which parameter of `query` the changelist refuses (tried one at a time)."""
+        for key in query:
+            try:
+                self._changelist_for(request, QueryDict(urlencode({key: query[key]})))
+            except (IncorrectLookupParameters, SuspiciousOperation):
+                # repr: the name is the client's text, shown as text (a plain-text response).
+                return f"the filter parameter {key[:100]!r} is unknown or its value is invalid."
+        return "the filter parameters do not go together."
 
     # --- change view ---------------------------------------------------------------------------
 

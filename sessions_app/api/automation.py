@@ -110,8 +110,16 @@ def _find_session(raw: str | None, warnings: list[str]) -> ChatSession | None:
 def _http_url(raw: str, warnings: list[str]) -> str:
     if not raw:
         return ""
-    parts = urlsplit(raw)
-    if parts.scheme in ("http", "https") and parts.netloc and len(raw) <= 2000:
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 bracket
+        parts = None
+    if (
+        parts is not None
+        and parts.scheme in ("http", "https")
+        and parts.netloc
+        and len(raw) <= 2000
+    ):
         return raw
     # Only http(s) URLs are ever stored: the admin and dashboard turn this into a link.
     warnings.append("execution_url is not an http(s) URL; it was not stored.")

@@ -7,7 +7,7 @@ options with the same `SessionFilterParams`, so "the same filters as the API" is
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -35,6 +35,11 @@ DEFAULT_PAGE_SIZE = 25
 MAX_STATS_DAYS = 366
 DEFAULT_STATS_DAYS = 30
 TZ_COOKIE = "tz"
+# The days a filter may name. A day becomes [its midnight, the next midnight) in the user's zone
+# and then UTC (selectors.day_bounds): at the ends of Python's calendar (9999-12-31, 0001-01-01)
+# that overflows, so the range stops a year short of them.
+MIN_DAY = date(1900, 1, 1)
+MAX_DAY = date(9998, 12, 31)
 
 
 @lru_cache(maxsize=1)
@@ -92,6 +97,20 @@ class ChoiceListField(serializers.Field):
         return ",".join(value)
 
 
+class DayField(serializers.DateField):
+    """A day (YYYY-MM-DD) between MIN_DAY and MAX_DAY."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["help_text"] = f"{kwargs.get('help_text', 'A day')} Between {MIN_DAY} and {MAX_DAY}."
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value: Any) -> date:
+        day = super().to_internal_value(value)
+        if not MIN_DAY <= day <= MAX_DAY:
+            raise serializers.ValidationError(f"Use a day between {MIN_DAY} and {MAX_DAY}.")
+        return day
+
+
 class TimeZoneParam(serializers.Serializer):
     tz = serializers.CharField(
         required=False,
@@ -130,12 +149,10 @@ class SessionFilterParams(TimeZoneParam):
     qa_status = ChoiceListField(choices=QAStatus.values, required=False)
     site = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
     channel = ChoiceListField(choices=Channel.values, required=False)
-    date_from = serializers.DateField(
+    date_from = DayField(
         required=False, help_text="First day (YYYY-MM-DD, inclusive) of started_at."
     )
-    date_to = serializers.DateField(
-        required=False, help_text="Last day (YYYY-MM-DD, inclusive) of started_at."
-    )
+    date_to = DayField(required=False, help_text="Last day (YYYY-MM-DD, inclusive) of started_at.")
     has_lead = serializers.BooleanField(required=False)
     q = serializers.CharField(
         required=False,
@@ -231,8 +248,8 @@ class ChangesParams(SessionFilterParams):
 
 
 class StatsParams(TimeZoneParam):
-    date_from = serializers.DateField(required=False, help_text="First day (inclusive).")
-    date_to = serializers.DateField(required=False, help_text="Last day (inclusive); today.")
+    date_from = DayField(required=False, help_text="First day (inclusive).")
+    date_to = DayField(required=False, help_text="Last day (inclusive); today.")
     site = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
