@@ -124,6 +124,26 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://leadchat")}
+# Redis answers in well under a millisecond; one that takes longer than this is treated as
+# down (redis-py's defaults, 5 s and three retries with backoff, would hold every widget request
+# that long during an outage). The app fails open without the cache (leadchat.cache_guard).
+CACHE_SOCKET_TIMEOUT = env.float("CACHE_SOCKET_TIMEOUT", default=0.5)
+
+
+def redis_cache_options() -> dict:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {
+        "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+        "socket_timeout": CACHE_SOCKET_TIMEOUT,
+        # One immediate retry covers a connection the server closed (restart, idle timeout).
+        "retry": Retry(NoBackoff(), 1),
+    }
+
+
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["OPTIONS"] = {**redis_cache_options(), **CACHES["default"].get("OPTIONS", {})}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
