@@ -184,7 +184,7 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Load balancers probe /health over plain HTTP; a redirect would read as "down".
-SECURE_REDIRECT_EXEMPT = [r"^health$"]
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^health/ready$"]
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=not DEBUG)
 if BEHIND_PROXY:
     # Only safe when a proxy we control sets (and strips client-sent) X-Forwarded-Proto.
@@ -348,3 +348,12 @@ LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default
 DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=3000)
 # Password sign-in (dashboard and admin alike) goes through the throttle (accounts.backends).
 AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
+
+# --- Readiness and metrics (/health/ready, /metrics; leadchat.readiness) ----------------------
+# /health/ready answers 503 when the newest delivery worker heartbeat is older than this, or the
+# oldest due delivery has waited longer than READINESS_MAX_DUE_AGE_SECONDS.
+READINESS_WORKER_MAX_AGE_SECONDS = env.int("READINESS_WORKER_MAX_AGE_SECONDS", default=120)
+READINESS_MAX_DUE_AGE_SECONDS = env.int("READINESS_MAX_DUE_AGE_SECONDS", default=900)
+# /metrics is open to staff API tokens (and signed-in staff), and to these client addresses or
+# networks (e.g. "10.0.0.5,192.168.0.0/24" for the Prometheus server); empty: tokens only.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])

@@ -210,3 +210,22 @@ def test_saving_a_site_works_while_redis_is_down(stoppable_redis, redis_site, cl
     )
     # Origins come from the database while the cache is away.
     assert preflight["Access-Control-Allow-Origin"] == ORIGIN
+
+
+@pytest.mark.django_db
+def test_readiness_and_metrics_report_the_cache_down(stoppable_redis, client, settings):
+    from sessions_app.heartbeat import worker_heartbeat_beat
+
+    settings.METRICS_ALLOWED_IPS = ["127.0.0.1"]
+    worker_heartbeat_beat(name="w1")
+    assert client.get("/health/ready").status_code == 200
+
+    stoppable_redis()
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["cache"] == "unavailable"
+    assert response.json()["reasons"] == ["cache unreachable: rate limits are not enforced"]
+    assert client.get("/health").status_code == 200  # liveness: the process still serves
+    scrape = client.get("/metrics").content.decode()
+    assert "leadchat_cache_up 0.0" in scrape
+    assert "leadchat_ready 0.0" in scrape
