@@ -291,6 +291,12 @@ if not 0 < WIDGET_AGENT_TIMEOUT <= 25 or not 0 < WIDGET_AGENT_CONNECT_TIMEOUT <=
     raise ImproperlyConfigured("WIDGET_AGENT_TIMEOUT and _CONNECT_TIMEOUT must be in (0, 25].")
 # How many recent messages an agent backend is shown.
 WIDGET_AGENT_HISTORY_MESSAGES = env.int("WIDGET_AGENT_HISTORY_MESSAGES", default=30)
+# Agent calls running at once per process (the bulkhead, widget.bulkhead). Beyond it a visitor's
+# message is stored and answered with the fallback at once, so a hanging agent can hold at most
+# this many of gunicorn's GUNICORN_THREADS (32) and the rest keep serving /health and visitors.
+WIDGET_AGENT_MAX_CONCURRENT = env.int("WIDGET_AGENT_MAX_CONCURRENT", default=8)
+if WIDGET_AGENT_MAX_CONCURRENT < 1:
+    raise ImproperlyConfigured("WIDGET_AGENT_MAX_CONCURRENT must be at least 1.")
 
 # --- Delivery worker: lead webhooks and QA emails (sessions_app.worker) -----------------------
 # Webhook sends: at most this long to connect, and this long in all (connect + answer).
