@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "leadchat.middleware.ContentSecurityPolicyMiddleware",
+    # Last, so its process_exception sees the view's exception first (JSON 503 on API paths).
+    "leadchat.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "leadchat.urls"
