@@ -229,3 +229,16 @@ def test_readiness_and_metrics_report_the_cache_down(stoppable_redis, client, se
     scrape = client.get("/metrics").content.decode()
     assert "leadchat_cache_up 0.0" in scrape
     assert "leadchat_ready 0.0" in scrape
+
+
+def test_an_unreachable_redis_fails_the_tests_in_ci_and_skips_them_elsewhere(monkeypatch):
+    from leadchat.testing import free_port
+    from leadchat.tests import redis_support
+
+    monkeypatch.setattr(redis_support, "REDIS_URL", f"redis://127.0.0.1:{free_port()}/9")
+    monkeypatch.setattr(redis_support, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="unreachable"):
+        redis_support.require_redis()
+    monkeypatch.setattr(redis_support, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception):
+        redis_support.require_redis()
