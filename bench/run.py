@@ -184,6 +184,28 @@ SLOW_AGENT = SlowAgentEntry()
 
 
 @dataclass(frozen=True)
+class HangingAgentEntry:
+    """40 conversations against a loopback agent that never answers within the reply budget.
+
+    Without a bulkhead they hold gunicorn's threads for WIDGET_AGENT_TIMEOUT (20 s) and /health
+    queues behind them; with it (widget.bulkhead, WIDGET_AGENT_MAX_CONCURRENT per process) the
+    calls beyond the limit get the fallback at once and /health keeps its threads.
+    """
+
+    conversations: int = 40
+    delay_s: float = 120.0  # beyond any reply budget: a hung agent
+    health_target_p95_ms: float = 50
+    agent_backend: str = "n8n"
+    agent_config: dict[str, str] = field(default_factory=lambda: {"webhook_url": "{agent_url}"})
+    reply_text: str = "HANGING-AGENT-REPLY"
+    # The widget's polite fallback starts with this (widget.services.FALLBACK_REPLY).
+    fallback_text: str = "Sorry, I can't answer right now."
+
+
+HANGING_AGENT = HangingAgentEntry()
+
+
+@dataclass(frozen=True)
 class ExportEntry:
     """Export all sessions; time and peak RSS of the process that does it.
 
@@ -617,7 +639,15 @@ class Options:
     output: Path
 
 
-MEASUREMENTS = ("reads", "export", "roundtrip", "slow_agent", "weight", "outbox")
+MEASUREMENTS = (
+    "reads",
+    "export",
+    "roundtrip",
+    "slow_agent",
+    "hanging_agent",
+    "weight",
+    "outbox",
+)
 
 
 class Bench:
@@ -1088,13 +1118,18 @@ class Bench:
                 return section
         replies = [t for r in rounds for t in r[0]]
         health = [t for r in rounds for t in r[1]]
-        wrong = sum(r[2] for r in rounds)
+        agent = sum(r[2]["agent"] for r in rounds)
+        fallback = sum(r[2]["fallback"] for r in rounds)
+        # A fallback is a right answer here: beyond WIDGET_AGENT_MAX_CONCURRENT calls per
+        # gunicorn worker the bulkhead answers with it at once rather than queue the visitor.
+        wrong = sum(r[2]["other"] for r in rounds)
         total = entry.conversations * len(rounds)
         p95 = percentile(health, 95)
         section.lines += [
             "| figure | value |",
             "|---|---|",
-            f"| replies that arrived with the agent's text | {total - wrong} / {total} |",
+            f"| replies that arrived with the agent's text | {agent} / {total} |",
+            f"| replies with the fallback (bulkhead full) | {fallback} / {total} |",
             f"| reply time, ms | {med_p95(replies, '{:.0f}')} |",
             f"| `/health` during the load, ms ({len(health)} probes) | {med_p95(health)} |",
             f"| target: `/health` p95 <= {entry.health_target_p95_ms:g} ms | "
@@ -1102,11 +1137,74 @@ class Bench:
         ]
         return section
 
-    def _slow_round(self, server: Gunicorn, site_key: str) -> tuple[list[float], list[float], int]:
-        entry = SLOW_AGENT
+    def hanging_agent(self, product: Gunicorn) -> Section:
+        from leadchat.testing import LoopbackServer, Reply
+
+        entry = HANGING_AGENT
+        section = Section(
+            "Hanging agent",
+            [
+                f"{entry.conversations} conversations post one message each at once; the site's "
+                f"agent backend (`{entry.agent_backend}`) is a loopback server that never answers "
+                "within the reply budget (WIDGET_AGENT_TIMEOUT). Meanwhile `/health` is "
+                f"requested every 20 ms. {self.o.runs} rounds; latencies pooled. Replies are the "
+                "fallback: at once for the calls beyond the bulkhead (WIDGET_AGENT_MAX_CONCURRENT "
+                "per gunicorn worker), after the budget for those it let through.",
+                "",
+            ],
+        )
+        reply = Reply(200, {"output": entry.reply_text}, delay=entry.delay_s)
+        with LoopbackServer(lambda request: reply) as agent:
+            config = {k: v.format(agent_url=agent.url) for k, v in entry.agent_config.items()}
+            site = self._bench_site(
+                name="Bench hanging agent site",
+                agent_backend=entry.agent_backend,
+                agent_config=config,
+            )
+            try:
+                rounds = [
+                    self._slow_round(product, site.public_key, entry) for _ in range(self.o.runs)
+                ]
+            except NotAvailable as exc:
+                return section.skip(str(exc))
+            except RuntimeError as exc:
+                section.lines.append(f"**Failed**: {exc}")
+                return section
+        replies = [t for r in rounds for t in r[0]]
+        health = [t for r in rounds for t in r[1]]
+        # Every reply is the fallback: the agent never answers in time.
+        wrong = sum(r[2]["agent"] + r[2]["other"] for r in rounds)
+        total = entry.conversations * len(rounds)
+        fast = sum(1 for t in replies if t < 1000)
+        p95 = percentile(health, 95)
+        section.lines += [
+            "| figure | value |",
+            "|---|---|",
+            f"| replies that arrived (the fallback, HTTP 201) | {total - wrong} / {total} |",
+            f"| of which at once (< 1 s: turned away by the bulkhead) | {fast} |",
+            f"| reply time, ms | {med_p95(replies, '{:.0f}')} |",
+            f"| `/health` during the load, ms ({len(health)} probes) | {med_p95(health)} |",
+            f"| target: `/health` p95 <= {entry.health_target_p95_ms:g} ms | "
+            f"{'met' if p95 <= entry.health_target_p95_ms and not wrong else '**missed**'} |",
+        ]
+        return section
+
+    def _slow_round(
+        self,
+        server: Gunicorn,
+        site_key: str,
+        entry: SlowAgentEntry | HangingAgentEntry = SLOW_AGENT,
+    ) -> tuple[list[float], list[float], dict[str, int]]:
+        """One round: (reply times ms, /health times ms, replies counted by kind).
+
+        Kinds: `agent` (the agent's text), `fallback` (the polite fallback: the agent timed out,
+        or the bulkhead turned the call away) and `other` (an error status, anything else).
+        """
+        agent_text = entry.reply_text.encode()
+        fallback_text = HANGING_AGENT.fallback_text.encode()
+        counts = {"agent": 0, "fallback": 0, "other": 0}
         sessions = self._product_sessions(server, site_key, entry.conversations)
         replies: list[float] = []
-        wrong = 0
         lock = threading.Lock()
         stop = threading.Event()
         health: list[float] = []
@@ -1118,7 +1216,6 @@ class Bench:
                 stop.wait(0.02)
 
         def converse(session_id: str, token: str) -> None:
-            nonlocal wrong
             result = http(
                 "POST",
                 f"{server.url}{WIDGET_API.message_path % session_id}",
@@ -1126,10 +1223,14 @@ class Bench:
                 headers={"Origin": WIDGET_API.origin, "X-Visitor-Token": token},
                 timeout=60,
             )
-            ok = result.status == 201 and entry.reply_text.encode() in result.body
+            kind = "other"
+            if result.status == 201 and agent_text in result.body:
+                kind = "agent"
+            elif result.status == 201 and fallback_text in result.body:
+                kind = "fallback"
             with lock:
                 replies.append(result.seconds * 1000)
-                wrong += 0 if ok else 1
+                counts[kind] += 1
 
         prober = threading.Thread(target=probe)
         prober.start()
@@ -1141,7 +1242,7 @@ class Bench:
             t.join()
         stop.set()
         prober.join()
-        return replies, health, wrong
+        return replies, health, counts
 
     # --- (f) widget weight ------------------------------------------------------------------
 
@@ -1462,7 +1563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if bench.wants("reads"):
             with bench.phase("reads"):
                 bench.sections.append(bench.reads())
-        needs_servers = {"export", "roundtrip", "slow_agent", "weight"}
+        needs_servers = {"export", "roundtrip", "slow_agent", "hanging_agent", "weight"}
         if not options.only or options.only & needs_servers:
             with (
                 Gunicorn("product", "leadchat.settings", env) as product,
@@ -1474,6 +1575,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if bench.wants("slow_agent"):
                     with bench.phase("slow agent"):
                         bench.sections.append(bench.slow_agent(product))
+                if bench.wants("hanging_agent"):
+                    with bench.phase("hanging agent"):
+                        bench.sections.append(bench.hanging_agent(product))
                 if bench.wants("export"):
                     with bench.phase("export"):
                         bench.sections.append(bench.export(product))

@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "leadchat.middleware.ContentSecurityPolicyMiddleware",
+    # Last, so its process_exception sees the view's exception first (JSON 503 on API paths).
+    "leadchat.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "leadchat.urls"
@@ -126,6 +128,26 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://leadchat")}
+# Redis answers in well under a millisecond; one that takes longer than this is treated as
+# down (redis-py's defaults, 5 s and three retries with backoff, would hold every widget request
+# that long during an outage). The app fails open without the cache (leadchat.cache_guard).
+CACHE_SOCKET_TIMEOUT = env.float("CACHE_SOCKET_TIMEOUT", default=0.5)
+
+
+def redis_cache_options() -> dict:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {
+        "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+        "socket_timeout": CACHE_SOCKET_TIMEOUT,
+        # One immediate retry covers a connection the server closed (restart, idle timeout).
+        "retry": Retry(NoBackoff(), 1),
+    }
+
+
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["OPTIONS"] = {**redis_cache_options(), **CACHES["default"].get("OPTIONS", {})}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -166,7 +188,7 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Load balancers probe /health over plain HTTP; a redirect would read as "down".
-SECURE_REDIRECT_EXEMPT = [r"^health$"]
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^health/ready$"]
 # Trusting a proxy is always an explicit choice, off by default: without a proxy in front that
 # overwrites them, X-Forwarded-Proto and X-Forwarded-For are whatever the client sent, and
 # trusting them would let anyone fake HTTPS or pick a fresh "IP" per request to step around
@@ -280,6 +302,12 @@ if not 0 < WIDGET_AGENT_TIMEOUT <= 25 or not 0 < WIDGET_AGENT_CONNECT_TIMEOUT <=
     raise ImproperlyConfigured("WIDGET_AGENT_TIMEOUT and _CONNECT_TIMEOUT must be in (0, 25].")
 # How many recent messages an agent backend is shown.
 WIDGET_AGENT_HISTORY_MESSAGES = env.int("WIDGET_AGENT_HISTORY_MESSAGES", default=30)
+# Agent calls running at once per process (the bulkhead, widget.bulkhead). Beyond it a visitor's
+# message is stored and answered with the fallback at once, so a hanging agent can hold at most
+# this many of gunicorn's GUNICORN_THREADS (32) and the rest keep serving /health and visitors.
+WIDGET_AGENT_MAX_CONCURRENT = env.int("WIDGET_AGENT_MAX_CONCURRENT", default=8)
+if WIDGET_AGENT_MAX_CONCURRENT < 1:
+    raise ImproperlyConfigured("WIDGET_AGENT_MAX_CONCURRENT must be at least 1.")
 
 # --- Delivery worker: lead webhooks and QA emails (sessions_app.worker) -----------------------
 # Webhook sends: at most this long to connect, and this long in all (connect + answer).
@@ -348,3 +376,12 @@ LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default
 DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=3000)
 # Password sign-in (dashboard and admin alike) goes through the throttle (accounts.backends).
 AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
+
+# --- Readiness and metrics (/health/ready, /metrics; leadchat.readiness) ----------------------
+# /health/ready answers 503 when the newest delivery worker heartbeat is older than this, or the
+# oldest due delivery has waited longer than READINESS_MAX_DUE_AGE_SECONDS.
+READINESS_WORKER_MAX_AGE_SECONDS = env.int("READINESS_WORKER_MAX_AGE_SECONDS", default=120)
+READINESS_MAX_DUE_AGE_SECONDS = env.int("READINESS_MAX_DUE_AGE_SECONDS", default=900)
+# /metrics is open to staff API tokens (and signed-in staff), and to these client addresses or
+# networks (e.g. "10.0.0.5,192.168.0.0/24" for the Prometheus server); empty: tokens only.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])

@@ -14,6 +14,8 @@ admin.site.index_title = "Review AI conversations"
 urlpatterns = [
     path("", views.root, name="root"),
     path("health", views.health, name="health"),
+    path("health/ready", views.health_ready, name="health-ready"),
+    path("metrics", views.MetricsView.as_view(), name="metrics"),
     # Browsers ask for /favicon.ico on pages that name no icon (the admin, the API docs).
     path(
         "favicon.ico",

@@ -523,3 +523,26 @@ class DeliveryAttempt(models.Model):
     def __str__(self) -> str:
         outcome = self.status_code or self.error[:40] or "?"
         return f"attempt {self.number}: {outcome}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last sign of life of each delivery worker, for /health/ready and /metrics.
+
+    In the database, not the cache: the web process that answers the probe must see the beat of
+    a worker running elsewhere (another container, the locmem cache of another process).
+    Written by `sessions_app.heartbeat.worker_heartbeat_beat`, one row per worker name.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    beat_at = models.DateTimeField()
+    started_at = models.DateTimeField()
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    # Rows the worker processed since it started (as of its last beat).
+    processed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-beat_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.beat_at:%Y-%m-%d %H:%M:%S}"

@@ -28,6 +28,7 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.utils import timezone
 
 from sessions_app import outbox
+from sessions_app.heartbeat import worker_heartbeat_tick
 from sessions_app.models import Delivery, DeliveryKind
 from sessions_app.services import sessions_close_idle
 from sessions_app.webhooks import (
@@ -160,6 +161,7 @@ class DeliveryWorker:
                     # transaction, e.g. a test's: it would end it.)
                     close_old_connections()
                 self._maybe_close_idle()
+                worker_heartbeat_tick(name=self.name, processed=processed)  # /health/ready
                 count = self.run_batch()
             except DatabaseError as exc:
                 # The database restarted or is briefly away: nothing is lost (rows stay in the

@@ -7,13 +7,19 @@ check, and CORS (django-cors-headers asks `cors_allows_request` through its sign
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import DisallowedHost
+from django.db import DatabaseError
 from django.http import HttpRequest
+
+from leadchat.cache_guard import cache_call
+
+logger = logging.getLogger(__name__)
 
 # scheme://host[:port], nothing else: these strings go into a CSP header, so a value such as
 # "https://a.com; script-src *" must never get through.
@@ -103,12 +109,22 @@ ACTIVE_ORIGINS_TTL = 30
 
 
 def active_site_origins() -> frozenset[str]:
-    """The well-formed allowed origins of every active site."""
+    """The well-formed allowed origins of every active site.
+
+    Without the cache (an outage) they come from the database on every call; without the
+    database, no origin is opened (the API would answer 503 anyway).
+    """
     from widget.models import Site
 
-    origins = cache.get(ACTIVE_ORIGINS_CACHE_KEY)
+    origins = cache_call("origins-read", lambda: cache.get(ACTIVE_ORIGINS_CACHE_KEY), None)
     if origins is None:
-        rows = Site.objects.filter(is_active=True).values_list("allowed_origins", flat=True)
+        try:
+            rows = list(
+                Site.objects.filter(is_active=True).values_list("allowed_origins", flat=True)
+            )
+        except DatabaseError as exc:
+            logger.warning("CORS: active site origins unreadable: %s", exc)
+            return frozenset()
         origins = frozenset(
             origin
             for values in rows
@@ -116,12 +132,18 @@ def active_site_origins() -> frozenset[str]:
             for origin in (normalize_origin(str(v)) for v in values)
             if origin
         )
-        cache.set(ACTIVE_ORIGINS_CACHE_KEY, origins, ACTIVE_ORIGINS_TTL)
+        cache_call(
+            "origins-write",
+            lambda: cache.set(ACTIVE_ORIGINS_CACHE_KEY, origins, ACTIVE_ORIGINS_TTL),
+            None,
+        )
     return origins
 
 
 def active_site_origins_forget(**kwargs) -> None:
-    cache.delete(ACTIVE_ORIGINS_CACHE_KEY)
+    # A site saved while the cache is away must still save: the copy there (if the cache kept
+    # one through the outage) is at most ACTIVE_ORIGINS_TTL old.
+    cache_call("origins-forget", lambda: cache.delete(ACTIVE_ORIGINS_CACHE_KEY), None)
 
 
 def frame_ancestors(site) -> str:

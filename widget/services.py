@@ -32,6 +32,7 @@ from widget import backends, selectors
 from widget.backends import AgentReply, BackendError, Conversation, LeadFields, Turn
 from widget.backends.scripted import ScriptedBackend, extract_lead
 from widget.budget import metered_backend
+from widget.bulkhead import agent_slot
 from widget.models import AgentBackend, Site
 
 logger = logging.getLogger(__name__)
@@ -101,23 +102,31 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
         session, site, backends.history_messages(backend_name), deadline=started + budget
     )
     error: BackendError | None = None
-    try:
-        # Behind the site's AI budgets (widget.budget): beyond one, the scripted flow answers.
-        backend = metered_backend(
-            backends.get_backend(backend_name), session=session, backend_name=backend_name
-        )
-        reply = backend.reply(conversation)
-        lead = reply.lead
-    except BackendError as exc:
-        error = exc
-    except Exception as exc:
-        # A bug in a backend must end like an outage (fallback, error recorded), not a 500.
-        logger.exception("Agent backend %s crashed", backend_name)
-        error = BackendError(f"{type(exc).__name__}: {exc}", permanent=True)
+    # The scripted agent answers in-process in microseconds: only network backends are bounded.
+    bounded = backend_name != AgentBackend.SCRIPTED
+    with agent_slot(
+        backend=backend_name, session_id=str(session.public_id), bounded=bounded
+    ) as slot:
+        try:
+            if not slot:
+                # Counted and logged by the bulkhead; not an automation error (see there).
+                raise BackendError("Too many agent calls at once.", permanent=False)
+            # Behind the site's AI budgets (widget.budget): beyond one, the scripted flow answers.
+            backend = metered_backend(
+                backends.get_backend(backend_name), session=session, backend_name=backend_name
+            )
+            reply = backend.reply(conversation)
+            lead = reply.lead
+        except BackendError as exc:
+            error = exc
+        except Exception as exc:
+            # A bug in a backend must end like an outage (fallback, error recorded), not a 500.
+            logger.exception("Agent backend %s crashed", backend_name)
+            error = BackendError(f"{type(exc).__name__}: {exc}", permanent=True)
     latency_ms = int((time.monotonic() - started) * 1000)
 
     if error is not None:
-        reply, lead = _fallback(session, site, backend_name, error, text, latency_ms)
+        reply, lead = _fallback(session, site, backend_name, error, text, latency_ms, record=slot)
 
     metadata: dict[str, Any] = {
         "backend": backend_name,
@@ -130,6 +139,8 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     }
     if error is not None:
         metadata["fallback"] = True
+    if not slot:
+        metadata["bulkhead"] = True  # turned away, the agent was not asked
     stored = [visitor_message]
     # With a lead, its fields and the reply commit together; without one, message_add's own
     # transaction is all there is (no outer block, so no savepoint on the common path).
@@ -196,8 +207,22 @@ def _fallback(
     error: BackendError,
     text: str,
     latency_ms: int,
+    *,
+    record: bool = True,
 ) -> tuple[AgentReply, LeadFields | None]:
     """Record the failure and build the polite reply; keep any lead fields already given."""
+    if record:
+        _fallback_record(session, site, backend_name, error, latency_ms)
+    return _fallback_reply(session, error, text)
+
+
+def _fallback_record(
+    session: ChatSession,
+    site: Site | None,
+    backend_name: str,
+    error: BackendError,
+    latency_ms: int,
+) -> None:
     automation_error_record(
         message=str(error),
         source=AutomationError.Source.AGENT,
@@ -220,6 +245,11 @@ def _fallback(
         "permanent" if error.permanent else "temporary",
         error,
     )
+
+
+def _fallback_reply(
+    session: ChatSession, error: BackendError, text: str
+) -> tuple[AgentReply, LeadFields | None]:
     # Whatever the visitor offered (a tool call that got through, an email in the text) is
     # still captured, so an outage does not cost the lead.
     offered = extract_lead(text)

@@ -52,6 +52,7 @@
           if (r.ok) return data;
           var err = new Error(data.error || "Something went wrong (" + r.status + ").");
           err.status = r.status;
+          err.retryAfter = parseInt(r.headers.get("Retry-After"), 10) || 0;
           throw err;
         });
       }, function () {
@@ -112,7 +113,7 @@
     hint.textContent = bad ? "That email looks incomplete: it needs a name, an @ and a domain like example.com." : "";
   }
   function notice(text) {
-    bubble("notice", text);
+    return bubble("notice", text);
   }
 
   function start() {
@@ -151,6 +152,28 @@
     return starting;
   }
 
+  // A 503 means the server is briefly away (a database restart) and stored nothing: the message
+  // is sent again after Retry-After, a few times, while it stays on screen marked as waiting.
+  // Only if every try fails does it go back into the input, so the visitor never loses it.
+  var RETRIES = 5, MAX_WAIT_S = 30;
+  function post(text, mine, attempt) {
+    return start().then(function () {
+      showTyping(true);
+      return api("POST", cfg.api + encodeURIComponent(state.id) + "/messages/", { text: text });
+    }).catch(function (err) {
+      if (err.status !== 503 || attempt >= RETRIES) throw err;
+      showTyping(false);
+      var wait = Math.min(MAX_WAIT_S, Math.max(1, err.retryAfter || 5) * Math.pow(2, attempt));
+      mine.classList.add("lc-waiting");
+      var note = notice("Connection problem. Your message is kept; trying again in " + wait + " s…");
+      note.setAttribute("role", "status");
+      return new Promise(function (resolve) { setTimeout(resolve, wait * 1000); }).then(function () {
+        note.remove();
+        return post(text, mine, attempt + 1);
+      });
+    });
+  }
+
   function send(text) {
     text = text.trim();
     if (!text || busy) return;
@@ -160,10 +183,8 @@
     input.value = "";
     validate();
     var mine = bubble("visitor", text);
-    start().then(function () {
-      showTyping(true);
-      return api("POST", cfg.api + encodeURIComponent(state.id) + "/messages/", { text: text });
-    }).then(function (data) {
+    post(text, mine, 0).then(function (data) {
+      mine.classList.remove("lc-waiting");
       showTyping(false);
       render(data.messages.filter(function (m) { return m.role !== "visitor"; }));
     }).catch(function (err) {
