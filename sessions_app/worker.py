@@ -187,6 +187,9 @@ class DeliveryWorker:
                 released = outbox.deliveries_release(deliveries=batch[index:])
                 self.log(f"Stopping: handed back {released} claimed delivery(ies).")
                 return index
+            # Per row too, not only between batches: a batch of slow sends can outlast the
+            # readiness check's 2 minutes while the worker is alive and working.
+            worker_heartbeat_tick(name=self.name)
             self.process_guarded(delivery, now=now)
         return len(batch)
 
