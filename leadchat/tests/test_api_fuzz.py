@@ -12,7 +12,6 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -20,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from accounts.services import api_token_issue
 from leadchat.wsgi import application
 from sessions_app.services import automation_error_record, lead_capture
 from widget.services import widget_session_start
@@ -67,7 +67,7 @@ def fuzz_context(db, admin_role_user):
         "session_id": str(session.public_id),
         "visitor_token": token,
         "error_id": error.pk,
-        "staff_token": Token.objects.create(user=admin_role_user).key,
+        "staff_token": api_token_issue(user=admin_role_user)[1],
     }
 
 

@@ -1,6 +1,7 @@
 """Staff API views: short, one per operation (STYLE.md). Reads via selectors, writes via services.
 
-Token authentication comes first so an anonymous script gets 401 with `WWW-Authenticate: Token`;
+Token authentication (knox, accounts.tokens: hashed, expiring tokens) comes first so an anonymous
+script gets 401 with `WWW-Authenticate: Token`;
 the dashboard's browser session is accepted too (with CSRF on writes). Every view names the
 permission it needs (sessions_app.api.permissions).
 """
@@ -17,13 +18,14 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.tokens import TokenAuthentication
 from leadchat.api import error_response
 from sessions_app import exports, selectors, services
 from sessions_app.api import params
