@@ -61,13 +61,14 @@ class StaffAPIView(APIView):
 
 
 def _page(qs: QuerySet, page: int, page_size: int) -> tuple[dict[str, Any], list]:
+    # A page past the last is an empty page (200), as the schema says of any page in range:
+    # rows archived or deleted while a client pages through must not turn its next request
+    # into an error. `num_pages` tells it where the end is.
     paginator = Paginator(qs, page_size)
     num_pages = paginator.num_pages
-    if page > num_pages:
-        raise ValidationError({"page": f"Page {page} is past the last page ({num_pages})."})
-    current = paginator.page(page)
+    rows = list(paginator.page(page).object_list) if page <= num_pages else []
     meta = {"count": paginator.count, "page": page, "page_size": page_size, "num_pages": num_pages}
-    return meta, list(current.object_list)
+    return meta, rows
 
 
 def _row(session: ChatSession) -> dict[str, Any]:
