@@ -1,6 +1,9 @@
+from datetime import timedelta
+
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from knox.models import AuthToken
 
 from accounts.models import Role, User
 from accounts.roles import GROUP_NAMES, GROUP_PERMISSIONS, STAFF_ROLES
@@ -52,3 +55,22 @@ def user_create(
     user.set_password(password)
     user.save()
     return user_set_role(user=user, role=role)
+
+
+def api_token_issue(*, user: User, ttl: timedelta | None = None) -> tuple[AuthToken, str]:
+    """A new staff API token for `user`: (the stored row, the token text).
+
+    The text is shown once and never stored: the row keeps its SHA-512 digest. It expires after
+    `ttl` (default REST_KNOX["TOKEN_TTL"], from API_TOKEN_TTL_DAYS).
+    """
+    if not user.is_active:
+        raise ValueError(f"User {user.get_username()!r} is inactive; activate it first.")
+    if ttl is None:
+        return AuthToken.objects.create(user=user)
+    return AuthToken.objects.create(user=user, expiry=ttl)
+
+
+def api_tokens_revoke(*, user: User) -> int:
+    """Delete every API token of `user`; returns how many there were."""
+    deleted, _ = AuthToken.objects.filter(user=user).delete()
+    return deleted

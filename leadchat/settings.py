@@ -6,6 +6,7 @@ sets DEBUG=false, SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL (see README).
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -59,7 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
-    "rest_framework.authtoken",
+    # Staff API tokens: hashed at rest, expiring, revoked on password change (accounts.tokens).
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -83,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "leadchat.middleware.ContentSecurityPolicyMiddleware",
+    # Cache-Control: no-store on the dashboard, sign-in pages and the API (not schema/docs).
+    "leadchat.middleware.NoStoreMiddleware",
     # Last, so its process_exception sees the view's exception first (JSON 503 on API paths).
     "leadchat.middleware.DatabaseUnavailableMiddleware",
 ]
@@ -227,7 +231,7 @@ CORS_ALLOW_HEADERS = ["content-type", "x-visitor-token"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.tokens.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["leadchat.parsers.StrictJSONParser"],
@@ -245,6 +249,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # drf-spectacular's default hook, then the 414 every operation can get from the server.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "leadchat.schema.document_server_answers",
+    ],
 }
 
 # --- Product settings -------------------------------------------------------------------------
@@ -372,6 +381,17 @@ TRASH_RETENTION_DAYS = env.int("TRASH_RETENTION_DAYS", default=30)
 LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=20)
 LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
 LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900)
+# Staff API tokens (django-rest-knox): stored as SHA-512 digests, valid this many days after
+# they are issued (`manage.py create_api_token`), revoked when the user's password changes or the
+# account is deactivated. Clients send `Authorization: Token <token>` as before.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)
+if not 1 <= API_TOKEN_TTL_DAYS <= 3650:
+    raise ImproperlyConfigured("API_TOKEN_TTL_DAYS must be between 1 and 3650.")
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
 # How often (milliseconds) the dashboard polls the changes feed while its tab is visible.
 DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=3000)
 # Password sign-in (dashboard and admin alike) goes through the throttle (accounts.backends).

@@ -1,6 +1,6 @@
 """CSV export of sessions' QA results, streamed row by row in flat memory."""
 
-import csv
+import itertools
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -9,6 +9,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from leadchat import csvsafe
 from qa.selectors import export_sessions
 from sessions_app.models import ChatSession
 
@@ -36,20 +37,13 @@ COLUMNS = [
     "console_url",
 ]
 
-# A cell starting with one of these is a formula to Excel / LibreOffice / Sheets: a visitor who
-# types "=HYPERLINK(...)" as their name must not get code run on a reviewer's machine.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
 
 def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return timezone.localtime(value).isoformat()
-    text = str(value)
-    if text.startswith(FORMULA_PREFIXES):
-        return "'" + text
-    return text
+    return str(value)
 
 
 def _user(user: object) -> str:
@@ -86,16 +80,11 @@ def session_row(session: ChatSession) -> list[str]:
     return [_cell(v) for v in values]
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def csv_lines(sessions: Iterable[ChatSession]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(COLUMNS)
-    for session in sessions:
-        yield writer.writerow(session_row(session))
+    """Quoted, formula-safe CSV (leadchat.csvsafe: a visitor who types "=HYPERLINK(...)" as
+    their name must not get code run on a reviewer's machine)."""
+    rows = (session_row(session) for session in sessions)
+    return csvsafe.csv_lines(itertools.chain([COLUMNS], rows))
 
 
 def qa_results_response(queryset) -> StreamingHttpResponse:

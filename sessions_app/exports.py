@@ -9,7 +9,7 @@ share these generators.
 
 from __future__ import annotations
 
-import csv
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -22,6 +22,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework.renderers import BaseRenderer
 
+from leadchat import csvsafe
 from sessions_app.models import AutomationError, ChatMessage, ChatSession
 
 CHUNK_SIZE = 1000
@@ -60,11 +61,6 @@ COLUMNS = [
     "error_count",
 ]
 TRANSCRIPT_COLUMN = "transcript"
-
-# A spreadsheet runs a cell that starts with one of these as a formula; visitors type the lead
-# name and the transcript, so a CSV opened in Excel must never execute what they wrote (OWASP
-# "CSV injection"). Such cells get a leading apostrophe. JSON Lines stays verbatim.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _iso(value: datetime | None, tz: ZoneInfo) -> str | None:
@@ -141,13 +137,6 @@ def export_rows(
         yield row
 
 
-class _Line:
-    """A write-only file for csv.writer that hands back what was written (no buffering)."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
@@ -157,16 +146,14 @@ def _csv_cell(value: Any) -> str:
         value = json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
     elif isinstance(value, list):  # the transcript: one readable line per message
         value = "\n".join(f"[{m['created_at']}] {m['role']}: {m['text']}" for m in value)
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return str(value)
 
 
 def csv_lines(rows: Iterable[dict[str, Any]], *, transcript: bool = False) -> Iterator[str]:
+    """Quoted, formula-safe CSV (leadchat.csvsafe: visitors wrote these cells)."""
     columns = [*COLUMNS, TRANSCRIPT_COLUMN] if transcript else COLUMNS
-    writer = csv.writer(_Line())
-    yield writer.writerow(columns)
-    for row in rows:
-        yield writer.writerow([_csv_cell(row.get(column)) for column in columns])
+    table = ([_csv_cell(row.get(column)) for column in columns] for row in rows)
+    return csvsafe.csv_lines(itertools.chain([columns], table))
 
 
 def jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:

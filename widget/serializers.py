@@ -14,7 +14,19 @@ MAX_MESSAGE_CHARS = 4000
 NOT_BLANK = RegexValidator(r"^[^\x00]*[^\x00\s][^\x00]*$", "The value is empty.")
 
 
-class _LenientCharField(serializers.CharField):
+class StrictCharField(serializers.CharField):
+    """Text only. DRF's CharField turns a number into its text (`utm_campaign: 0` became "0"),
+    while the schema documents a string: a non-string is a 400 naming the field."""
+
+    default_error_messages = {"invalid": "Expected text (a JSON string)."}
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class _LenientCharField(StrictCharField):
     """Page context the browser sends: NUL characters are dropped rather than refused."""
 
     def to_internal_value(self, data) -> str:
@@ -31,7 +43,7 @@ def _http_url_or_blank(value: str) -> str:
 
 
 class SessionStartIn(serializers.Serializer):
-    site_key = serializers.CharField(max_length=64, validators=[NOT_BLANK])
+    site_key = StrictCharField(max_length=64, validators=[NOT_BLANK])
     page_url = _optional(2000)
     referrer = _optional(2000)
     utm_source = _optional(200)
@@ -46,7 +58,7 @@ class SessionStartIn(serializers.Serializer):
 
 
 class MessageIn(serializers.Serializer):
-    text = serializers.CharField(
+    text = StrictCharField(
         max_length=MAX_MESSAGE_CHARS,
         validators=[NOT_BLANK],
         error_messages={

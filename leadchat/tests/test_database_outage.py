@@ -33,7 +33,7 @@ out = {}
 r = c.post("/api/widget/sessions/", {"site_key": "any"}, content_type="application/json",
            HTTP_ORIGIN="https://landing.example.com")
 out["widget"] = [r.status_code, r["Content-Type"], r.get("Retry-After"), r.content.decode()]
-r = c.get("/api/sessions/", HTTP_AUTHORIZATION="Token 0123456789abcdef")
+r = c.get("/api/sessions/", HTTP_AUTHORIZATION="Token " + "0123456789abcdef" * 4)
 out["staff"] = [r.status_code, r["Content-Type"], r.get("Retry-After"), r.content.decode()]
 c.cookies["sessionid"] = "x" * 32
 r = c.get("/admin/")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
+from accounts.services import api_token_issue
 from leadchat.testing import free_port
 from leadchat.tests.test_health import _run_in_subprocess
 from sessions_app.heartbeat import worker_heartbeat_beat
@@ -195,9 +195,9 @@ def metric(text: str, name: str) -> float:
 def test_metrics_show_the_readiness_figures(client, qa_user):
     worker_heartbeat_beat(name="w1")
     delivery(None, next_attempt_at=timezone.now() - timedelta(seconds=30))
-    token = Token.objects.create(user=qa_user)
+    _row, token = api_token_issue(user=qa_user)
 
-    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Token {token}")
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
@@ -216,8 +216,8 @@ def test_metrics_show_the_readiness_figures(client, qa_user):
 @pytest.mark.django_db
 def test_metrics_refuse_anonymous_and_non_staff_tokens(client, agent_user):
     assert client.get("/metrics").status_code in (401, 403)
-    token = Token.objects.create(user=agent_user)  # agents are not staff
-    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 403
+    _row, token = api_token_issue(user=agent_user)  # agents are not staff
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
     assert client.get("/metrics", HTTP_AUTHORIZATION="Token not-a-token").status_code in (401, 403)
 
 

@@ -119,3 +119,17 @@ def test_export_streams_from_an_iterator(qa_client, django_assert_max_num_querie
     with django_assert_max_num_queries(3):  # one chunked select, not one per row
         rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert len(rows) == 31
+
+
+def test_qa_export_quotes_every_cell_and_neutralises_every_part(qa_client):
+    from leadchat.tests.csvchecks import INJECTIONS, assert_every_cell_quoted
+
+    typed = {field: value for field, (value, _) in INJECTIONS.items() if field in COLUMNS}
+    assert set(typed) == {"lead_name", "qa_notes", "dev_feedback", "lead_phone"}
+    ChatSessionFactory(**typed)
+    body = b"".join(qa_client.get(EXPORT).streaming_content).decode()
+    assert_every_cell_quoted(body)
+    row = next(csv.DictReader(io.StringIO(body, newline="")))
+    assert {field: row[field] for field in typed} == {
+        field: INJECTIONS[field][1] for field in typed
+    }

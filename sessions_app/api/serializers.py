@@ -6,8 +6,13 @@ the QA console (qa.services), so an agent can read a session's QA state but neve
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.utils.encoding import iri_to_uri
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -71,9 +76,73 @@ class MessageSerializer(serializers.ModelSerializer):
         fields = ["id", "role", "text", "created_at", "metadata"]
 
 
+_HTTP_URL = URLValidator(schemes=["http", "https"])
+# RFC 3986's generic syntax for an http(s) URI with an authority: what a JSON Schema "uri"
+# format checker accepts. Django's URLValidator alone lets through `%zz`, a second `#`, or `[`
+# in a query, which are not URIs.
+_PCHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})"
+_RFC3986_HTTP_URI = re.compile(
+    r"^https?://"
+    r"(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*@)?"
+    r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)"
+    r"(?::[0-9]*)?"
+    rf"(?:/{_PCHAR}*)*"
+    rf"(?:\?(?:{_PCHAR}|[/?])*)?"
+    rf"(?:#(?:{_PCHAR}|[/?])*)?$"
+)
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_QUERY_SAFE = "/?:@!$&'()*+,;=-._~%"
+
+
+def _as_uri(text: str) -> str:
+    """An http(s) URL as an RFC 3986 URI (non-ASCII and stray characters percent-encoded)."""
+    parts = urlsplit(_LONE_PERCENT.sub("%25", iri_to_uri(text)))
+    return urlunsplit(
+        (
+            parts.scheme,
+            parts.netloc,
+            quote(parts.path, safe="/:@!$&'()*+,;=-._~%"),
+            quote(parts.query, safe=_QUERY_SAFE),
+            quote(parts.fragment, safe=_QUERY_SAFE),
+        )
+    )
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "format": "uri", "maxLength": 2000},
+            {"type": "string", "maxLength": 0},
+        ],
+        "description": "Link to the execution in n8n: an http(s) URI, or empty when none was "
+        "sent or the stored value is not a valid URL.",
+    }
+)
+class StoredHttpUrlField(serializers.CharField):
+    """A stored URL as output: the URI when it is a valid http(s) URL, else "".
+
+    The column may hold text that is not a URL (rows written before the automation API checked
+    its input, or by code that did not): the schema promises a URI, and the dashboard turns the
+    value into a link, so what is not one is not passed on. IRIs (non-ASCII) go out
+    percent-encoded, as a URI must be.
+    """
+
+    def to_representation(self, value: Any) -> str:
+        text = str(value or "")
+        if not text or len(text) > 2000:
+            return ""
+        try:
+            _HTTP_URL(text)
+            uri = _as_uri(text)
+        except (ValidationError, ValueError):
+            return ""
+        return uri if _RFC3986_HTTP_URI.match(uri) and len(uri) <= 2000 else ""
+
+
 class AutomationErrorSerializer(serializers.ModelSerializer):
     session = serializers.UUIDField(source="session.public_id", allow_null=True, default=None)
     resolved_by = UserRefField(allow_null=True)
+    execution_url = StoredHttpUrlField(read_only=True)
 
     class Meta:
         model = AutomationError

@@ -1,6 +1,7 @@
 """Staff API views: short, one per operation (STYLE.md). Reads via selectors, writes via services.
 
-Token authentication comes first so an anonymous script gets 401 with `WWW-Authenticate: Token`;
+Token authentication (knox, accounts.tokens: hashed, expiring tokens) comes first so an anonymous
+script gets 401 with `WWW-Authenticate: Token`;
 the dashboard's browser session is accepted too (with CSRF on writes). Every view names the
 permission it needs (sessions_app.api.permissions).
 """
@@ -17,13 +18,14 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.tokens import TokenAuthentication
 from leadchat.api import error_response
 from sessions_app import exports, selectors, services
 from sessions_app.api import params
@@ -59,13 +61,14 @@ class StaffAPIView(APIView):
 
 
 def _page(qs: QuerySet, page: int, page_size: int) -> tuple[dict[str, Any], list]:
+    # A page past the last is an empty page (200), as the schema says of any page in range:
+    # rows archived or deleted while a client pages through must not turn its next request
+    # into an error. `num_pages` tells it where the end is.
     paginator = Paginator(qs, page_size)
     num_pages = paginator.num_pages
-    if page > num_pages:
-        raise ValidationError({"page": f"Page {page} is past the last page ({num_pages})."})
-    current = paginator.page(page)
+    rows = list(paginator.page(page).object_list) if page <= num_pages else []
     meta = {"count": paginator.count, "page": page, "page_size": page_size, "num_pages": num_pages}
-    return meta, list(current.object_list)
+    return meta, rows
 
 
 def _row(session: ChatSession) -> dict[str, Any]:

@@ -185,7 +185,7 @@
       data = await LC.api(cfg.api.sessions + "?" + params.toString());
     } catch (error) {
       if (error.status === 400 && error.data && error.data.fields && error.data.fields.page && state.page > 1) {
-        state.page = 1; // the page vanished (sessions archived meanwhile): go to the first
+        state.page = 1; // a page number the API refuses: go to the first
         writeUrl();
         return load();
       }
@@ -193,6 +193,11 @@
       showError(error.message);
       refreshChrome();
       return;
+    }
+    if (!data.results.length && state.page > 1 && state.page > data.num_pages) {
+      state.page = Math.max(1, data.num_pages); // the page vanished (sessions archived meanwhile)
+      writeUrl();
+      return load();
     }
     showError("");
     state.count = data.count;

@@ -379,7 +379,6 @@ def test_list_pagination(api, agent_user):
     [
         ({"page": "0"}, "page"),
         ({"page": "abc"}, "page"),
-        ({"page": "99"}, "page"),
         ({"page_size": "1000"}, "page_size"),
         ({"page_size": "-1"}, "page_size"),
         ({"completion": "done"}, "completion"),
@@ -639,7 +638,8 @@ def test_schema_documents_every_staff_endpoint_with_its_errors(client):
     }
     for path, methods in expected.items():
         for method, codes in methods.items():
-            assert set(paths[path][method]["responses"]) == codes, path
+            # 414: the HTTP server's answer to a too-long URL, on every operation (leadchat.schema).
+            assert set(paths[path][method]["responses"]) == codes | {"414"}, path
     assert "text/csv" in paths["/api/exports/sessions.csv"]["get"]["responses"]["200"]["content"]
 
 

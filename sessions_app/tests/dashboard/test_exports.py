@@ -179,3 +179,43 @@ def test_export_unknown_format_parameter_is_400(api, agent_user, fmt):
     response = api(agent_user).get(EXPORT_CSV, {"format": fmt})
     assert response.status_code == 400
     assert response.json()["error"].startswith("format:")
+
+
+def _injected_session():
+    from leadchat.tests.csvchecks import INJECTIONS
+
+    return ChatSessionFactory(**{field: typed for field, (typed, _) in INJECTIONS.items()})
+
+
+def _assert_csv_is_quoted_and_neutralised(text: str, session) -> None:
+    from leadchat.tests.csvchecks import INJECTIONS, assert_every_cell_quoted
+
+    assert_every_cell_quoted(text)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    row = next(r for r in rows if r["id"] == str(session.public_id))
+    assert {field: row[field] for field in INJECTIONS} == {
+        field: safe for field, (_, safe) in INJECTIONS.items()
+    }
+
+
+@pytest.mark.django_db
+def test_api_csv_export_quotes_every_cell_and_neutralises_every_part(api, agent_user):
+    session = _injected_session()
+    text = _body(api(agent_user).get(EXPORT_CSV))
+    _assert_csv_is_quoted_and_neutralised(text, session)
+
+
+@pytest.mark.django_db
+def test_export_sessions_command_csv_quotes_every_cell_and_neutralises_every_part(tmp_path):
+    session = _injected_session()
+    target = tmp_path / "out.csv"
+    call_command("export_sessions", "-o", str(target), stdout=io.StringIO())
+    with target.open(encoding="utf-8", newline="") as handle:
+        _assert_csv_is_quoted_and_neutralised(handle.read(), session)
+
+
+@pytest.mark.django_db
+def test_export_sessions_command_to_stdout_is_quoted_and_neutralised(capsys):
+    session = _injected_session()
+    call_command("export_sessions", "-o", "-")
+    _assert_csv_is_quoted_and_neutralised(capsys.readouterr().out, session)
