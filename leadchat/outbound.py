@@ -92,7 +92,8 @@ def address_problem(address: str, *, allow_private: bool | None = None) -> str |
         return "a cloud metadata address, always blocked"
     if ip.is_link_local:
         return "a link-local address, always blocked"
-    if ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip in _THIS_NETWORK:
+    reserved = ip.is_reserved and not ip.is_loopback  # ::1 sits inside the reserved ::/8
+    if ip.is_unspecified or ip.is_multicast or reserved or ip in _THIS_NETWORK:
         return "not a host address, always blocked"
     if allow_private:
         return None
@@ -405,9 +406,11 @@ def post(
 
         kept = bytearray()
         truncated = False
+        # A redirect is never followed, so its body is never read (it may be endless).
+        chunks = () if 300 <= response.status_code < 400 else response.iter_content(16_384)
         with response:
             try:
-                for chunk in response.iter_content(chunk_size=16_384):
+                for chunk in chunks:
                     room = keep_bytes - len(kept)
                     if len(chunk) > room:
                         kept += chunk[:room]

@@ -2,8 +2,9 @@
 
 `DripServer` reads the request, then sends its answer one byte every `interval` seconds, from
 the status line on (`drip="headers"`) or after whole headers with an endless body
-(`drip="body"`), or accepts and never answers (`drip="silent"`). http.server cannot do this: it
-writes whole lines.
+(`drip="body"`, status `status`), or accepts and never answers (`drip="silent"`). With
+`answer_first=True` it first answers one request on the connection at once (keep-alive), then
+drips the next one. http.server cannot do this: it writes whole lines.
 """
 
 from __future__ import annotations
@@ -16,9 +17,21 @@ ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"x"
 
 
 class DripServer:
-    def __init__(self, *, interval: float = 0.5, drip: str = "headers", host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        *,
+        interval: float = 0.5,
+        drip: str = "headers",
+        status: str = "200 OK",
+        answer_first: bool = False,
+        answer: bytes = ANSWER,
+        host: str = "127.0.0.1",
+    ):
+        self.answer = answer
         self.interval = interval
         self.drip = drip
+        self.status = status
+        self.answer_first = answer_first
         self._stop = threading.Event()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
@@ -64,20 +77,20 @@ class DripServer:
         with conn:
             conn.settimeout(5)
             try:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
+                if self.answer_first:
+                    if not self._read_request(conn):
                         return
-                    data += chunk
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                if not self._read_request(conn):
+                    return
                 if self.drip == "silent":
                     self._stop.wait(60)
                     return
                 if self.drip == "body":
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+                    conn.sendall(f"HTTP/1.1 {self.status}\r\nLocation: /next\r\n\r\n".encode())
                     payload = iter(lambda: b" ", None)  # endless, no length: read until close
                 else:
-                    payload = (bytes([b]) for b in ANSWER)
+                    payload = (bytes([b]) for b in self.answer)
                 for byte in payload:
                     if self._stop.wait(self.interval):
                         return
@@ -85,6 +98,28 @@ class DripServer:
                     self.bytes_sent += 1
             except OSError:
                 return  # the client cut us off: what the tests expect
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> bool:
+        """Read one request (headers and a Content-Length body); False if the client left."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip() or 0)
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+        return True
 
 
 def timed(function, *args, **kwargs):
