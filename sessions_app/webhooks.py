@@ -169,6 +169,10 @@ def webhook_post(
             http=session,
         )
     except outbound.OutboundError as exc:
+        if exc.status_code is not None and 200 <= exc.status_code < 300:
+            # The status line said the event was accepted; only its body outlasted the
+            # deadline and was cut. Delivered, as before: the receiver has the event.
+            return SendResult(exc.status_code, exc.duration_ms)
         prefix = {
             "timeout": "Timed out",
             "blocked": "Blocked",
