@@ -396,7 +396,11 @@ def post(
             )
         except requests.Timeout as exc:
             raise fail("timeout", f"Timed out: {_short(exc)}") from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
             raise fail("invalid_url", f"The URL is not valid: {_short(exc)}") from None
         except requests.ConnectionError as exc:
             kind = "connect" if _nothing_sent(exc) else "failed"

@@ -186,3 +186,10 @@ def test_connections_are_opened_only_through_post():
     # The guarded adapter outside post() would be a request with no deadline: it refuses.
     with LoopbackServer() as server, pytest.raises(RuntimeError):
         outbound.session().post(f"{server.url}/hook", timeout=1)
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/hook", "not a url", "http://"])
+def test_an_unusable_url_is_a_permanent_invalid_url_error(url):
+    with pytest.raises(outbound.OutboundError) as refused:
+        post(url)
+    assert refused.value.kind == "invalid_url" and refused.value.permanent
