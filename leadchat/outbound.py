@@ -10,9 +10,9 @@ Two promises, each kept below requests' public API:
   documents this in `util/timeout.py`; psf/requests#1928, urllib3#1271, encode/httpx#1450). Here
   a watchdog timer shuts down the socket at the deadline (`shutdown(2)` on a duplicate of its
   file descriptor, so it works under TLS and wakes a blocked `connect`, `send` or `recv` alike),
-  and every socket operation also gets at most the time that is left. Only DNS resolution is
-  outside the watchdog's reach (`getaddrinfo` cannot be interrupted); the system resolver bounds
-  it (resolv.conf `timeout`/`attempts`).
+  and every socket operation also gets at most the time that is left. `getaddrinfo` cannot be
+  interrupted, so it runs on a small resolver pool and the caller stops waiting for it at the
+  deadline (the name's own DNS server is as much the peer's as the socket is).
 - **Only allowed addresses are connected to.** The host is resolved once in our connection
   class and each address is checked before the socket connects to it; the request then goes to
   exactly that address with the Host header and TLS SNI of the name, so a DNS answer that
@@ -36,6 +36,8 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -133,8 +135,8 @@ def url_problem(url: str, *, resolve: bool = True) -> str | None:
     if not resolve:
         return None
     try:
-        infos = socket.getaddrinfo(host, port or 443, 0, socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+        infos = resolve_host(host, port or 443, family=0, timeout=ADMIN_RESOLVE_SECONDS)
+    except (OSError, UnicodeError, TimeoutError):
         return None
     for info in infos:
         address = str(info[4][0])
@@ -142,6 +144,25 @@ def url_problem(url: str, *, resolve: bool = True) -> str | None:
         if problem:
             return f"points at {host}, which resolves to {address}: {problem}"
     return None
+
+
+# --- Name resolution --------------------------------------------------------------------------
+
+ADMIN_RESOLVE_SECONDS = 3.0
+# getaddrinfo blocks until the system resolver gives up (resolv.conf: timeout x attempts x
+# servers, up to half a minute). A few threads do it; a caller waits at most its own deadline,
+# so a slow DNS server queues lookups but never holds a request past its budget.
+_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="outbound-dns")
+
+
+def resolve_host(host: str, port: int, *, family: int, timeout: float) -> list[Any]:
+    """socket.getaddrinfo(host, port, family, SOCK_STREAM), or TimeoutError after `timeout`."""
+    future = _resolver.submit(socket.getaddrinfo, host, port, family, socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=max(timeout, 0.0))
+    except FutureTimeout:
+        future.cancel()
+        raise TimeoutError(f"Resolving {host} took longer than {timeout:.1f} s.") from None
 
 
 # --- The deadline -----------------------------------------------------------------------------
@@ -229,9 +250,13 @@ class _GuardedConnectionMixin:
         deadline = _current()
         host = self._dns_host.strip("[]")  # type: ignore[attr-defined]
         try:
-            infos = socket.getaddrinfo(host, self.port, allowed_gai_family(), socket.SOCK_STREAM)
+            infos = resolve_host(
+                host, self.port, family=allowed_gai_family(), timeout=deadline.remaining()
+            )
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, str(exc)) from exc
         error: Exception | None = None
         for family, kind, proto, _, address in infos:
             problem = address_problem(str(address[0]))

@@ -193,3 +193,23 @@ def test_an_unusable_url_is_a_permanent_invalid_url_error(url):
     with pytest.raises(outbound.OutboundError) as refused:
         post(url)
     assert refused.value.kind == "invalid_url" and refused.value.permanent
+
+
+def test_a_slow_dns_answer_is_cut_at_the_deadline_too(monkeypatch):
+    # A mock only because no real resolver here can be made slow: the name's own DNS server is
+    # part of what the peer controls, and getaddrinfo cannot be interrupted.
+    import socket
+    import time
+
+    real = socket.getaddrinfo
+
+    def slow(host, *args, **kwargs):
+        if host == "slow-dns.example":
+            time.sleep(6)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    error, elapsed = timed(post, "http://slow-dns.example/hook")
+
+    assert isinstance(error, outbound.OutboundError) and error.kind == "timeout"
+    assert elapsed < BUDGET + SLACK
