@@ -255,16 +255,19 @@ def test_a_backend_answer_kept_in_an_error_is_capped(widget_client):
 def test_only_admins_see_the_backend_answer_in_the_staff_api(
     widget_client, client, admin_role_user, agent_user, qa_user
 ):
-    failing_backend_error(widget_client)
-    seen = {}
+    error = failing_backend_error(widget_client)
+    seen, in_session = {}, {}
     for user in (admin_role_user, agent_user, qa_user):
         client.force_login(user)
         [row] = client.get("/api/automation-errors/").json()["results"]
         seen[user.role] = row["details"]["response_body"]
+        session = client.get(f"/api/sessions/{error.session.public_id}/").json()
+        in_session[user.role] = session["automation_errors"][0]["details"]["response_body"]
 
     assert seen["admin"].startswith("<html>internal stack trace")
     assert seen["agent"] == HIDDEN
     assert seen["qa"] == HIDDEN
+    assert in_session == seen
 
 
 def test_only_admins_see_the_backend_answer_in_the_qa_console(
@@ -280,6 +283,18 @@ def test_only_admins_see_the_backend_answer_in_the_qa_console(
 
     assert "internal stack trace" not in as_qa and "shown to admins only" in as_qa
     assert "internal stack trace" in as_admin
+
+
+def test_a_backend_redirect_is_not_followed_and_is_a_permanent_error(widget_client):
+    with LoopbackServer(
+        lambda r: Reply(302, "", {"Location": "http://169.254.169.254/latest/meta-data/"})
+    ) as backend:
+        site = n8n_site(backend.url)
+        session_id, response, _ = say(widget_client, site)
+        assert len(backend.requests) == 1
+
+    error = assert_fallback(response, session_id)
+    assert "redirect" in error.message and error.details["permanent"] is True
 
 
 # --- Point 19: reply length and malformed shapes ------------------------------------------------
