@@ -266,20 +266,23 @@ class _GuardedConnectionMixin:
             remaining = deadline.remaining()
             if remaining <= 0:
                 break
-            sock = socket.socket(family, kind, proto)
+            sock = None
             try:
+                sock = socket.socket(family, kind, proto)
                 for option in self.socket_options or ():
                     sock.setsockopt(*option)
                 sock.settimeout(min(deadline.connect, remaining))
                 deadline.watch(sock)
                 sock.connect(address)
             except TimeoutError as exc:
-                sock.close()
+                if sock is not None:
+                    sock.close()
                 error = ConnectTimeoutError(self, f"Connection to {self.host} timed out.")
                 error.__cause__ = exc
                 continue
-            except OSError as exc:
-                sock.close()
+            except OSError as exc:  # refused, unreachable, or no IPv6 on this host
+                if sock is not None:
+                    sock.close()
                 error = NewConnectionError(  # type: ignore[arg-type]
                     self, f"Failed to establish a new connection: {exc}"
                 )
