@@ -146,11 +146,13 @@ FLOOR_MESSAGE_PATH = "/bench/floor/%s/messages/"
 
 # Extra environment of the product's gunicorn (and of the in-process Django). The widget's rate
 # limits (leadchat/settings.py, widget/throttling.py) must not answer 429 to a load test from one
-# IP; everything else stays at its production default.
+# IP, and loopback receivers must be reachable; everything else stays at its production default.
 PRODUCT_ENV: dict[str, str] = {
     "WIDGET_SESSIONS_PER_IP_PER_HOUR": "100000000",
     "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE": "100000000",
     "WIDGET_REQUESTS_PER_IP_PER_MINUTE": "100000000",
+    # The slow agent and the outbox drain's receiver listen on loopback.
+    "OUTBOUND_ALLOW_PRIVATE_NETWORKS": "true",
 }
 
 

@@ -318,6 +318,11 @@ WIDGET_AGENT_MAX_CONCURRENT = env.int("WIDGET_AGENT_MAX_CONCURRENT", default=8)
 if WIDGET_AGENT_MAX_CONCURRENT < 1:
     raise ImproperlyConfigured("WIDGET_AGENT_MAX_CONCURRENT must be at least 1.")
 
+# --- Outbound HTTP: webhook receivers and agent backends (leadchat.outbound) ----------------------
+# Link-local and cloud-metadata addresses are always refused. Loopback and private ranges
+# (RFC 1918, fc00::/7, 100.64.0.0/10) only with this on: an n8n or Ollama on the same host or LAN.
+OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=False)
+
 # --- Delivery worker: lead webhooks and QA emails (sessions_app.worker) -----------------------
 # Webhook sends: at most this long to connect, and this long in all (connect + answer).
 WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)

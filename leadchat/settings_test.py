@@ -20,6 +20,9 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 PUBLIC_BASE_URL = "http://testserver"
+# Every fake receiver and agent the tests start listens on loopback; the tests of the address
+# policy itself turn this off (leadchat/tests/test_outbound.py).
+OUTBOUND_ALLOW_PRIVATE_NETWORKS = True
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}  # noqa: F405
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not :memory:, so worker subprocesses started by the tests see the same database.

@@ -364,6 +364,16 @@ class WebhookEndpoint(models.Model):
     def wants(self, event_type: str) -> bool:
         return not self.events or event_type in self.events
 
+    def clean(self) -> None:
+        # An early, clear refusal of a receiver the worker may never reach (metadata, link-local,
+        # private without OUTBOUND_ALLOW_PRIVATE_NETWORKS); the check at connect time stays the
+        # one that counts (DNS may change).
+        from leadchat.outbound import url_problem
+
+        problem = url_problem(self.url) if self.url else None
+        if problem:
+            raise ValidationError({"url": f"This URL {problem}."})
+
 
 class DeliveryKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook"

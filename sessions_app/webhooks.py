@@ -7,7 +7,6 @@ Signing follows https://www.standardwebhooks.com/ through the `standardwebhooks`
 """
 
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -18,8 +17,8 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
-from urllib3.util import Timeout
 
+from leadchat import outbound
 from sessions_app.models import ChatSession, WebhookEvent
 
 RESPONSE_BODY_LIMIT = 4096
@@ -156,67 +155,55 @@ def webhook_post(
     headers: dict[str, str],
     session: requests.Session | None = None,
 ) -> SendResult:
-    """POST once, never following redirects, bounded by the connect and total timeouts.
+    """POST once under a wall-clock deadline, never following redirects, to allowed addresses.
 
-    urllib3's `total` bounds connecting plus waiting for the answer; the body is read in chunks
-    against the same deadline and only its first 4 KB are kept, so a receiver that drips bytes
-    or sends megabytes cannot hold the worker.
+    `leadchat.outbound.post` holds the whole send (connect, request, status line, headers, body)
+    to WEBHOOK_TOTAL_TIMEOUT whatever the receiver does, and keeps the first 4 KB of the answer.
+    A receiver at a blocked address (link-local, metadata, or private without
+    OUTBOUND_ALLOW_PRIVATE_NETWORKS) is a permanent failure: retrying cannot change it.
     """
-    connect = settings.WEBHOOK_CONNECT_TIMEOUT
-    total = settings.WEBHOOK_TOTAL_TIMEOUT
-    started = time.monotonic()
-    deadline = started + total
-    sender = session or requests
     all_headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         **headers,
     }
-
-    def elapsed_ms() -> int:
-        return int((time.monotonic() - started) * 1000)
-
     try:
-        response = sender.post(
+        response = outbound.post(
             url,
-            data=body.encode(),
+            body=body.encode(),
             headers=all_headers,
-            timeout=Timeout(connect=connect, read=total, total=total),
-            allow_redirects=False,
-            stream=True,
+            total=float(settings.WEBHOOK_TOTAL_TIMEOUT),
+            connect=float(settings.WEBHOOK_CONNECT_TIMEOUT),
+            keep_bytes=RESPONSE_BODY_LIMIT,
+            http=session,
         )
-    except requests.Timeout as exc:
-        return SendResult(None, elapsed_ms(), f"Timed out: {_short(exc)}")
-    except requests.ConnectionError as exc:
-        return SendResult(None, elapsed_ms(), f"Connection failed: {_short(exc)}")
-    except requests.RequestException as exc:
-        return SendResult(None, elapsed_ms(), f"Request failed: {_short(exc)}")
-
-    kept = b""
-    error = ""
-    try:
-        for chunk in response.iter_content(chunk_size=1024):
-            kept += chunk
-            if len(kept) >= RESPONSE_BODY_LIMIT:
-                break
-            if time.monotonic() > deadline:
-                error = "Timed out reading the response body."
-                break
-    except requests.RequestException as exc:
-        error = f"Reading the response failed: {_short(exc)}"
-    finally:
-        response.close()
+    except outbound.OutboundError as exc:
+        if exc.status_code is not None and 200 <= exc.status_code < 300:
+            # The status line said the event was accepted; only its body outlasted the
+            # deadline and was cut. Delivered, as before: the receiver has the event.
+            return SendResult(exc.status_code, exc.duration_ms)
+        prefix = {
+            "timeout": "Timed out",
+            "blocked": "Blocked",
+            "connect": "Connection failed",
+            "failed": "Connection failed",
+            "invalid_url": "Request failed",
+        }.get(exc.kind, "Request failed")
+        return SendResult(
+            exc.status_code, exc.duration_ms, f"{prefix}: {_short(exc)}", permanent=exc.permanent
+        )
 
     code = response.status_code
-    if not error and 300 <= code < 400:
+    error = ""
+    if 300 <= code < 400:
         error = f"Redirect to {response.headers.get('Location', '?')[:300]} not followed."
-    elif not error and not 200 <= code < 300:
+    elif not 200 <= code < 300:
         error = f"HTTP {code}"
     return SendResult(
         status_code=code,
-        duration_ms=elapsed_ms(),
-        error=error if not (200 <= code < 300) else "",
-        response_body=kept[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace"),
+        duration_ms=response.duration_ms,
+        error=error,
+        response_body=response.body.decode("utf-8", errors="replace"),
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
     )
 

@@ -12,6 +12,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from widget.agent_secrets import ENV_PREFIX, env_name, env_name_problem
 from widget.models import Site, SiteDailyUsage
 from widget.origins import normalize_origin
 
@@ -27,8 +28,11 @@ BUDGET_FIELDS = [
 def mask_secret(secret: str) -> str:
     if not secret:
         return "(none)"
-    if secret.startswith("env:"):
-        return f"read from the environment variable {secret[4:]}"
+    name = env_name(secret)
+    if name is not None:
+        if env_name_problem(name):
+            return f"env:{name} (NOT READ: only {ENV_PREFIX}... variables are allowed)"
+        return f"read from the environment variable {name}"
     if len(secret) < 12:
         return "set (hidden)"
     return f"••••••••{secret[-4:]}"
@@ -48,7 +52,8 @@ class SiteAdminForm(forms.ModelForm):
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="n8n: the header auth value. OpenAI-compatible: the API key. Leave empty to "
-        "keep the current one. Write env:NAME to read it from the environment variable NAME.",
+        f"keep the current one. Write env:{ENV_PREFIX}NAME to read it from that environment "
+        "variable instead (only variables with this prefix, or OPENAI_API_KEY, are read).",
     )
     clear_secret = forms.BooleanField(label="Remove the agent secret", required=False)
 
@@ -95,6 +100,13 @@ class SiteAdminForm(forms.ModelForm):
             if origin not in origins:
                 origins.append(origin)
         return origins
+
+    def clean_new_secret(self) -> str:
+        secret = self.cleaned_data["new_secret"]
+        name = env_name(secret)
+        if name is not None and (problem := env_name_problem(name)):
+            raise forms.ValidationError(problem)
+        return secret
 
     def _post_clean(self) -> None:
         # Put the derived values on the instance before the model's clean() validates it.

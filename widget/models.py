@@ -95,6 +95,7 @@ class Site(models.Model):
         return self.name
 
     def clean(self) -> None:
+        from leadchat.outbound import url_problem
         from widget.origins import normalize_origin
 
         errors: dict[str, str] = {}
@@ -109,14 +110,19 @@ class Site(models.Model):
         if not isinstance(config, dict):
             errors["agent_config"] = "A JSON object."
         elif self.agent_backend == AgentBackend.N8N:
-            if not str(config.get("webhook_url", "")).startswith(("http://", "https://")):
+            webhook_url = str(config.get("webhook_url", ""))
+            if not webhook_url.startswith(("http://", "https://")):
                 errors["agent_config"] = 'n8n needs "webhook_url": the Chat Trigger URL.'
+            elif problem := url_problem(webhook_url):
+                errors["agent_config"] = f'"webhook_url" {problem}.'
         elif self.agent_backend == AgentBackend.OPENAI:
             base_url = str(config.get("base_url", "https://api.openai.com/v1"))
             if not base_url.startswith(("http://", "https://")) or not config.get("model"):
                 errors["agent_config"] = (
                     'OpenAI-compatible needs "model" (and "base_url" unless it is OpenAI).'
                 )
+            elif "base_url" in config and (problem := url_problem(base_url)):
+                errors["agent_config"] = f'"base_url" {problem}.'
         if errors:
             raise ValidationError(errors)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from sessions_app.services import (
     session_start,
 )
 from widget import backends, selectors
+from widget.agent_secrets import AgentSecretError, agent_secret_resolve
 from widget.backends import AgentReply, BackendError, Conversation, LeadFields, Turn
 from widget.backends.scripted import ScriptedBackend, extract_lead
 from widget.budget import metered_backend
@@ -52,11 +52,11 @@ class WidgetTurn:
 
 
 def site_secret(site: Site) -> str:
-    """The site's agent secret; `env:NAME` reads it from the environment instead of the database."""
-    secret = site.agent_secret or ""
-    if secret.startswith("env:"):
-        return os.environ.get(secret[4:], "")
-    return secret
+    """The site's agent secret; `env:NAME` reads it from the environment instead of the database.
+
+    Raises AgentSecretError for a variable outside `widget.agent_secrets.ENV_PREFIX` or unset.
+    """
+    return agent_secret_resolve(site.agent_secret or "")
 
 
 def widget_session_start(
@@ -182,11 +182,18 @@ def _conversation(
     session: ChatSession, site: Site | None, history: int, *, deadline: float
 ) -> Conversation:
     turns = selectors.recent_turns(session, history)
+    secret, secret_error = "", ""
+    if site:
+        try:
+            secret = site_secret(site)
+        except AgentSecretError as exc:
+            secret_error = str(exc)  # the backend raises it: fallback and an automation error
     return Conversation(
         session_id=str(session.public_id),
         site_name=site.name if site else "",
         config=dict(site.agent_config or {}) if site else {},
-        secret=site_secret(site) if site else "",
+        secret=secret,
+        secret_error=secret_error,
         history=[Turn(role=m.role, text=m.text, metadata=m.metadata or {}) for m in turns],
         lead=LeadFields(
             name=session.lead_name or None,

@@ -1,12 +1,14 @@
 """Automation errors in the console: list, filter, link to the session, mark resolved."""
 
 import json
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -14,10 +16,13 @@ from django.utils.safestring import SafeString
 from qa.admin.sessions import BULK_LIMIT
 from qa.display import url_link
 from qa.paginator import EstimatedCountPaginator
+from sessions_app.error_details import automation_error_details_visible
 from sessions_app.models import (
     AutomationError,
 )
 from sessions_app.services import automation_error_resolve
+
+_viewer: ContextVar[Any] = ContextVar("automation_error_viewer", default=None)
 
 
 @admin.register(AutomationError)
@@ -92,10 +97,11 @@ class AutomationErrorAdmin(admin.ModelAdmin):
 
     @admin.display(description="Details")
     def details_text(self, obj: AutomationError) -> SafeString:
-
+        # The backend's raw answer only for admins (sessions_app.error_details).
+        details = automation_error_details_visible(error=obj, user=_viewer.get())
         return format_html(
             '<pre class="qa-pre">{}</pre>',
-            json.dumps(obj.details, indent=2, ensure_ascii=False, sort_keys=True),
+            json.dumps(details, indent=2, ensure_ascii=False, sort_keys=True),
         )
 
     def has_resolve_permission(self, request: HttpRequest) -> bool:
@@ -134,4 +140,13 @@ class AutomationErrorAdmin(admin.ModelAdmin):
             "show_save_and_add_another": False,
             "show_delete_link": False,
         }
-        return super().changeform_view(request, object_id, form_url, extra_context)
+        # Read-only fields get no request; the details panel needs to know who is looking (a
+        # context variable, not an attribute: one ModelAdmin serves every thread).
+        token = _viewer.set(request.user)
+        try:
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()  # here, while the viewer is set, not lazily afterwards
+            return response
+        finally:
+            _viewer.reset(token)

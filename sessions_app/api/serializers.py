@@ -16,6 +16,7 @@ from django.utils.encoding import iri_to_uri
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sessions_app.error_details import automation_error_details_visible
 from sessions_app.models import AutomationError, ChatMessage, ChatSession
 
 
@@ -161,6 +162,14 @@ class AutomationErrorSerializer(serializers.ModelSerializer):
             "resolved_at",
             "resolved_by",
         ]
+
+    def to_representation(self, instance: AutomationError) -> dict:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        data["details"] = automation_error_details_visible(
+            error=instance, user=getattr(request, "user", None)
+        )
+        return data
 
 
 class QASerializer(serializers.Serializer):

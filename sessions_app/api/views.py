@@ -108,7 +108,7 @@ class SessionDetailView(StaffAPIView):
             session = selectors.session_detail(public_id=public_id)
         except ChatSession.DoesNotExist:
             raise NotFound("No session with this id.") from None
-        return Response(out.SessionDetailSerializer(session).data)
+        return Response(out.SessionDetailSerializer(session, context={"request": request}).data)
 
 
 def _get_session(public_id: Any) -> ChatSession:
@@ -286,7 +286,8 @@ class ErrorListView(StaffAPIView):
             session=data.get("session"),
         )
         meta, rows = _page(qs, data["page"], data["page_size"])
-        return Response({**meta, "results": out.AutomationErrorSerializer(rows, many=True).data})
+        rows_out = out.AutomationErrorSerializer(rows, many=True, context={"request": request})
+        return Response({**meta, "results": rows_out.data})
 
 
 class ErrorResolveView(StaffAPIView):
@@ -311,7 +312,7 @@ class ErrorResolveView(StaffAPIView):
         except AutomationError.DoesNotExist:
             raise NotFound("No automation error with this id.") from None
         error = services.automation_error_resolve(error=error, by=request.user)
-        return Response(out.AutomationErrorSerializer(error).data)
+        return Response(out.AutomationErrorSerializer(error, context={"request": request}).data)
 
 
 # --- Exports ------------------------------------------------------------------------------------

@@ -11,6 +11,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+# The longest reply a backend may put in front of the visitor: the widget's own message limit
+# (widget.serializers.MAX_MESSAGE_CHARS). Longer answers are cut there, marked `truncated`.
+MAX_REPLY_CHARS = 4000
+
+
+def capped_reply(text: str) -> tuple[str, bool]:
+    """`text` cut to MAX_REPLY_CHARS (ending in an ellipsis), and whether it was cut."""
+    if len(text) <= MAX_REPLY_CHARS:
+        return text, False
+    return text[: MAX_REPLY_CHARS - 1].rstrip() + "…", True
+
 
 class BackendError(Exception):
     """A backend could not produce a reply.
@@ -71,6 +82,14 @@ class Conversation:
     referrer: str = ""
     utm: dict[str, str] = field(default_factory=dict)
     deadline: float = 0.0  # time.monotonic() value by which the reply must be back
+    # Why the site's secret could not be read (an `env:` name that is not allowed, or unset):
+    # a backend that needs the secret raises it as a permanent BackendError.
+    secret_error: str = ""
+
+    def require_secret(self) -> str:
+        if self.secret_error:
+            raise BackendError(self.secret_error, permanent=True)
+        return self.secret
 
     @property
     def text(self) -> str:

@@ -1,9 +1,11 @@
 """One HTTP POST under the reply's time budget, shared by the network backends.
 
-The budget is a deadline for the whole reply, not a per-read timeout: requests' read timeout
-restarts on every byte, so a peer that trickles its answer is also cut off here while reading
-the body. Connect errors (nothing was sent) are retried once when time remains; nothing else is
-retried, because a POST that reached the peer may already have run the workflow.
+The budget is a wall-clock deadline for the whole reply: `leadchat.outbound.post` cuts the
+socket at the deadline whatever the peer does (a trickled status line, headers or body, a peer
+that never reads), and refuses blocked addresses (link-local, cloud metadata; private and
+loopback unless OUTBOUND_ALLOW_PRIVATE_NETWORKS). Connect errors (nothing was sent) are retried
+once when time remains; nothing else is retried, because a POST that reached the peer may
+already have run the workflow.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import json
 import time
 from typing import Any
 
-import requests
 from django.conf import settings
 
+from leadchat import outbound
 from widget.backends.base import BackendError
 
 MAX_RESPONSE_BYTES = 1_000_000
-_session = requests.Session()
+# What an automation error keeps of a backend's answer: enough to diagnose, never a megabyte
+# of someone's transcript. Shown to admins only (sessions_app.api.serializers, qa/admin/errors).
+ERROR_BODY_BYTES = 2048
 
 
 def post_json(
@@ -30,38 +34,34 @@ def post_json(
     what: str,
 ) -> tuple[Any, int]:
     """POST `payload`; return (decoded JSON, status) or raise BackendError."""
+    body = json.dumps(payload).encode()
+    all_headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        **(headers or {}),
+    }
     attempts = 0
     while True:
         attempts += 1
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise BackendError(f"{what} did not answer within the time budget.", permanent=False)
-        connect = min(float(settings.WIDGET_AGENT_CONNECT_TIMEOUT), remaining)
+            raise _timeout(what)
         try:
-            response = _session.post(
+            response = outbound.post(
                 url,
-                json=payload,
-                headers={"Accept": "application/json", **(headers or {})},
-                timeout=(connect, remaining),
-                stream=True,
-                allow_redirects=False,
+                body=body,
+                headers=all_headers,
+                total=remaining,
+                connect=float(settings.WIDGET_AGENT_CONNECT_TIMEOUT),
+                keep_bytes=MAX_RESPONSE_BYTES,
+                too_large="error",
             )
-        except requests.ConnectionError as exc:
-            if _is_connect_error(exc) and attempts == 1 and deadline - time.monotonic() > 0.05:
+        except outbound.OutboundError as exc:
+            if exc.kind == "connect" and attempts == 1 and deadline - time.monotonic() > 0.05:
                 continue
-            raise BackendError(
-                f"{what} could not be reached: {_short(exc)}", permanent=False
-            ) from None
-        except requests.Timeout:
-            raise _timeout(what) from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-            raise BackendError(f"{what} URL is not valid: {exc}", permanent=True) from None
-        except requests.RequestException as exc:
-            raise BackendError(f"{what} request failed: {_short(exc)}", permanent=False) from None
+            raise _backend_error(exc, what) from None
         break
 
-    with response:
-        body = _read_body(response, deadline=deadline, what=what)
     status = response.status_code
     if status >= 400:
         # 408 and 429 say "later"; 5xx is the peer's own trouble; other 4xx mean our settings
@@ -71,40 +71,51 @@ def post_json(
             f"{what} answered HTTP {status}.",
             permanent=permanent,
             status_code=status,
-            details={"body": body[:500].decode("utf-8", "replace")},
+            details=response_details(response.body),
+        )
+    if 300 <= status < 400:
+        raise BackendError(
+            f"{what} answered a redirect (HTTP {status}), which is not followed: "
+            "use the final URL in the site's agent settings.",
+            permanent=True,
+            status_code=status,
         )
     try:
-        return json.loads(body), status
+        return json.loads(response.body), status
     except ValueError:
         raise BackendError(
             f"{what} answered with malformed JSON.",
             permanent=True,
             status_code=status,
-            details={"body": body[:500].decode("utf-8", "replace")},
+            details=response_details(response.body),
         ) from None
 
 
-def _read_body(response: requests.Response, *, deadline: float, what: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_content(16_384):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise BackendError(f"{what} answer is larger than 1 MB.", permanent=True)
-            if time.monotonic() > deadline:
-                raise _timeout(what)
-    except requests.RequestException:
-        raise _timeout(what) from None
-    return b"".join(chunks)
+def response_details(body: bytes | str) -> dict[str, Any]:
+    """The backend's own words for an automation error, capped (admins only see them)."""
+    raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
+    details: dict[str, Any] = {
+        "response_body": raw[:ERROR_BODY_BYTES].decode("utf-8", "replace"),
+    }
+    if len(raw) > ERROR_BODY_BYTES:
+        details["response_body_truncated"] = True
+    return details
 
 
-def _is_connect_error(exc: requests.ConnectionError) -> bool:
-    text = repr(exc)
-    return isinstance(exc, requests.ConnectTimeout) or (
-        "NewConnectionError" in text or "Connection refused" in text
-    )
+def _backend_error(exc: outbound.OutboundError, what: str) -> BackendError:
+    if exc.kind == "timeout":
+        return _timeout(what)
+    if exc.kind == "blocked":
+        return BackendError(f"{what} URL is not allowed: {exc}", permanent=True)
+    if exc.kind == "invalid_url":
+        return BackendError(f"{what} URL is not valid: {exc}", permanent=True)
+    if exc.kind == "too_large":
+        return BackendError(
+            f"{what} answer is larger than 1 MB.", permanent=True, status_code=exc.status_code
+        )
+    if exc.kind == "connect":
+        return BackendError(f"{what} could not be reached: {_short(exc)}", permanent=False)
+    return BackendError(f"{what} request failed: {_short(exc)}", permanent=False)
 
 
 def _timeout(what: str) -> BackendError:

@@ -14,7 +14,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from widget.backends.base import AgentReply, BackendError, Conversation, LeadFields
+from widget.backends.base import (
+    AgentReply,
+    BackendError,
+    Conversation,
+    LeadFields,
+    capped_reply,
+)
 from widget.backends.http import post_json
 
 
@@ -27,10 +33,9 @@ class N8nBackend:
         if not url.startswith(("http://", "https://")):
             raise BackendError("n8n backend has no webhook_url in its settings.", permanent=True)
         headers = {}
-        if conversation.secret:
-            headers[str(conversation.config.get("auth_header") or "Authorization")] = (
-                conversation.secret
-            )
+        secret = conversation.require_secret()
+        if secret:
+            headers[str(conversation.config.get("auth_header") or "Authorization")] = secret
         payload = {
             "action": "sendMessage",
             "sessionId": conversation.session_id,
@@ -58,8 +63,11 @@ class N8nBackend:
                 permanent=True,
                 details={"latency_ms": int((time.monotonic() - started) * 1000)},
             )
+        # A workflow may answer with a whole document; the visitor gets what the widget can show.
+        text, truncated = capped_reply(output.strip())
         return AgentReply(
-            text=output.strip(),
+            text=text,
+            extra={"truncated": True} if truncated else {},
             lead=_lead_from(data),
             expects="email" if data.get("expects") == "email" else "text",
             quick_replies=_strings(data.get("quick_replies")),

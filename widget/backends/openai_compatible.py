@@ -19,7 +19,13 @@ from django.conf import settings
 
 from sessions_app.errors import InvalidLead
 from sessions_app.services import normalize_email, normalize_name
-from widget.backends.base import AgentReply, BackendError, Conversation, LeadFields
+from widget.backends.base import (
+    AgentReply,
+    BackendError,
+    Conversation,
+    LeadFields,
+    capped_reply,
+)
 from widget.backends.http import post_json
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -61,7 +67,8 @@ class OpenAICompatibleBackend:
                 permanent=True,
             )
         url = f"{base_url}/chat/completions"
-        headers = {"Authorization": f"Bearer {conversation.secret}"} if conversation.secret else {}
+        secret = conversation.require_secret()
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         messages = self._messages(conversation)
         body: dict[str, Any] = {
             "model": model,
@@ -76,7 +83,7 @@ class OpenAICompatibleBackend:
 
         message = self._complete(url, body, headers, conversation, tokens)
         lead = LeadFields()
-        calls = message.get("tool_calls") or []
+        calls = _tool_calls(message)
         if calls:
             messages.append(
                 {"role": "assistant", "content": message.get("content"), "tool_calls": calls}
@@ -105,11 +112,13 @@ class OpenAICompatibleBackend:
                 partial_lead=lead or None,
                 details={"tokens": tokens},
             )
+        text, truncated = capped_reply(text.strip())
         return AgentReply(
-            text=text.strip(),
+            text=text,
             lead=lead or None,
             model=model,
             tokens=tokens,
+            extra={"truncated": True} if truncated else {},
         )
 
     def _messages(self, conversation: Conversation) -> list[dict[str, Any]]:
@@ -156,6 +165,21 @@ class OpenAICompatibleBackend:
                 if isinstance(usage.get(theirs), int):
                     tokens[ours] += usage[theirs]
         return message
+
+
+def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """`tool_calls` as the API defines it (absent, null, or a list of objects), or a permanent
+    error: a server that answers another shape will answer it again."""
+    calls = message.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, list) or not all(isinstance(call, dict) for call in calls):
+        raise BackendError(
+            "Chat completions answer has a malformed tool_calls (not a list of objects).",
+            permanent=True,
+            details={"tool_calls_type": type(calls).__name__},
+        )
+    return calls
 
 
 def _run_tool(call: Any) -> tuple[dict[str, Any], LeadFields]:

@@ -109,10 +109,10 @@ def test_n8n_invalid_email_in_lead_is_refused_with_reason(widget_client):
 
 
 def test_n8n_secret_can_come_from_the_environment(widget_client, monkeypatch):
-    monkeypatch.setenv("N8N_TEST_SECRET", "from-env")
+    monkeypatch.setenv("LEADCHAT_AGENT_N8N_TEST", "from-env")
     with LoopbackServer(lambda r: Reply(200, {"output": "ok"})) as server:
         site = n8n_site(server.url)
-        site.agent_secret = "env:N8N_TEST_SECRET"
+        site.agent_secret = "env:LEADCHAT_AGENT_N8N_TEST"
         site.save()
         chat(widget_client, "n8n-site", "hi")
 
