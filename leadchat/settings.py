@@ -321,7 +321,8 @@ if WIDGET_AGENT_MAX_CONCURRENT < 1:
 # --- Outbound HTTP: webhook receivers and agent backends (leadchat.outbound) ----------------------
 # Link-local and cloud-metadata addresses are always refused. Loopback and private ranges
 # (RFC 1918, fc00::/7, 100.64.0.0/10) only with this on: an n8n or Ollama on the same host or LAN.
-OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=False)
+# On by default in the embedded run (DEBUG, `make run`), where n8n on localhost is the usual case.
+OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=DEBUG)
 
 # --- Delivery worker: lead webhooks and QA emails (sessions_app.worker) -----------------------
 # Webhook sends: at most this long to connect, and this long in all (connect + answer).

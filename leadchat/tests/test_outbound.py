@@ -213,3 +213,21 @@ def test_a_slow_dns_answer_is_cut_at_the_deadline_too(monkeypatch):
 
     assert isinstance(error, outbound.OutboundError) and error.kind == "timeout"
     assert elapsed < BUDGET + SLACK
+
+
+@pytest.mark.parametrize(("debug", "expected"), [("false", "False"), ("true", "True")])
+def test_private_networks_are_refused_in_production_and_allowed_in_the_embedded_run(
+    debug, expected
+):
+    """Production (DEBUG off) reaches no private address unless told to; `make run` (DEBUG on)
+    reaches a local n8n as is. The real settings module, in a process of its own."""
+    from leadchat.tests.test_health import _run_in_subprocess
+
+    result = _run_in_subprocess(
+        "import django; django.setup(); from django.conf import settings;"
+        "print(settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS)",
+        DEBUG=debug,
+        SECRET_KEY="x" * 50,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected
