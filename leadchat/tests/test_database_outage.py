@@ -168,7 +168,11 @@ def test_gunicorn_answers_json_503_while_postgres_is_stopped_and_recovers(own_po
                 {"text": "still there?"},
                 {**origin, "X-Visitor-Token": session["visitor_token"]},
             ),
-            http("GET", f"{base}/api/sessions/", headers={"Authorization": "Token abc"}),
+            http(
+                "GET",
+                f"{base}/api/sessions/",
+                headers={"Authorization": "Token " + "0123456789abcdef" * 4},
+            ),
         ]
         for status, headers, body in answers:
             assert status == 503, body

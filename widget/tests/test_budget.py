@@ -269,7 +269,10 @@ def test_concurrent_token_counts_lose_no_update_on_postgresql():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_parallel_visitors_spend_the_budget_once_and_alert_once_on_postgresql():
+def test_parallel_visitors_spend_the_budget_once_and_alert_once_on_postgresql(settings):
+    # Every one of the 12 must reach the budget check: the bulkhead (8 by default) would
+    # answer some of them first, and that is another test's subject.
+    settings.WIDGET_AGENT_MAX_CONCURRENT = 50
     with LoopbackServer(lambda r: Reply(200, {"output": "From n8n."})) as server:
         site = with_budget(n8n_site(server.url), ai_daily_message_budget=4)
         sessions = [widget_session_start(site=site)[0] for _ in range(12)]
