@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from sessions_app import outbox
-from sessions_app.models import WebhookEndpoint
+from sessions_app.management.endpoints import endpoint_named
 
 
 def parse_moment(value: str):
@@ -46,7 +46,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, failed_since: str, endpoint: str | None, dry_run: bool, **options):
         since = parse_moment(failed_since)
-        target = self._endpoint(endpoint) if endpoint else None
+        target = endpoint_named(endpoint) if endpoint else None
         if dry_run:
             count = outbox.deliveries_failed_since(since=since, endpoint=target).count()
             self.stdout.write(f"{count} failed delivery(ies) would be queued again.")
@@ -57,14 +57,3 @@ class Command(BaseCommand):
         self.stdout.write(f"Queued {queued} failed delivery(ies) again.")
         if refused and not queued:
             raise CommandError(f"None queued: {len(refused)} refused (see above).")
-
-    def _endpoint(self, wanted: str) -> WebhookEndpoint:
-        endpoints = WebhookEndpoint.objects.all()
-        match = (
-            endpoints.filter(pk=int(wanted)) if wanted.isdigit() else endpoints.none()
-        ) or endpoints.filter(name=wanted)
-        found = list(match[:2])
-        if len(found) != 1:
-            known = ", ".join(f"{e.pk}={e.name}" for e in endpoints[:20]) or "none"
-            raise CommandError(f"No single endpoint with id or name {wanted!r}. Known: {known}.")
-        return found[0]

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions_app import outbox
+from sessions_app.management.endpoints import endpoint_named
 from sessions_app.models import DeliveryStatus, WebhookEndpoint
 from sessions_app.worker import DeliveryWorker
 
@@ -44,16 +45,7 @@ class Command(BaseCommand):
         outbox.endpoint_from_settings()
         endpoints = WebhookEndpoint.objects.all()
         if wanted:
-            match = (
-                endpoints.filter(pk=int(wanted)) if wanted.isdigit() else endpoints.none()
-            ) or endpoints.filter(name=wanted)
-            found = list(match[:2])
-            if len(found) != 1:
-                raise CommandError(
-                    f"No single endpoint with id or name {wanted!r}. "
-                    f"Known: {', '.join(f'{e.pk}={e.name}' for e in endpoints) or 'none'}."
-                )
-            return found[0]
+            return endpoint_named(wanted)
         default = endpoints.filter(from_settings=True, is_active=True).first()
         if default:
             return default
