@@ -118,10 +118,17 @@ def test_nul_in_the_message_is_400(automation_key):
 
 
 @pytest.mark.parametrize("url", ["http://[::1", "https://[v1.x/", "http://[zz]/"])
-def test_unparseable_execution_url_keeps_the_report_without_the_link(automation_key, url):
-    """An execution_url that is not an http(s) URL never loses the error report (README): it
-    is stored without the link and `warnings` says so, as for any other non-http value."""
+def test_an_execution_url_that_is_no_url_at_all_is_a_400_naming_the_field(automation_key, url):
     response = automation_post(json.dumps({"message": "boom", "execution_url": url}))
+    assert response.status_code == 400, response.content
+    assert "execution_url" in response.json()["fields"]
+    assert not AutomationError.objects.exists()
+
+
+def test_a_well_formed_url_of_another_scheme_keeps_the_report_without_the_link(automation_key):
+    """Only http(s) links are stored (the console renders them as links); the report itself is
+    never refused for that (README), and `warnings` says so."""
+    response = automation_post(json.dumps({"message": "boom", "execution_url": "javascript:x"}))
     assert response.status_code == 201, response.content
     assert "execution_url" in response.json()["warnings"][0]
     assert AutomationError.objects.get().execution_url == ""

@@ -52,6 +52,17 @@ class AutomationErrorInSerializer(serializers.Serializer):
         required=False, default=dict, help_text="Anything else (stack, node parameters...)."
     )
 
+    def validate_execution_url(self, value: str) -> str:
+        # A value that is not a URL at all (an unclosed IPv6 bracket: urlsplit raises) is a
+        # broken workflow expression: say so. A well-formed URL of another scheme is only
+        # left out (see _http_url), so a report is never refused for what n8n's own
+        # `$execution.url` could hold.
+        try:
+            urlsplit(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(f"Not a URL ({exc}).") from None
+        return value
+
 
 class AutomationErrorOutSerializer(serializers.Serializer):
     id = serializers.IntegerField()
