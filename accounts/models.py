@@ -23,7 +23,3 @@ class User(AbstractUser):
     @property
     def is_admin_role(self) -> bool:
         return self.role == Role.ADMIN
-
-    @property
-    def is_qa_role(self) -> bool:
-        return self.role == Role.QA

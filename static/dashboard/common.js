@@ -93,15 +93,6 @@
     return node;
   }
 
-  function httpUrl(value) {
-    try {
-      var url = new URL(value);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : "";
-    } catch (e) {
-      return "";
-    }
-  }
-
   var STYLES = {
     in_progress: "info", complete: "success", incomplete: "secondary",
     active: "primary", archived: "secondary",
@@ -152,7 +143,7 @@
   }
 
   window.LC = {
-    config: config, api: api, el: el, badge: badge, toast: toast, httpUrl: httpUrl,
+    config: config, api: api, el: el, badge: badge, toast: toast,
     formatDateTime: formatDateTime, formatTime: formatTime, localISODate: localISODate,
     localizeTimes: localizeTimes, timeZone: timeZone,
   };

@@ -54,5 +54,4 @@
   } catch (e) {
     /* old browser: the server's zone is used */
   }
-  window.leadchatTheme = { toggle: toggle, current: current };
 })();
