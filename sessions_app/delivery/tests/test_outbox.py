@@ -6,7 +6,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from sessions_app import outbox
+from sessions_app.delivery import outbox
+from sessions_app.delivery.tests.conftest import send_claimed
+from sessions_app.delivery.webhooks import SendResult
 from sessions_app.errors import TransitionNotAllowed
 from sessions_app.models import (
     AutomationError,
@@ -19,8 +21,6 @@ from sessions_app.models import (
 )
 from sessions_app.services import lead_capture, session_start
 from sessions_app.signals import sessions_erasing
-from sessions_app.tests.conftest import send_claimed
-from sessions_app.webhooks import SendResult
 
 pytestmark = pytest.mark.django_db
 

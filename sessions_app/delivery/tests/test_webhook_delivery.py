@@ -10,6 +10,8 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from leadchat.testing import LoopbackServer, Reply, free_port
+from sessions_app.delivery.tests.conftest import SECRET, loopback_on_port
+from sessions_app.delivery.worker import DeliveryWorker
 from sessions_app.models import (
     AutomationError,
     Delivery,
@@ -18,8 +20,6 @@ from sessions_app.models import (
     DeliveryStatus,
     WebhookEndpoint,
 )
-from sessions_app.tests.conftest import SECRET, loopback_on_port
-from sessions_app.worker import DeliveryWorker
 
 pytestmark = pytest.mark.django_db
 

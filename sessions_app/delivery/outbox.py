@@ -2,8 +2,8 @@
 
 Rows are written inside the transaction of the change that causes them (a lead capture, a QA
 issue), so they commit or roll back with it: a crash after the commit loses nothing, because the
-worker (`sessions_app.worker`) finds the row in the database. The network is only ever touched
-by the worker, outside any transaction.
+worker (`sessions_app.delivery.worker`) finds the row in the database. The network is only
+ever touched by the worker, outside any transaction.
 
 A row's life in the worker: `deliveries_claim` takes a batch (status `sending`, a claim token
 and a lease), `delivery_send_begin` renews the lease of ONE row and writes its attempt row just
@@ -33,6 +33,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Role, User
+from sessions_app.delivery.webhooks import SendResult, lead_payload, ping_payload
 from sessions_app.errors import TransitionNotAllowed
 from sessions_app.models import (
     DELIVERY_MOVES,
@@ -47,7 +48,6 @@ from sessions_app.models import (
     WebhookEvent,
 )
 from sessions_app.services import automation_error_record
-from sessions_app.webhooks import SendResult, lead_payload, ping_payload
 
 ENDPOINT_DISABLED_EMAIL_EVENT = "endpoint.disabled"
 
