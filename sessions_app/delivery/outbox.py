@@ -47,7 +47,7 @@ from sessions_app.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from sessions_app.services import automation_error_record
+from sessions_app.services import automation_error_record, session_delivery_state_set
 
 ENDPOINT_DISABLED_EMAIL_EVENT = "endpoint.disabled"
 
@@ -257,9 +257,7 @@ def lead_deliveries_enqueue(*, session: ChatSession) -> list[Delivery]:
         state = DeliveryState.PENDING
     else:
         state = DeliveryState.PAUSED
-    if session.delivery_state != state:
-        session.delivery_state = state
-        session.save(update_fields=["delivery_state"])
+    session_delivery_state_set(session=session, state=state, now=now)
     return deliveries
 
 
@@ -781,7 +779,8 @@ _IN_PROGRESS = {DeliveryStatus.PENDING, DeliveryStatus.SENDING}
 
 
 def session_delivery_state_sync(*, session_id: int, now: datetime | None = None) -> str:
-    """Recompute `ChatSession.delivery_state` from the session's lead webhook rows.
+    """Derive `ChatSession.delivery_state` from the session's lead webhook rows, and set it
+    through the sessions service.
 
     Locks the session row first, so two workers finishing two endpoints of one lead at once
     cannot leave it on the state the slower one read before the faster one committed.
@@ -816,11 +815,7 @@ def session_delivery_state_sync(*, session_id: int, now: datetime | None = None)
         state = DeliveryState.FAILED
     else:
         state = DeliveryState.DELIVERED
-    if session.delivery_state != state:
-        session.delivery_state = state
-        # The dashboard's changes feed reads updated_at: delivery progress shows live.
-        session.updated_at = now
-        session.save(update_fields=["delivery_state", "updated_at"])
+    session_delivery_state_set(session=session, state=state, now=now)
     return state
 
 

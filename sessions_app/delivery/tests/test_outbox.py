@@ -19,7 +19,7 @@ from sessions_app.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from sessions_app.services import lead_capture, session_start
+from sessions_app.services import lead_capture, session_delivery_state_set, session_start
 from sessions_app.signals import sessions_erasing
 
 pytestmark = pytest.mark.django_db
@@ -233,3 +233,15 @@ def test_erasure_removes_deliveries_and_attempts_of_those_people(make_endpoint, 
         )
     assert list(Delivery.objects.values_list("session", flat=True)) == [kept.pk]
     assert not DeliveryAttempt.objects.exclude(delivery__session=kept).exists()
+
+
+@pytest.mark.django_db
+def test_delivery_state_is_set_through_the_sessions_service_which_bumps_updated_at():
+    session, _token = session_start(site=None)
+    before = session.updated_at
+    assert session_delivery_state_set(session=session, state=DeliveryState.PENDING)
+    session.refresh_from_db()
+    assert session.delivery_state == DeliveryState.PENDING and session.updated_at > before
+    assert not session_delivery_state_set(session=session, state=DeliveryState.PENDING)
+    with pytest.raises(ValueError, match="Unknown delivery state"):
+        session_delivery_state_set(session=session, state="lost")
