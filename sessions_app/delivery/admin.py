@@ -1,6 +1,6 @@
-"""Admin for the outbox: webhook endpoints and deliveries with their attempt log.
+"""The delivery admin: webhook endpoints, and deliveries with their attempt log.
 
-ChatSession and AutomationError are registered by the QA console (qa/admin.py). Every status
+ChatSession and AutomationError are registered by the QA console (qa/admin). Every status
 change here goes through sessions_app.delivery.outbox; nothing is edited in place.
 """
 

@@ -129,7 +129,7 @@ def test_claim_takes_back_rows_whose_lease_expired(make_endpoint, captured_lead,
 def test_rows_of_a_disabled_endpoint_wait_instead_of_being_sent(make_endpoint, captured_lead):
     endpoint = make_endpoint("http://127.0.0.1:9/hook")
     captured_lead()
-    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False)
+    outbox.webhook_endpoint_set_active(endpoint=endpoint, active=False)
     assert outbox.deliveries_claim(worker="a", limit=5) == []
     assert Delivery.objects.get().status == DeliveryStatus.PENDING
 
