@@ -1,5 +1,5 @@
 """Every outbound HTTP request of leadchat: one POST under a wall-clock deadline, to allowed
-addresses only. Webhook sends (`sessions_app.webhooks`) and agent backends
+addresses only. Webhook sends (`sessions_app.delivery.webhooks`) and agent backends
 (`widget.backends.http`) both go through `post()`.
 
 Two promises, each kept below requests' public API:

@@ -64,7 +64,7 @@ class Readiness:
 
 
 def readiness_snapshot(*, now: datetime | None = None) -> Readiness:
-    from sessions_app.heartbeat import worker_heartbeat_latest
+    from sessions_app.delivery import worker_heartbeat_latest
     from sessions_app.models import Delivery, DeliveryKind, DeliveryStatus, WebhookEndpoint
 
     now = now or timezone.now()

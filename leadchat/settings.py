@@ -324,7 +324,7 @@ if WIDGET_AGENT_MAX_CONCURRENT < 1:
 # On by default in the embedded run (DEBUG, `make run`), where n8n on localhost is the usual case.
 OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=DEBUG)
 
-# --- Delivery worker: lead webhooks and QA emails (sessions_app.worker) -----------------------
+# --- Delivery worker: lead webhooks and QA emails (sessions_app.delivery) ---------------------
 # Webhook sends: at most this long to connect, and this long in all (connect + answer).
 WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
 WEBHOOK_TOTAL_TIMEOUT = env.float("WEBHOOK_TOTAL_TIMEOUT", default=15.0)
@@ -355,19 +355,11 @@ DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=20)
 DELIVERY_POLL_SECONDS = env.float("DELIVERY_POLL_SECONDS", default=2.0)
 if RESEND_API_KEY:
     # anymail's Resend backend, plus the Idempotency-Key HTTP header Resend deduplicates on.
-    EMAIL_BACKEND = "sessions_app.resend.EmailBackend"
+    EMAIL_BACKEND = "sessions_app.delivery.resend.EmailBackend"
 # Resend calls from the worker: 5 s to connect, 15 s to answer (anymail's default is 30 s).
 ANYMAIL["REQUESTS_TIMEOUT"] = (WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TOTAL_TIMEOUT)
 
-
-if LEAD_WEBHOOK_SECRET:
-    from sessions_app.webhook_secrets import GENERATE_HINT, is_valid_webhook_secret
-
-    if not is_valid_webhook_secret(LEAD_WEBHOOK_SECRET):
-        raise ImproperlyConfigured(
-            "LEAD_WEBHOOK_SECRET must be a Standard Webhooks secret: whsec_ followed by base64 "
-            f"of at least 24 random bytes. Generate one with: {GENERATE_HINT}"
-        )
+# A malformed LEAD_WEBHOOK_SECRET is refused by a system check (sessions_app.E003).
 # The automation error API authenticates with its own bearer key (documented in the schema).
 SPECTACULAR_SETTINGS["APPEND_COMPONENTS"] = {
     "securitySchemes": {

@@ -6,4 +6,4 @@ class SessionsAppConfig(AppConfig):
     verbose_name = "Chat sessions"
 
     def ready(self) -> None:
-        from sessions_app import checks, receivers  # noqa: F401
+        from sessions_app.delivery import checks, receivers  # noqa: F401

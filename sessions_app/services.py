@@ -12,7 +12,7 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +34,7 @@ from sessions_app.models import (
     ChatMessage,
     ChatSession,
     CompletionStatus,
+    DeliveryState,
     MessageRole,
 )
 
@@ -372,6 +373,25 @@ def sessions_close_idle(*, idle_for: timedelta | None = None) -> int:
         last_activity_at__lt=now - idle_for,
         deleted_at__isnull=True,
     ).update(completion_status=CompletionStatus.INCOMPLETE, ended_at=now, updated_at=now)
+
+
+def session_delivery_state_set(
+    *, session: ChatSession, state: str, now: datetime | None = None
+) -> bool:
+    """Set where the session's lead webhook stands: the one writer of `delivery_state`.
+
+    Delivery derives the state from its outbox rows and calls this with the session row already
+    locked (inside `lead_capture`, or after `select_for_update`). True if the state changed;
+    a change bumps `updated_at`, so the dashboard's changes feed shows delivery progress live.
+    """
+    if state not in DeliveryState.values:
+        raise ValueError(f"Unknown delivery state {state!r}.")
+    if session.delivery_state == state:
+        return False
+    session.delivery_state = state
+    session.updated_at = now or timezone.now()
+    session.save(update_fields=["delivery_state", "updated_at"])
+    return True
 
 
 def automation_error_record(

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.services import api_token_issue
 from leadchat.testing import free_port
 from leadchat.tests.test_health import _run_in_subprocess
-from sessions_app.heartbeat import worker_heartbeat_beat
+from sessions_app.delivery import worker_heartbeat_beat
 from sessions_app.models import Delivery, DeliveryKind, DeliveryStatus, WebhookEndpoint
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -238,7 +238,7 @@ def test_saving_a_site_works_while_redis_is_down(stoppable_redis, redis_site, cl
 
 @pytest.mark.django_db
 def test_readiness_and_metrics_report_the_cache_down(stoppable_redis, client, settings):
-    from sessions_app.heartbeat import worker_heartbeat_beat
+    from sessions_app.delivery import worker_heartbeat_beat
 
     settings.METRICS_ALLOWED_IPS = ["127.0.0.1"]
     worker_heartbeat_beat(name="w1")

@@ -3,7 +3,7 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from sessions_app.worker import DeliveryWorker
+from sessions_app.delivery import DeliveryWorker
 
 
 class Command(BaseCommand):

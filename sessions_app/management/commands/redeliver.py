@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from sessions_app import outbox
+from sessions_app.delivery import deliveries_failed_since, deliveries_redeliver_failed
 from sessions_app.management.endpoints import endpoint_named
 
 
@@ -48,10 +48,10 @@ class Command(BaseCommand):
         since = parse_moment(failed_since)
         target = endpoint_named(endpoint) if endpoint else None
         if dry_run:
-            count = outbox.deliveries_failed_since(since=since, endpoint=target).count()
+            count = deliveries_failed_since(since=since, endpoint=target).count()
             self.stdout.write(f"{count} failed delivery(ies) would be queued again.")
             return
-        queued, refused = outbox.deliveries_redeliver_failed(since=since, endpoint=target)
+        queued, refused = deliveries_redeliver_failed(since=since, endpoint=target)
         for line in refused:
             self.stderr.write(f"Refused {line}")
         self.stdout.write(f"Queued {queued} failed delivery(ies) again.")

@@ -1,9 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_app import outbox
+from sessions_app.delivery import EndpointUnavailable, endpoint_from_settings, webhook_ping_send
 from sessions_app.management.endpoints import endpoint_named
 from sessions_app.models import DeliveryStatus, WebhookEndpoint
-from sessions_app.worker import DeliveryWorker
 
 
 class Command(BaseCommand):
@@ -21,16 +20,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, endpoint: str | None, **options) -> None:
         target = self._endpoint(endpoint)
-        delivery = outbox.ping_delivery_enqueue(endpoint=target)
-        claimed = outbox.deliveries_claim(worker="send_test_webhook", limit=1, ids=[delivery.pk])
-        if not claimed:
-            raise CommandError(f"Endpoint {target.name!r} is disabled; enable it first.")
-        worker = DeliveryWorker(
-            name="send_test_webhook", close_idle_sessions=False, log=lambda _line: None
-        )
-        row, result = worker.process(claimed[0], retry=False)
-        if row is None or result is None:
-            raise CommandError(f"Endpoint {target.name!r} was switched off meanwhile; try again.")
+        try:
+            row, result = webhook_ping_send(endpoint=target)
+        except EndpointUnavailable as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"Endpoint: {target.name} ({target.url})")
         self.stdout.write(f"Event id: {row.event_id}")
         status = f"HTTP {result.status_code}" if result.status_code else "no response"
@@ -42,7 +35,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Delivered."))
 
     def _endpoint(self, wanted: str | None) -> WebhookEndpoint:
-        outbox.endpoint_from_settings()
+        endpoint_from_settings()
         endpoints = WebhookEndpoint.objects.all()
         if wanted:
             return endpoint_named(wanted)

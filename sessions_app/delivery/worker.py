@@ -1,10 +1,10 @@
 """The delivery worker behind `manage.py deliver_webhooks` (healthchecks' `sendalerts` mould).
 
-Loop: claim a batch of due outbox rows in a short transaction (sessions_app.outbox), then for
-each row: renew its lease and log the attempt (`delivery_send_begin`), send outside any
-transaction, record the outcome; sleep a little when nothing is due. Any number of workers may
-run: each row's lease is renewed right before its send and outlasts the send's hard deadline,
-and every step is fenced by the claim token, so two workers never send one row at the same
+Loop: claim a batch of due outbox rows in a short transaction (the outbox), then for each row:
+renew its lease and log the attempt (`delivery_send_begin`), send outside any transaction,
+record the outcome; sleep a little when nothing is due. Any number of workers may run: each
+row's lease is renewed right before its send and outlasts the send's hard deadline, and every
+step is fenced by the claim token, so two workers never send one row at the same
 time, however long a batch takes.
 
 One row can never take the worker down: any exception while handling it is recorded on that
@@ -27,17 +27,17 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from sessions_app import outbox
-from sessions_app.heartbeat import worker_heartbeat_tick
-from sessions_app.models import Delivery, DeliveryKind
-from sessions_app.services import sessions_close_idle
-from sessions_app.webhooks import (
+from sessions_app.delivery import outbox
+from sessions_app.delivery.heartbeat import worker_heartbeat_tick
+from sessions_app.delivery.webhooks import (
     SendResult,
     parse_retry_after,
     serialize,
     signature_headers,
     webhook_post,
 )
+from sessions_app.models import Delivery, DeliveryKind, WebhookEndpoint
+from sessions_app.services import sessions_close_idle
 
 logger = logging.getLogger(__name__)
 
@@ -261,3 +261,29 @@ class DeliveryWorker:
         closed = sessions_close_idle()
         if closed:
             self.log(f"Marked {closed} idle session(s) incomplete.")
+
+
+class EndpointUnavailable(Exception):
+    """The endpoint is switched off, so a test event cannot go out (the message says which)."""
+
+
+PING_SENDER = "send_test_webhook"
+
+
+def webhook_ping_send(*, endpoint: WebhookEndpoint) -> tuple[Delivery, SendResult]:
+    """Send one signed `webhook.test` event to `endpoint` now, never retried (send_test_webhook).
+
+    The ping is an outbox row like any other, claimed and sent through the worker's own path,
+    so its attempt is logged and the endpoint's health kept the same way.
+    """
+    delivery = outbox.ping_delivery_enqueue(endpoint=endpoint)
+    claimed = outbox.deliveries_claim(worker=PING_SENDER, limit=1, ids=[delivery.pk])
+    if not claimed:
+        raise EndpointUnavailable(f"Endpoint {endpoint.name!r} is disabled; enable it first.")
+    worker = DeliveryWorker(name=PING_SENDER, close_idle_sessions=False, log=lambda _line: None)
+    row, result = worker.process(claimed[0], retry=False)
+    if row is None or result is None:
+        raise EndpointUnavailable(
+            f"Endpoint {endpoint.name!r} was switched off meanwhile; try again."
+        )
+    return row, result

@@ -3,10 +3,10 @@
 import pytest
 from django.urls import reverse
 
-from sessions_app import outbox
+from sessions_app.delivery import outbox
+from sessions_app.delivery.tests.conftest import send_claimed
+from sessions_app.delivery.webhooks import SendResult
 from sessions_app.models import Delivery, DeliveryAttempt, DeliveryStatus
-from sessions_app.tests.conftest import send_claimed
-from sessions_app.webhooks import SendResult
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Fixtures for the outbox tests: a Standard Webhooks receiver, endpoints, captured leads."""
+"""Fixtures for the delivery tests: a Standard Webhooks receiver, endpoints, captured leads."""
 
 import os
 import signal
@@ -16,13 +16,13 @@ from django.db import connection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from leadchat.testing import LoopbackServer, RecordedRequest, Reply
-from sessions_app import outbox
+from sessions_app.delivery import outbox
+from sessions_app.delivery.webhooks import SendResult
 from sessions_app.models import ChatSession, Delivery, WebhookEndpoint
 from sessions_app.services import lead_capture, message_add, session_start
-from sessions_app.webhooks import SendResult
 from widget.tests.factories import SiteFactory
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[3]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 

@@ -21,7 +21,10 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from leadchat.testing import LoopbackServer, RecordedRequest, Reply
-from sessions_app import outbox
+from sessions_app.delivery import outbox
+from sessions_app.delivery.tests.conftest import SECRET, VerifyingReceiver, wait_until
+from sessions_app.delivery.webhook_secrets import generate_webhook_secret
+from sessions_app.delivery.worker import DeliveryWorker
 from sessions_app.models import (
     AutomationError,
     ChatSession,
@@ -33,9 +36,6 @@ from sessions_app.models import (
     WebhookEndpoint,
 )
 from sessions_app.services import lead_erase
-from sessions_app.tests.conftest import SECRET, VerifyingReceiver, wait_until
-from sessions_app.webhook_secrets import generate_webhook_secret
-from sessions_app.worker import DeliveryWorker
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_a_row_whose_claim_was_taken_over_is_neither_sent_nor_moved(
 
 
 def test_the_lease_must_outlast_a_send(settings):
-    from sessions_app.checks import delivery_lease_outlasts_a_send
+    from sessions_app.delivery.checks import delivery_lease_outlasts_a_send
 
     settings.WEBHOOK_TOTAL_TIMEOUT = 15
     settings.DELIVERY_LEASE_SECONDS = 20

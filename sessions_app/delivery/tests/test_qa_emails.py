@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from leadchat.testing import LoopbackServer, RecordedRequest, Reply
 from qa.signals import qa_issue_flagged
+from sessions_app.delivery.worker import DeliveryWorker
 from sessions_app.models import (
     AutomationError,
     ChatSession,
@@ -17,7 +18,6 @@ from sessions_app.models import (
     DeliveryKind,
     DeliveryStatus,
 )
-from sessions_app.worker import DeliveryWorker
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +69,7 @@ def resend(settings):
         fake = FakeResend(*script)
         server = LoopbackServer(fake).__enter__()
         servers.append(server)
-        settings.EMAIL_BACKEND = "sessions_app.resend.EmailBackend"
+        settings.EMAIL_BACKEND = "sessions_app.delivery.resend.EmailBackend"
         settings.ANYMAIL = {
             "RESEND_API_KEY": API_KEY,
             "RESEND_API_URL": f"{server.url}/",

@@ -5,11 +5,14 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from leadchat.testing import LoopbackServer, Reply, free_port
+from sessions_app.delivery.tests.conftest import SECRET, loopback_on_port
+from sessions_app.delivery.worker import DeliveryWorker
 from sessions_app.models import (
     AutomationError,
     Delivery,
@@ -18,8 +21,6 @@ from sessions_app.models import (
     DeliveryStatus,
     WebhookEndpoint,
 )
-from sessions_app.tests.conftest import SECRET, loopback_on_port
-from sessions_app.worker import DeliveryWorker
 
 pytestmark = pytest.mark.django_db
 
@@ -236,3 +237,33 @@ def test_worker_also_marks_idle_sessions_incomplete_once_a_minute():
     again = ChatSessionFactory(last_activity_at=timezone.now() - timedelta(hours=1))
     worker.run(once=True)  # within the minute: not swept again yet
     assert ChatSession.objects.get(pk=again.pk).completion_status == CompletionStatus.IN_PROGRESS
+
+
+def _lead_link_answer(client, user, receiver_server) -> tuple[str, object]:
+    url = receiver_server.requests[0].json()["data"]["session"]["url"]
+    assert url.startswith(f"{django_settings.PUBLIC_BASE_URL}/")
+    client.force_login(user)
+    return url, client.get(url.removeprefix(django_settings.PUBLIC_BASE_URL))
+
+
+def test_lead_link_opens_the_sessions_dashboard_page_for_a_signed_in_agent(
+    client, agent_user, endpoint, receiver_server, captured_lead, worker
+):
+    session = captured_lead(name="Grace Hopper", email="grace@example.com")
+    worker.run(once=True)
+    url, response = _lead_link_answer(client, agent_user, receiver_server)
+    assert str(session.public_id) in url
+    assert response.status_code == 200
+    assert response.context["session"] == session
+
+
+@pytest.mark.urls("sessions_app.delivery.tests.urls_dashboard_moved")
+def test_lead_link_follows_the_dashboard_wherever_it_is_mounted(
+    client, agent_user, endpoint, receiver_server, captured_lead, worker
+):
+    # A hard-coded fallback path would still say /dashboard/... and answer 404 here.
+    session = captured_lead()
+    worker.run(once=True)
+    url, response = _lead_link_answer(client, agent_user, receiver_server)
+    assert url == f"{django_settings.PUBLIC_BASE_URL}/staff/board/sessions/{session.public_id}/"
+    assert response.status_code == 200

@@ -6,7 +6,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from sessions_app import outbox
+from sessions_app.delivery import outbox
+from sessions_app.delivery.tests.conftest import send_claimed
+from sessions_app.delivery.webhooks import SendResult
 from sessions_app.errors import TransitionNotAllowed
 from sessions_app.models import (
     AutomationError,
@@ -17,10 +19,8 @@ from sessions_app.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from sessions_app.services import lead_capture, session_start
+from sessions_app.services import lead_capture, session_delivery_state_set, session_start
 from sessions_app.signals import sessions_erasing
-from sessions_app.tests.conftest import send_claimed
-from sessions_app.webhooks import SendResult
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +129,7 @@ def test_claim_takes_back_rows_whose_lease_expired(make_endpoint, captured_lead,
 def test_rows_of_a_disabled_endpoint_wait_instead_of_being_sent(make_endpoint, captured_lead):
     endpoint = make_endpoint("http://127.0.0.1:9/hook")
     captured_lead()
-    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False)
+    outbox.webhook_endpoint_set_active(endpoint=endpoint, active=False)
     assert outbox.deliveries_claim(worker="a", limit=5) == []
     assert Delivery.objects.get().status == DeliveryStatus.PENDING
 
@@ -233,3 +233,15 @@ def test_erasure_removes_deliveries_and_attempts_of_those_people(make_endpoint, 
         )
     assert list(Delivery.objects.values_list("session", flat=True)) == [kept.pk]
     assert not DeliveryAttempt.objects.exclude(delivery__session=kept).exists()
+
+
+@pytest.mark.django_db
+def test_delivery_state_is_set_through_the_sessions_service_which_bumps_updated_at():
+    session, _token = session_start(site=None)
+    before = session.updated_at
+    assert session_delivery_state_set(session=session, state=DeliveryState.PENDING)
+    session.refresh_from_db()
+    assert session.delivery_state == DeliveryState.PENDING and session.updated_at > before
+    assert not session_delivery_state_set(session=session, state=DeliveryState.PENDING)
+    with pytest.raises(ValueError, match="Unknown delivery state"):
+        session_delivery_state_set(session=session, state="lost")

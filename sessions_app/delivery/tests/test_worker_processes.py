@@ -8,8 +8,8 @@ from django.db import connection
 from django.db.models import Count
 
 from leadchat.testing import LoopbackServer
+from sessions_app.delivery.tests.conftest import wait_until
 from sessions_app.models import Delivery, DeliveryAttempt, DeliveryStatus
-from sessions_app.tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

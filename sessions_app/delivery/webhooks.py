@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -27,10 +27,7 @@ USER_AGENT = f"leadchat-webhooks/{settings.VERSION}"
 
 def session_link(session: ChatSession) -> str:
     """Absolute link to the session's page on the dashboard."""
-    try:
-        path = reverse("dashboard:session-detail", kwargs={"public_id": session.public_id})
-    except NoReverseMatch:
-        path = f"/dashboard/sessions/{session.public_id}/"
+    path = reverse("dashboard:session", kwargs={"public_id": session.public_id})
     return f"{settings.PUBLIC_BASE_URL}{path}"
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from leadchat.testing import LoopbackServer, Reply
 from leadchat.testing_outbound import DripServer, timed
+from sessions_app.delivery.webhooks import webhook_post
 from sessions_app.models import WebhookEndpoint
-from sessions_app.webhooks import webhook_post
 
 BUDGET = 2.0
 SLACK = 0.6

@@ -2,8 +2,8 @@
 
 Rows are written inside the transaction of the change that causes them (a lead capture, a QA
 issue), so they commit or roll back with it: a crash after the commit loses nothing, because the
-worker (`sessions_app.worker`) finds the row in the database. The network is only ever touched
-by the worker, outside any transaction.
+worker (`sessions_app.delivery.worker`) finds the row in the database. The network is only
+ever touched by the worker, outside any transaction.
 
 A row's life in the worker: `deliveries_claim` takes a batch (status `sending`, a claim token
 and a lease), `delivery_send_begin` renews the lease of ONE row and writes its attempt row just
@@ -33,6 +33,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Role, User
+from sessions_app.delivery.webhooks import SendResult, lead_payload, ping_payload
 from sessions_app.errors import TransitionNotAllowed
 from sessions_app.models import (
     DELIVERY_MOVES,
@@ -46,8 +47,7 @@ from sessions_app.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from sessions_app.services import automation_error_record
-from sessions_app.webhooks import SendResult, lead_payload, ping_payload
+from sessions_app.services import automation_error_record, session_delivery_state_set
 
 ENDPOINT_DISABLED_EMAIL_EVENT = "endpoint.disabled"
 
@@ -257,9 +257,7 @@ def lead_deliveries_enqueue(*, session: ChatSession) -> list[Delivery]:
         state = DeliveryState.PENDING
     else:
         state = DeliveryState.PAUSED
-    if session.delivery_state != state:
-        session.delivery_state = state
-        session.save(update_fields=["delivery_state"])
+    session_delivery_state_set(session=session, state=state, now=now)
     return deliveries
 
 
@@ -781,7 +779,8 @@ _IN_PROGRESS = {DeliveryStatus.PENDING, DeliveryStatus.SENDING}
 
 
 def session_delivery_state_sync(*, session_id: int, now: datetime | None = None) -> str:
-    """Recompute `ChatSession.delivery_state` from the session's lead webhook rows.
+    """Derive `ChatSession.delivery_state` from the session's lead webhook rows, and set it
+    through the sessions service.
 
     Locks the session row first, so two workers finishing two endpoints of one lead at once
     cannot leave it on the state the slower one read before the faster one committed.
@@ -816,11 +815,7 @@ def session_delivery_state_sync(*, session_id: int, now: datetime | None = None)
         state = DeliveryState.FAILED
     else:
         state = DeliveryState.DELIVERED
-    if session.delivery_state != state:
-        session.delivery_state = state
-        # The dashboard's changes feed reads updated_at: delivery progress shows live.
-        session.updated_at = now
-        session.save(update_fields=["delivery_state", "updated_at"])
+    session_delivery_state_set(session=session, state=state, now=now)
     return state
 
 
