@@ -256,13 +256,15 @@ def outbox_pending_create(*, count: int, receiver_url: str) -> None:
     COPYed (bench/seed.py), shaped like `lead_deliveries_enqueue` makes them.
     """
     from bench.seed import pending_deliveries_copy
+    from sessions_app.delivery import webhook_endpoint_set_active
     from sessions_app.models import Delivery, DeliveryStatus, WebhookEndpoint
 
     Delivery.objects.filter(
         status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING],
         endpoint__name__startswith="Bench drain",
     ).update(status=DeliveryStatus.CANCELLED)
-    WebhookEndpoint.objects.filter(name__startswith="Bench drain").update(is_active=False)
+    for old in WebhookEndpoint.objects.filter(name__startswith="Bench drain", is_active=True):
+        webhook_endpoint_set_active(endpoint=old, active=False, reason="An earlier bench round.")
     endpoint = WebhookEndpoint.objects.create(
         name=f"Bench drain {time.time_ns()}", url=receiver_url, events=["lead.captured"]
     )

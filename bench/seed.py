@@ -256,7 +256,7 @@ DELIVERY_COLUMNS = (
 
 
 def _lead_payload(event_id: str, session_id: int, email: str, at: datetime) -> str:
-    """A payload the size and shape of sessions_app.webhooks.lead_payload's."""
+    """A payload the size and shape of sessions_app.delivery.webhooks.lead_payload's."""
     return json.dumps(
         {
             "type": "lead.captured",
