@@ -14,15 +14,15 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
+    HttpResponseNotAllowed,
     HttpResponseRedirect,
     QueryDict,
 )
@@ -45,6 +45,7 @@ from qa.admin.panels import (
 )
 from qa.display import qa_badge, state_badge
 from qa.export import qa_results_response
+from qa.forms import QAReviewForm
 from qa.paginator import EstimatedCountPaginator
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
@@ -328,6 +329,12 @@ class ChatSessionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.export_view),
                 name="{}_{}_export".format(*info),
             ),
+            # Before the stock URLs: their "<path:object_id>/" catch-all would take it.
+            path(
+                "<path:object_id>/review/",
+                self.admin_site.admin_view(self.review_view),
+                name="{}_{}_review".format(*info),
+            ),
             *super().get_urls(),
         ]
 
@@ -367,28 +374,28 @@ class ChatSessionAdmin(admin.ModelAdmin):
                 return f"the filter parameter {key[:100]!r} is unknown or its value is invalid."
         return "the filter parameters do not go together."
 
-    # --- change view ---------------------------------------------------------------------------
+    # --- change view (the review page) ---------------------------------------------------------
+    # The page is the stock change view: nothing on a session is edited through the model form
+    # (no fieldsets), the panels show it read-only, and the QA panel is a `QAReviewForm` posting
+    # to `review_view` (its own admin URL), which hands it to `services.qa_review_submit`.
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
         try:
             pk = int(object_id)
         except (TypeError, ValueError):
             return None
-        # The change view asks twice (ours, then the admin's): one query is enough.
-        cached = getattr(request, "_qa_session", None)
-        if cached is not None and cached.pk == pk:
-            return cached
         session = selectors.session_for_review(pk)
-        request._qa_session = session
-        return session
+        # A trashed session is restored in the dashboard first: here it "does not exist".
+        return None if session is None or session.is_deleted else session
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
-        # Nothing on a session is edited through a model form: the panels show it read-only
-        # and the QA panel posts to the services.
         return []
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list:
         return []
+
+    def get_panels(self, request: HttpRequest, session: ChatSession) -> list[Panel]:
+        return list(self.panels)
 
     def change_view(
         self,
@@ -397,110 +404,120 @@ class ChatSessionAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict | None = None,
     ) -> HttpResponse:
-        session = self.get_object(request, unquote(object_id))
-        if session is None or session.is_deleted:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_or_change_permission(request, session):
-            raise PermissionDenied
+        # Review posts made to the page's own URL (older pages, scripts) get the review view
+        # too: the stock POST handling would save the session through an empty model form.
         if request.method == "POST":
-            return self._qa_post(request, session, object_id)
-        return self._render_change(request, session, object_id, extra_context or {})
+            return self.review_view(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
 
-    def _render_change(
+    def render_change_form(
         self,
         request: HttpRequest,
-        session: ChatSession,
-        object_id: str,
-        extra_context: dict,
-        typed: dict | None = None,
+        context: dict,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
     ) -> HttpResponse:
+        session: ChatSession = obj
         can_change = self.has_change_permission(request, session)
         moves = services.allowed_moves(current=session.qa_status, user=request.user)
-        panels = [
-            {"panel": panel, **panel.context(request, session)}
-            for panel in self.get_panels(request, session)
-        ]
-        typed = typed or {}
-        context = {
-            **extra_context,
-            "title": "Review session",
-            "session": session,
-            "qa_panels": panels,
-            "qa_badge": qa_badge(session.qa_status),
-            "qa_moves": [(m, QA_ACTION_LABELS[m]) for m in moves] if can_change else [],
-            "qa_can_review": can_change and services.can_review(request.user),
-            "qa_can_fix": can_change and services.can_fix(request.user),
-            "qa_notes_value": typed.get("qa_notes", session.qa_notes),
-            "dev_feedback_value": typed.get("dev_feedback", session.dev_feedback),
-            "show_save": False,
-            "show_save_and_continue": False,
-            "show_save_and_add_another": False,
-            "show_delete_link": False,
-        }
-        get_request = copy.copy(request)
-        get_request.method = "GET"
-        return super().change_view(get_request, object_id, "", context)
+        review_form = context.get("qa_review_form") or QAReviewForm(
+            initial={"qa_notes": session.qa_notes, "dev_feedback": session.dev_feedback}
+        )
+        context.update(
+            {
+                "title": "Review session",
+                "session": session,
+                "qa_panels": [
+                    {"panel": panel, **panel.context(request, session)}
+                    for panel in self.get_panels(request, session)
+                ],
+                "qa_badge": qa_badge(session.qa_status),
+                "qa_review_form": review_form,
+                "qa_moves": [(m, QA_ACTION_LABELS[m]) for m in moves] if can_change else [],
+                "qa_can_review": can_change and services.can_review(request.user),
+                "qa_can_fix": can_change and services.can_fix(request.user),
+                "show_save": False,
+                "show_save_and_continue": False,
+                "show_save_and_add_another": False,
+                "show_delete_link": False,
+            }
+        )
+        review_url = reverse("admin:sessions_app_chatsession_review", args=[quote(str(session.pk))])
+        # The stock render adds the preserved changelist filters to the form's action, so
+        # "& review next" stays within the reviewer's filter.
+        return super().render_change_form(request, context, add, change, review_url, obj)
 
-    def get_panels(self, request: HttpRequest, session: ChatSession) -> list[Panel]:
-        return list(self.panels)
-
-    def _qa_post(self, request: HttpRequest, session: ChatSession, object_id: str) -> HttpResponse:
+    def review_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The QA panel's POST: one `qa_review_submit`, then the page, the next session or the
+        page again with the refusal and the typed texts."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        session = self.get_object(request, unquote(object_id))
+        if session is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_change_permission(request, session):
             raise PermissionDenied
-        user = request.user
-        action = request.POST.get("qa_action", "save")
-        target, _, then = action.partition("+")
-        go_next = then == "next"
-
-        def text(name: str) -> str | None:
-            if name not in request.POST:
-                return None
-            return request.POST[name].replace("\r\n", "\n").strip()
-
-        note = text("qa_notes")
-        feedback = text("dev_feedback")
-        # Fields the form only shows to those allowed: a crafted POST is refused outright.
-        if note is not None and note != session.qa_notes and not services.can_review(user):
-            raise PermissionDenied("You are not allowed to write QA notes.")
-        if feedback is not None and feedback != session.dev_feedback and not services.can_fix(user):
-            raise PermissionDenied("You are not allowed to write developer feedback.")
-        if note == session.qa_notes:
-            note = None
-        if feedback == session.dev_feedback:
-            feedback = None
-
+        form = QAReviewForm(request.POST)
+        if not form.is_valid():
+            for name, errors in form.errors.items():
+                label = form.fields[name].label or name if name in form.fields else ""
+                for error in errors:
+                    text = error if name == "qa_action" else f"{label}: {error}"
+                    self.message_user(request, text, messages.ERROR)
+            return self._render_review_page(request, session, form)
+        data = form.cleaned_data
         try:
-            if target in QA_ACTION_LABELS:
-                services.qa_move(
-                    session=session, by=user, to_status=target, note=note, feedback=feedback
-                )
-                self.message_user(request, f"Session {QA_DONE_LABELS[target]}.", messages.SUCCESS)
-            elif target == "save":
-                with transaction.atomic():
-                    if note is not None:
-                        services.qa_note_save(session=session, by=user, note=note)
-                    if feedback is not None:
-                        services.qa_feedback_save(session=session, by=user, feedback=feedback)
-                if note is not None or feedback is not None:
-                    self.message_user(request, "Notes saved.", messages.SUCCESS)
-            else:
-                self.message_user(request, f"Unknown QA action {action!r}.", messages.ERROR)
-                return self._redirect_to_change(request, session)
-        except PermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
+            review = services.qa_review_submit(
+                session=session,
+                by=request.user,
+                decision=data["decision"],
+                qa_note=data["qa_notes"],
+                dev_feedback=data["dev_feedback"],
+            )
         except DomainError as exc:
             self.message_user(request, str(exc), messages.ERROR)
-            typed = {
-                "qa_notes": request.POST.get("qa_notes", session.qa_notes),
-                "dev_feedback": request.POST.get("dev_feedback", session.dev_feedback),
-            }
-            request._qa_session = None
-            fresh = self.get_object(request, str(session.pk)) or session
-            return self._render_change(request, fresh, object_id, {}, typed)
-
-        if go_next:
+            # Show the row as it is now (someone may have moved it meanwhile) with what was typed.
+            current = self.get_object(request, str(session.pk))
+            if current is None:
+                return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            return self._render_review_page(request, current, form)
+        if review.moved_to is not None:
+            self.message_user(
+                request, f"Session {QA_DONE_LABELS[review.moved_to]}.", messages.SUCCESS
+            )
+        elif review.texts_saved:
+            self.message_user(request, "Notes saved.", messages.SUCCESS)
+        if data["review_next"]:
             return self._redirect_to_next(request, session)
         return self._redirect_to_change(request, session)
+
+    def _render_review_page(
+        self, request: HttpRequest, session: ChatSession, review_form: QAReviewForm
+    ) -> HttpResponse:
+        """The review page for a refused submit, keeping what was typed (a 200, not a redirect).
+
+        What the stock change view builds for a GET of a form without fields or inlines; the stock
+        view itself cannot be asked, since for a POST it would save the model form.
+        """
+        form = self.get_form(request, session, change=True, fields=[])(instance=session)
+        admin_form = helpers.AdminForm(form, [], {}, [], model_admin=self)
+        context = {
+            **self.admin_site.each_context(request),
+            "subtitle": str(session),
+            "adminform": admin_form,
+            "object_id": str(session.pk),
+            "original": session,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            "qa_review_form": review_form,
+        }
+        return self.render_change_form(request, context, change=True, obj=session)
 
     def _redirect_to_change(self, request: HttpRequest, session: ChatSession) -> HttpResponse:
         url = reverse("admin:sessions_app_chatsession_change", args=[session.pk])
