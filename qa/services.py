@@ -249,12 +249,14 @@ def qa_review_submit(
     `qa_note` / `dev_feedback` are None when the form did not carry them (a reviewer is not
     shown the feedback box); a text equal to the stored one is no write, so it needs no
     permission and leaves no history row. The permissions and the move are checked by the
-    services this calls (`_move`, `qa_note_save`, `qa_feedback_save`); one transaction around
+    services this calls (`qa_move`, `qa_note_save`, `qa_feedback_save`); one transaction around
     them means a refusal half-way (the feedback after the note was saved) leaves nothing behind.
     """
     if decision not in REVIEW_DECISIONS:
         raise TransitionNotAllowed(f"Unknown QA action {decision!r}.")
     with transaction.atomic():
+        # Compared with the row as locked now, not as the page showed it: a text changed by someone
+        # else meanwhile is a write (and needs the permission), as it would be on any other path.
         locked = _lock(session)
         note = None if qa_note is None or qa_note == locked.qa_notes else qa_note
         feedback = (
@@ -267,7 +269,7 @@ def qa_review_submit(
                 qa_feedback_save(session=locked, by=by, feedback=feedback)
             moved_to = None
         else:
-            _move(session=locked, by=by, target=decision, note=note, feedback=feedback)
+            qa_move(session=locked, by=by, to_status=decision, note=note, feedback=feedback)
             moved_to = decision
     _copy_state(locked, session)
     return QAReview(
