@@ -7,6 +7,8 @@ transaction, locks the session row, checks the acting user's permission and the 
 an outbox row (the issue notification email) commits or rolls back together with the move.
 """
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -98,6 +100,10 @@ def _move(
     _require(by, MOVE_PERMISSIONS[target], f"mark sessions {_label(target)}")
     if feedback is not None:
         _require(by, FIX_PERMISSION, "write developer feedback")
+    if note is not None:
+        # Reviewers may move to passed / issue anyway; this stops a developer who may only mark
+        # fixed from rewriting the reviewer's note on the way.
+        _require(by, REVIEW_PERMISSION, "write QA notes")
     with transaction.atomic():
         locked = _lock(session)
         from_status = locked.qa_status
@@ -214,3 +220,58 @@ def _save_text(*, session: ChatSession, by: User, kind: str, text: str) -> ChatS
         )
     _copy_state(locked, session)
     return locked
+
+
+# The QA panel's buttons: a move to one of these statuses, or "save" (the texts only).
+REVIEW_SAVE = "save"
+REVIEW_DECISIONS: tuple[str, ...] = (QAStatus.PASSED, QAStatus.ISSUE, QAStatus.FIXED, REVIEW_SAVE)
+
+
+@dataclass(frozen=True)
+class QAReview:
+    """What one submit of the QA panel did (the console words its message from it)."""
+
+    session: ChatSession
+    moved_to: str | None  # the new QA status; None for "save"
+    texts_saved: bool  # the QA note or the developer feedback changed
+
+
+def qa_review_submit(
+    *,
+    session: ChatSession,
+    by: User,
+    decision: str,
+    qa_note: str | None = None,
+    dev_feedback: str | None = None,
+) -> QAReview:
+    """One submit of the QA panel: a move (`decision` is a status) or "save", with its texts.
+
+    `qa_note` / `dev_feedback` are None when the form did not carry them (a reviewer is not
+    shown the feedback box); a text equal to the stored one is no write, so it needs no
+    permission and leaves no history row. The permissions and the move are checked by the
+    services this calls (`qa_move`, `qa_note_save`, `qa_feedback_save`); one transaction around
+    them means a refusal half-way (the feedback after the note was saved) leaves nothing behind.
+    """
+    if decision not in REVIEW_DECISIONS:
+        raise TransitionNotAllowed(f"Unknown QA action {decision!r}.")
+    with transaction.atomic():
+        # Compared with the row as locked now, not as the page showed it: a text changed by someone
+        # else meanwhile is a write (and needs the permission), as it would be on any other path.
+        locked = _lock(session)
+        note = None if qa_note is None or qa_note == locked.qa_notes else qa_note
+        feedback = (
+            None if dev_feedback is None or dev_feedback == locked.dev_feedback else dev_feedback
+        )
+        if decision == REVIEW_SAVE:
+            if note is not None:
+                qa_note_save(session=locked, by=by, note=note)
+            if feedback is not None:
+                qa_feedback_save(session=locked, by=by, feedback=feedback)
+            moved_to = None
+        else:
+            qa_move(session=locked, by=by, to_status=decision, note=note, feedback=feedback)
+            moved_to = decision
+    _copy_state(locked, session)
+    return QAReview(
+        session=locked, moved_to=moved_to, texts_saved=note is not None or feedback is not None
+    )

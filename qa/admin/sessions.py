@@ -5,7 +5,6 @@ no `queryset.update()`, no model form saving a status. Permissions are checked h
 and again in the services, so a crafted POST is refused just like a hidden button.
 """
 
-import copy
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -13,17 +12,12 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
-from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
-from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
-    HttpResponseRedirect,
     QueryDict,
 )
 from django.template.response import TemplateResponse
@@ -43,6 +37,7 @@ from qa.admin.panels import (
     session_context,
     transcript_context,
 )
+from qa.admin.review import QA_DONE_LABELS, SessionReviewAdmin
 from qa.display import qa_badge, state_badge
 from qa.export import qa_results_response
 from qa.paginator import EstimatedCountPaginator
@@ -54,20 +49,9 @@ from sessions_app.services import session_archive
 # all 200,000" click must be refused, not half-run for minutes.
 BULK_LIMIT = 500
 
-QA_ACTION_LABELS = {
-    QAStatus.PASSED: "Mark passed",
-    QAStatus.ISSUE: "Flag issue",
-    QAStatus.FIXED: "Mark fixed",
-}
-QA_DONE_LABELS = {
-    QAStatus.PASSED: "marked passed",
-    QAStatus.ISSUE: "flagged as an issue",
-    QAStatus.FIXED: "marked fixed",
-}
-
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
+class ChatSessionAdmin(SessionReviewAdmin):
     list_display = (
         "started",
         "site_name",
@@ -328,16 +312,14 @@ class ChatSessionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.export_view),
                 name="{}_{}_export".format(*info),
             ),
+            # Before the stock URLs: their "<path:object_id>/" catch-all would take it.
+            path(
+                "<path:object_id>/review/",
+                self.admin_site.admin_view(self.review_view),
+                name="{}_{}_review".format(*info),
+            ),
             *super().get_urls(),
         ]
-
-    def _changelist_for(self, request: HttpRequest, query: QueryDict) -> ChangeList:
-        """The changelist (filters, search, order) that `query` describes, for `request.user`."""
-        list_request = copy.copy(request)
-        list_request.method = "GET"
-        list_request.GET = query
-        list_request.POST = QueryDict()
-        return self.get_changelist_instance(list_request)
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         """CSV of every session in the current filter (the changelist's query string)."""
@@ -366,168 +348,3 @@ class ChatSessionAdmin(admin.ModelAdmin):
                 # repr: the name is the client's text, shown as text (a plain-text response).
                 return f"the filter parameter {key[:100]!r} is unknown or its value is invalid."
         return "the filter parameters do not go together."
-
-    # --- change view ---------------------------------------------------------------------------
-
-    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
-        try:
-            pk = int(object_id)
-        except (TypeError, ValueError):
-            return None
-        # The change view asks twice (ours, then the admin's): one query is enough.
-        cached = getattr(request, "_qa_session", None)
-        if cached is not None and cached.pk == pk:
-            return cached
-        session = selectors.session_for_review(pk)
-        request._qa_session = session
-        return session
-
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
-        # Nothing on a session is edited through a model form: the panels show it read-only
-        # and the QA panel posts to the services.
-        return []
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list:
-        return []
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict | None = None,
-    ) -> HttpResponse:
-        session = self.get_object(request, unquote(object_id))
-        if session is None or session.is_deleted:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_or_change_permission(request, session):
-            raise PermissionDenied
-        if request.method == "POST":
-            return self._qa_post(request, session, object_id)
-        return self._render_change(request, session, object_id, extra_context or {})
-
-    def _render_change(
-        self,
-        request: HttpRequest,
-        session: ChatSession,
-        object_id: str,
-        extra_context: dict,
-        typed: dict | None = None,
-    ) -> HttpResponse:
-        can_change = self.has_change_permission(request, session)
-        moves = services.allowed_moves(current=session.qa_status, user=request.user)
-        panels = [
-            {"panel": panel, **panel.context(request, session)}
-            for panel in self.get_panels(request, session)
-        ]
-        typed = typed or {}
-        context = {
-            **extra_context,
-            "title": "Review session",
-            "session": session,
-            "qa_panels": panels,
-            "qa_badge": qa_badge(session.qa_status),
-            "qa_moves": [(m, QA_ACTION_LABELS[m]) for m in moves] if can_change else [],
-            "qa_can_review": can_change and services.can_review(request.user),
-            "qa_can_fix": can_change and services.can_fix(request.user),
-            "qa_notes_value": typed.get("qa_notes", session.qa_notes),
-            "dev_feedback_value": typed.get("dev_feedback", session.dev_feedback),
-            "show_save": False,
-            "show_save_and_continue": False,
-            "show_save_and_add_another": False,
-            "show_delete_link": False,
-        }
-        get_request = copy.copy(request)
-        get_request.method = "GET"
-        return super().change_view(get_request, object_id, "", context)
-
-    def get_panels(self, request: HttpRequest, session: ChatSession) -> list[Panel]:
-        return list(self.panels)
-
-    def _qa_post(self, request: HttpRequest, session: ChatSession, object_id: str) -> HttpResponse:
-        if not self.has_change_permission(request, session):
-            raise PermissionDenied
-        user = request.user
-        action = request.POST.get("qa_action", "save")
-        target, _, then = action.partition("+")
-        go_next = then == "next"
-
-        def text(name: str) -> str | None:
-            if name not in request.POST:
-                return None
-            return request.POST[name].replace("\r\n", "\n").strip()
-
-        note = text("qa_notes")
-        feedback = text("dev_feedback")
-        # Fields the form only shows to those allowed: a crafted POST is refused outright.
-        if note is not None and note != session.qa_notes and not services.can_review(user):
-            raise PermissionDenied("You are not allowed to write QA notes.")
-        if feedback is not None and feedback != session.dev_feedback and not services.can_fix(user):
-            raise PermissionDenied("You are not allowed to write developer feedback.")
-        if note == session.qa_notes:
-            note = None
-        if feedback == session.dev_feedback:
-            feedback = None
-
-        try:
-            if target in QA_ACTION_LABELS:
-                services.qa_move(
-                    session=session, by=user, to_status=target, note=note, feedback=feedback
-                )
-                self.message_user(request, f"Session {QA_DONE_LABELS[target]}.", messages.SUCCESS)
-            elif target == "save":
-                with transaction.atomic():
-                    if note is not None:
-                        services.qa_note_save(session=session, by=user, note=note)
-                    if feedback is not None:
-                        services.qa_feedback_save(session=session, by=user, feedback=feedback)
-                if note is not None or feedback is not None:
-                    self.message_user(request, "Notes saved.", messages.SUCCESS)
-            else:
-                self.message_user(request, f"Unknown QA action {action!r}.", messages.ERROR)
-                return self._redirect_to_change(request, session)
-        except PermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
-        except DomainError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            typed = {
-                "qa_notes": request.POST.get("qa_notes", session.qa_notes),
-                "dev_feedback": request.POST.get("dev_feedback", session.dev_feedback),
-            }
-            request._qa_session = None
-            fresh = self.get_object(request, str(session.pk)) or session
-            return self._render_change(request, fresh, object_id, {}, typed)
-
-        if go_next:
-            return self._redirect_to_next(request, session)
-        return self._redirect_to_change(request, session)
-
-    def _redirect_to_change(self, request: HttpRequest, session: ChatSession) -> HttpResponse:
-        url = reverse("admin:sessions_app_chatsession_change", args=[session.pk])
-        return HttpResponseRedirect(self._with_filters(request, url))
-
-    def _with_filters(self, request: HttpRequest, url: str) -> str:
-        return add_preserved_filters(
-            {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}, url
-        )
-
-    def _redirect_to_next(self, request: HttpRequest, session: ChatSession) -> HttpResponse:
-        """Open the next unchecked session of the reviewer's current changelist filter."""
-        filters = QueryDict(request.GET.get("_changelist_filters", ""))
-        try:
-            changelist = self._changelist_for(request, filters)
-        except (IncorrectLookupParameters, SuspiciousOperation):
-            # A stale or hand-edited filter falls back to the whole queue.
-            changelist = self._changelist_for(request, QueryDict())
-        ordering = changelist.get_ordering(request, changelist.queryset)
-        following = selectors.next_unchecked_session(
-            changelist.queryset, after=session, ordering=ordering
-        )
-        if following is None:
-            self.message_user(
-                request, "Queue clear: no unchecked session left in this filter.", messages.INFO
-            )
-            url = reverse("admin:sessions_app_chatsession_changelist")
-            return HttpResponseRedirect(self._with_filters(request, url))
-        url = reverse("admin:sessions_app_chatsession_change", args=[following.pk])
-        return HttpResponseRedirect(self._with_filters(request, url))

@@ -1,0 +1,228 @@
+"""The session review page of the QA console: the stock change view plus the QA panel's form.
+
+Nothing on a session is edited through the model form (no fieldsets); the panels show it
+read-only. The QA panel is a `QAReviewForm` posting to `review_view` (the admin URL
+`<id>/review/`, wired in `ChatSessionAdmin.get_urls`), which hands it to
+`services.qa_review_submit`: the permissions, the move and the transaction are the service's.
+"""
+
+import copy
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    QueryDict,
+)
+from django.urls import reverse
+
+from qa import selectors, services
+from qa.admin.panels import Panel
+from qa.display import qa_badge
+from qa.forms import QAReviewForm
+from sessions_app.errors import DomainError
+from sessions_app.models import ChatSession, QAStatus
+
+QA_ACTION_LABELS = {
+    QAStatus.PASSED: "Mark passed",
+    QAStatus.ISSUE: "Flag issue",
+    QAStatus.FIXED: "Mark fixed",
+}
+QA_DONE_LABELS = {
+    QAStatus.PASSED: "marked passed",
+    QAStatus.ISSUE: "flagged as an issue",
+    QAStatus.FIXED: "marked fixed",
+}
+
+
+class SessionReviewAdmin(admin.ModelAdmin):
+    """The review page and its POST; `ChatSessionAdmin` adds the list, actions and export."""
+
+    panels: list[Panel]
+
+    def _changelist_for(self, request: HttpRequest, query: QueryDict) -> ChangeList:
+        """The changelist (filters, search, order) that `query` describes, for `request.user`."""
+        list_request = copy.copy(request)
+        list_request.method = "GET"
+        list_request.GET = query
+        list_request.POST = QueryDict()
+        return self.get_changelist_instance(list_request)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
+        try:
+            pk = int(object_id)
+        except (TypeError, ValueError):
+            return None
+        session = selectors.session_for_review(pk)
+        # A trashed session is restored in the dashboard first: here it "does not exist".
+        return None if session is None or session.is_deleted else session
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
+        return []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list:
+        return []
+
+    def get_panels(self, request: HttpRequest, session: ChatSession) -> list[Panel]:
+        return list(self.panels)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        # Review posts made to the page's own URL (older pages, scripts) get the review view
+        # too: the stock POST handling would save the session through an empty model form.
+        if request.method == "POST":
+            return self.review_view(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        session: ChatSession = obj
+        can_change = self.has_change_permission(request, session)
+        moves = services.allowed_moves(current=session.qa_status, user=request.user)
+        review_form = context.get("qa_review_form") or QAReviewForm(
+            initial={"qa_notes": session.qa_notes, "dev_feedback": session.dev_feedback}
+        )
+        context.update(
+            {
+                "title": "Review session",
+                "session": session,
+                "qa_panels": [
+                    {"panel": panel, **panel.context(request, session)}
+                    for panel in self.get_panels(request, session)
+                ],
+                "qa_badge": qa_badge(session.qa_status),
+                "qa_review_form": review_form,
+                "qa_moves": [(m, QA_ACTION_LABELS[m]) for m in moves] if can_change else [],
+                "qa_can_review": can_change and services.can_review(request.user),
+                "qa_can_fix": can_change and services.can_fix(request.user),
+                "show_save": False,
+                "show_save_and_continue": False,
+                "show_save_and_add_another": False,
+                "show_delete_link": False,
+            }
+        )
+        review_url = reverse("admin:sessions_app_chatsession_review", args=[quote(str(session.pk))])
+        # The stock render adds the preserved changelist filters to the form's action, so
+        # "& review next" stays within the reviewer's filter.
+        return super().render_change_form(request, context, add, change, review_url, obj)
+
+    def review_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The QA panel's POST: one `qa_review_submit`, then the page, the next session or the
+        page again with the refusal and the typed texts."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        session = self.get_object(request, unquote(object_id))
+        if session is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, session):
+            raise PermissionDenied
+        form = QAReviewForm(request.POST)
+        if not form.is_valid():
+            for name, errors in form.errors.items():
+                # The button's error says it all; a box's names the box ("QA note: ...").
+                prefix = "" if name == "qa_action" else f"{form.fields[name].label}: "
+                for error in errors:
+                    self.message_user(request, f"{prefix}{error}", messages.ERROR)
+            return self._render_review_page(request, session, form)
+        data = form.cleaned_data
+        try:
+            review = services.qa_review_submit(
+                session=session,
+                by=request.user,
+                decision=data["decision"],
+                qa_note=data["qa_notes"],
+                dev_feedback=data["dev_feedback"],
+            )
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            # Show the row as it is now (someone may have moved it meanwhile) with what was typed.
+            current = self.get_object(request, str(session.pk))
+            if current is None:
+                return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            return self._render_review_page(request, current, form)
+        if review.moved_to is not None:
+            self.message_user(
+                request, f"Session {QA_DONE_LABELS[review.moved_to]}.", messages.SUCCESS
+            )
+        elif review.texts_saved:
+            self.message_user(request, "Notes saved.", messages.SUCCESS)
+        if data["review_next"]:
+            return self._redirect_to_next(request, session)
+        return self._redirect_to_change(request, session)
+
+    def _render_review_page(
+        self, request: HttpRequest, session: ChatSession, review_form: QAReviewForm
+    ) -> HttpResponse:
+        """The review page for a refused submit, keeping what was typed (a 200, not a redirect).
+
+        What the stock change view builds for a GET of a form without fields or inlines; the stock
+        view itself cannot be asked, since for a POST it would save the model form.
+        """
+        form = self.get_form(request, session, change=True, fields=[])(instance=session)
+        admin_form = helpers.AdminForm(form, [], {}, [], model_admin=self)
+        context = {
+            **self.admin_site.each_context(request),
+            "subtitle": str(session),
+            "adminform": admin_form,
+            "object_id": str(session.pk),
+            "original": session,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            "qa_review_form": review_form,
+        }
+        return self.render_change_form(request, context, change=True, obj=session)
+
+    def _redirect_to_change(self, request: HttpRequest, session: ChatSession) -> HttpResponse:
+        url = reverse("admin:sessions_app_chatsession_change", args=[session.pk])
+        return HttpResponseRedirect(self._with_filters(request, url))
+
+    def _with_filters(self, request: HttpRequest, url: str) -> str:
+        return add_preserved_filters(
+            {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}, url
+        )
+
+    def _redirect_to_next(self, request: HttpRequest, session: ChatSession) -> HttpResponse:
+        """Open the next unchecked session of the reviewer's current changelist filter."""
+        filters = QueryDict(request.GET.get("_changelist_filters", ""))
+        try:
+            changelist = self._changelist_for(request, filters)
+        except (IncorrectLookupParameters, SuspiciousOperation):
+            # A stale or hand-edited filter falls back to the whole queue.
+            changelist = self._changelist_for(request, QueryDict())
+        ordering = changelist.get_ordering(request, changelist.queryset)
+        following = selectors.next_unchecked_session(
+            changelist.queryset, after=session, ordering=ordering
+        )
+        if following is None:
+            self.message_user(
+                request, "Queue clear: no unchecked session left in this filter.", messages.INFO
+            )
+            url = reverse("admin:sessions_app_chatsession_changelist")
+            return HttpResponseRedirect(self._with_filters(request, url))
+        url = reverse("admin:sessions_app_chatsession_change", args=[following.pk])
+        return HttpResponseRedirect(self._with_filters(request, url))
