@@ -25,6 +25,10 @@ OUTAGE_BODY = json.dumps(
     }
 )
 
+# Generous: CI runs two test processes on two cores; a loaded machine takes more than
+# Playwright's default 5 s to render a frame, and the waits below are about order, not speed.
+UI_TIMEOUT_MS = 15_000
+
 
 @pytest.fixture
 def landing_page_server(live_server):
@@ -53,19 +57,23 @@ def test_widget_keeps_the_text_and_retries_after_a_503(page: Page, landing_page_
     page.goto(f"{landing_page_server.url}/")
     frame = open_widget(page)
     log = frame.locator("#lc-log")
-    expect(log).to_contain_text(GREETING)
+    expect(log).to_contain_text(GREETING, timeout=UI_TIMEOUT_MS)
 
     say(frame, "Do you ship to Portugal?")
 
     # The text stays on screen, marked as waiting, with a short message.
     waiting = frame.locator(".lc-visitor.lc-waiting")
-    expect(waiting).to_have_text("Do you ship to Portugal?")
-    expect(frame.locator(".lc-notice")).to_contain_text("Your message is kept; trying again")
+    expect(waiting).to_have_text("Do you ship to Portugal?", timeout=UI_TIMEOUT_MS)
+    expect(frame.locator(".lc-notice")).to_contain_text(
+        "Your message is kept; trying again", timeout=UI_TIMEOUT_MS
+    )
     # Sent again by itself, the reply arrives; the notice and the waiting mark go away.
-    expect(frame.locator(".lc-agent").last).not_to_have_text(GREETING, timeout=15_000)
-    expect(frame.locator(".lc-notice")).to_have_count(0)
-    expect(frame.locator(".lc-visitor")).to_have_text(["Do you ship to Portugal?"])
-    expect(waiting).to_have_count(0)
+    expect(frame.locator(".lc-agent").last).not_to_have_text(GREETING, timeout=UI_TIMEOUT_MS)
+    expect(frame.locator(".lc-notice")).to_have_count(0, timeout=UI_TIMEOUT_MS)
+    expect(frame.locator(".lc-visitor")).to_have_text(
+        ["Do you ship to Portugal?"], timeout=UI_TIMEOUT_MS
+    )
+    expect(waiting).to_have_count(0, timeout=UI_TIMEOUT_MS)
 
     assert [json.loads(body)["text"] for body in refused] == ["Do you ship to Portugal?"] * 2
     stored = ChatMessage.objects.filter(role=MessageRole.VISITOR).values_list("text", flat=True)
