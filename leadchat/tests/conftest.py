@@ -1,5 +1,3 @@
-import uuid
-
 import pytest
 
 from leadchat.tests.redis_support import (
@@ -7,6 +5,7 @@ from leadchat.tests.redis_support import (
     delete_prefixed,
     redis_cache_settings,
     require_redis,
+    unique_key_prefix,
 )
 
 
@@ -16,7 +15,7 @@ def redis_cache(settings):
     from django.core.cache import cache
 
     require_redis()
-    prefix = f"leadchat-test-{uuid.uuid4().hex[:12]}"
+    prefix = unique_key_prefix()
     settings.CACHES = redis_cache_settings(REDIS_URL, prefix)
     cache.close()
     yield prefix
