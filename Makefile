@@ -7,6 +7,9 @@ PORT ?= 8000
 DEMO_USER ?= demo
 DEMO_PASSWORD ?= leadchat-demo
 PYTEST_ARGS ?=
+# The suite runs on every core with pytest-xdist, each test file on one worker (module fixtures
+# such as a started gunicorn run once). `make test PYTEST_XDIST=` runs it in one process.
+PYTEST_XDIST ?= -n auto --dist loadfile
 
 .PHONY: run test lint format bench check install install-dev clean
 
@@ -41,7 +44,7 @@ run: $(VENV)/.installed
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) scripts/run_dev.sh
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

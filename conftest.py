@@ -51,6 +51,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _redis_clear_keeps_to_its_prefix():
+    """Redis on 6379 is shared by every xdist worker and every parallel run: a test's
+    cache.clear() (the autouse one below, a fixture's) deletes only its own prefix's keys."""
+    from django.core.cache.backends.redis import RedisCache
+
+    from leadchat.tests.redis_support import prefix_only_clear
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RedisCache, "clear", prefix_only_clear)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _cache_cleared():
     """Each test starts with an empty cache: rate-limit counters and cached site origins from

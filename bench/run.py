@@ -8,9 +8,10 @@ It never touches the database DATABASE_URL names: it creates `<that name>_bench`
 server, migrates, seeds it with COPY, measures, writes the results and drops it (`--keep-db` keeps
 it, `--reuse-db` reuses a seeded one). Every figure is a median with its p95 over several runs.
 
-Measurements that need code not merged yet are entries in the ENTRIES section below; each one is
-skipped with a "not available yet" line in the results while its URL answers 404 or its command
-does not exist, and runs as soon as it does.
+What is measured is the ENTRIES section below. A measurement that cannot run (its URL answers
+404 or another error, its command does not exist) is a **failed** line in the results and makes
+the run exit 1 after writing them: a renamed URL fails the bench instead of silently dropping a
+figure.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class ReadEntry:
     """A GET measured in-process with the Django test client, as a signed-in user of `role`.
 
     `path` may use {big_session_pk}, {big_session_public_id} and {site_id}. An entry whose path
-    answers 404 is reported as "not available yet".
+    answers anything but 200 (a 404 included: a renamed URL) fails the bench.
     """
 
     name: str
@@ -317,10 +318,6 @@ is asked.
 # ==============================================================================================
 
 
-class NotAvailable(Exception):
-    """A measurement whose code has not landed yet: reported, not failed."""
-
-
 def percentile(values: Sequence[float], p: float) -> float:
     """Linear-interpolated percentile (the same method as numpy's default)."""
     if not values:
@@ -377,9 +374,12 @@ def http(
 class Section:
     title: str
     lines: list[str] = field(default_factory=list)
+    # A measurement of this section could not be taken: the run exits 1 (after the results).
+    failed: bool = False
 
-    def skip(self, reason: str) -> Section:
-        self.lines.append(f"Not available yet: {reason}.")
+    def fail(self, reason: str) -> Section:
+        self.lines.append(f"**Failed**: {reason}.")
+        self.failed = True
         return self
 
 
@@ -764,13 +764,10 @@ class Bench:
             path = entry.path.format(**self.placeholders)
             client = clients[entry.role]
             first = client.get(path)
-            if first.status_code == 404:
-                section.lines.append(
-                    f"| {entry.name} | | | | {entry.target_p95_ms:g} ms | "
-                    f"not available yet (`GET {path}` answers 404) |"
-                )
-                continue
             if first.status_code != 200:
+                # A 404 too: every entry's URL exists in the product, so a 404 is a renamed or
+                # removed URL, and a figure silently missing from the results would hide it.
+                section.failed = True
                 section.lines.append(
                     f"| {entry.name} | | | | {entry.target_p95_ms:g} ms | "
                     f"**failed**: `GET {path}` answers {first.status_code} |"
@@ -846,19 +843,14 @@ class Bench:
             try:
                 if entry.kind == "command":
                     if entry.argv[0] not in get_commands():
-                        raise NotAvailable(
-                            f"`manage.py {entry.argv[0]}` does not exist (issue 6 not merged)"
-                        )
+                        raise RuntimeError(f"`manage.py {entry.argv[0]}` does not exist")
                     runs = _repeat(partial(self._export_command, entry), self.o.export_runs)
                 else:
                     if product is None:
-                        raise NotAvailable("the product server did not start")
+                        raise RuntimeError("the product server did not start")
                     runs = _repeat(partial(self._export_http, entry, product), self.o.export_runs)
-            except NotAvailable as exc:
-                section.lines[-1] += f"not available yet: {exc}."
-                section.lines.append("")
-                continue
             except RuntimeError as exc:
+                section.failed = True
                 section.lines[-1] += f"**failed**: {exc}"
                 section.lines.append("")
                 continue
@@ -929,8 +921,6 @@ class Bench:
                 for _ in response:
                     rows += 1
         except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                raise NotAvailable(f"`GET {entry.path}` answers 404 (issue 6 not merged)") from None
             raise RuntimeError(f"`GET {entry.path}` answers {exc.code}") from None
         seconds = time.perf_counter() - started
         peaks = [_vm_hwm_mb(pid) for pid in workers]
@@ -974,11 +964,6 @@ class Bench:
                 },
                 headers={"Origin": WIDGET_API.origin, "Accept": "application/json"},
             )
-            if result.status == 404:
-                raise NotAvailable(
-                    f"`POST {WIDGET_API.start_path}` answers 404 (the widget API, issue 3, "
-                    "is not merged)"
-                )
             if result.status != 201:
                 raise RuntimeError(
                     f"`POST {WIDGET_API.start_path}` answers {result.status}: {result.body[:200]!r}"
@@ -1029,7 +1014,7 @@ class Bench:
             site = self._bench_site(agent_backend="scripted")
             made = self._product_sessions(product, site.public_key, sessions_per_run)
             product_file.write_text("".join(f"{sid} {tok}\n" for sid, tok in made))
-        except (NotAvailable, RuntimeError) as exc:
+        except RuntimeError as exc:
             product_error = exc
 
         targets: list[tuple[str, Gunicorn, Path, str]] = [
@@ -1075,8 +1060,8 @@ class Bench:
             per_run = ", ".join(f"{r.rps:.0f}" for r in runs)
             section.lines.append(f"Requests/s per run, {name}: {per_run}.  ")
         if product_error is not None:
-            kind = "Not available yet" if isinstance(product_error, NotAvailable) else "**Failed**"
-            section.lines.append(f"\nProduct round trip: {kind}: {product_error}.")
+            section.failed = True
+            section.lines.append(f"\nProduct round trip: **Failed**: {product_error}.")
         else:
             ratios = [
                 p.rps / f.rps for p, f in zip(results["product"], results["floor"], strict=True)
@@ -1115,11 +1100,8 @@ class Bench:
             )
             try:
                 rounds = [self._slow_round(product, site.public_key) for _ in range(self.o.runs)]
-            except NotAvailable as exc:
-                return section.skip(str(exc))
             except RuntimeError as exc:
-                section.lines.append(f"**Failed**: {exc}")
-                return section
+                return section.fail(str(exc))
         replies = [t for r in rounds for t in r[0]]
         health = [t for r in rounds for t in r[1]]
         agent = sum(r[2]["agent"] for r in rounds)
@@ -1169,11 +1151,8 @@ class Bench:
                 rounds = [
                     self._slow_round(product, site.public_key, entry) for _ in range(self.o.runs)
                 ]
-            except NotAvailable as exc:
-                return section.skip(str(exc))
             except RuntimeError as exc:
-                section.lines.append(f"**Failed**: {exc}")
-                return section
+                return section.fail(str(exc))
         replies = [t for r in rounds for t in r[0]]
         health = [t for r in rounds for t in r[1]]
         # Every reply is the fallback: the agent never answers in time.
@@ -1264,15 +1243,12 @@ class Bench:
         )
         site = self._bench_site(agent_backend="scripted")
         embed = http("GET", f"{product.url}{entry.embed_path}")
-        if embed.status == 404:
-            return section.skip(f"`GET {entry.embed_path}` answers 404 (issue 3 not merged)")
         page_url = f"{product.url}{entry.page_path.format(site_key=site.public_key)}"
         page = http("GET", page_url, headers={"Referer": f"{WIDGET_API.origin}/"})
         if embed.status != 200 or page.status != 200:
-            section.lines.append(
-                f"**Failed**: embed.js answers {embed.status}, the widget page {page.status}."
+            return section.fail(
+                f"`GET {entry.embed_path}` answers {embed.status}, the widget page {page.status}"
             )
-            return section
         collector = _AssetCollector()
         collector.feed(page.body.decode(errors="replace"))
         rows = [("embed.js", embed.body), ("widget page HTML", page.body)]
@@ -1316,18 +1292,14 @@ class Bench:
             ],
         )
         if entry.command[0] not in get_commands():
-            return section.skip(f"`manage.py {entry.command[0]}` does not exist (issue 4)")
+            return section.fail(f"`manage.py {entry.command[0]}` does not exist")
         section.lines += [
             "| workers | deliveries/s (whole drain) | per-second windows | delivered |",
             "|---:|---:|---:|---:|",
         ]
         for workers in entry.workers:
             with WebhookReceiver() as receiver:
-                try:
-                    outbox_pending_create(count=entry.pending, receiver_url=receiver.url)
-                except NotAvailable as exc:
-                    section.lines = section.lines[:2]
-                    return section.skip(str(exc))
+                outbox_pending_create(count=entry.pending, receiver_url=receiver.url)
                 started = time.perf_counter()
                 procs = [
                     subprocess.Popen(
@@ -1545,7 +1517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "SECURE_SSL_REDIRECT": "false",  # plain HTTP over loopback
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LEADCHAT_VAR_DIR": str(OUT_DIR / "var"),
-        "LOG_LEVEL": "ERROR",  # not a line per 404 of a measurement not merged yet
+        "LOG_LEVEL": "ERROR",  # not a line per request of the load runs
         **PRODUCT_ENV,
     }
     os.environ.update({**env, "DJANGO_SETTINGS_MODULE": "bench.settings"})
@@ -1598,6 +1570,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not options.keep_db:
             database_drop(user_url, db_name)
             log(f"dropped {db_name}")
+    return bench_exit_status(bench.sections)
+
+
+def bench_exit_status(sections: Sequence[Section]) -> int:
+    """1 when a measurement could not be taken (one line naming the sections), else 0. A missed
+    target is a result, not a failure: it is in the results and the run still succeeds."""
+    failed = [section.title for section in sections if section.failed]
+    if failed:
+        print(
+            f"bench failed: no figure for some of {', '.join(failed)} (see the **failed** lines "
+            "in the results)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The benchmark harness itself: the refusal, the seeder, the floor view, the skip of reads."""
+"""The benchmark harness itself: the refusal, the seeder, the floor view, a missing read failing
+the run."""
 
 import json
 import os
@@ -113,8 +114,8 @@ def test_floor_view_answers_400_to_bad_json(client):
 
 
 @pytest.mark.django_db
-def test_reads_measure_live_paths_and_report_missing_ones_as_not_available(
-    monkeypatch, admin_role_user, tmp_path
+def test_reads_measure_live_paths_and_a_url_answering_404_fails_the_bench(
+    monkeypatch, admin_role_user, tmp_path, capsys
 ):
     monkeypatch.setattr(run, "OUT_DIR", tmp_path)
     monkeypatch.setattr(
@@ -122,7 +123,8 @@ def test_reads_measure_live_paths_and_report_missing_ones_as_not_available(
         "READS",
         [
             run.ReadEntry("health", "/health", 50, role=None),
-            run.ReadEntry("missing page", "/not-merged-yet/{big_session_pk}/", 100),
+            # As after a URL is renamed: the entry still names the old path.
+            run.ReadEntry("renamed page", "/renamed-away/{big_session_pk}/", 100),
         ],
     )
     options = run.parse_args(["--sessions", "10", "--read-samples", "3", "--output", "x"])
@@ -130,14 +132,42 @@ def test_reads_measure_live_paths_and_report_missing_ones_as_not_available(
     bench.admin = admin_role_user
     bench.placeholders = {"big_session_pk": 7, "big_session_messages": 500}
 
-    lines = bench.reads().lines
+    section = bench.reads()
 
-    health = next(line for line in lines if line.startswith("| health |"))
+    health = next(line for line in section.lines if line.startswith("| health |"))
     cells = [c.strip() for c in health.strip("|").split("|")]
     assert float(cells[1]) > 0 and float(cells[2]) >= float(cells[1])
     assert cells[3] == "1"  # one query: SELECT 1
-    missing = next(line for line in lines if line.startswith("| missing page |"))
-    assert "not available yet (`GET /not-merged-yet/7/` answers 404)" in missing
+    renamed = next(line for line in section.lines if line.startswith("| renamed page |"))
+    assert "**failed**: `GET /renamed-away/7/` answers 404" in renamed
+    assert section.failed
+    assert run.bench_exit_status([run.Section("Other"), section]) == 1
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert stderr == [
+        "bench failed: no figure for some of Reads at scale (see the **failed** lines in the "
+        "results)"
+    ]
+
+
+@pytest.mark.django_db
+def test_reads_that_all_answer_leave_the_bench_successful(monkeypatch, admin_role_user, tmp_path):
+    monkeypatch.setattr(run, "OUT_DIR", tmp_path)
+    monkeypatch.setattr(run, "READS", [run.ReadEntry("health", "/health", 50, role=None)])
+    options = run.parse_args(["--sessions", "10", "--read-samples", "3", "--output", "x"])
+    bench = run.Bench(options, db_url="", server_env={})
+    bench.admin = admin_role_user
+    bench.placeholders = {"big_session_messages": 500}
+
+    section = bench.reads()
+
+    assert not section.failed
+    assert run.bench_exit_status([section]) == 0
+
+
+def test_a_section_that_cannot_measure_fails_the_bench():
+    section = run.Section("Outbox drain").fail("`manage.py deliver_webhooks` does not exist")
+    assert section.lines == ["**Failed**: `manage.py deliver_webhooks` does not exist."]
+    assert run.bench_exit_status([section]) == 1
 
 
 @pytest.mark.django_db

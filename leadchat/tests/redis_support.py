@@ -1,7 +1,9 @@
 """The machine's Redis for tests, and a private redis-server for outage tests.
 
-Tests never FLUSHALL or FLUSHDB: the Redis database is shared with other test runs. Each test gets
-its own KEY_PREFIX and deletes only keys under it. LEADCHAT_TEST_REDIS_URL chooses the server
+Tests never FLUSHALL or FLUSHDB: the Redis database is shared with other test runs and with the
+other xdist workers of this one. Each test gets its own KEY_PREFIX (naming its xdist worker) and
+deletes only keys under it; even `cache.clear()` does (`prefix_only_clear`, installed for the whole
+run by the root conftest). LEADCHAT_TEST_REDIS_URL chooses the server
 (default redis://127.0.0.1:6379/9); where it is unreachable the tests skip, except in CI
 (CI=true), where that is a failure.
 """
@@ -12,6 +14,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +24,22 @@ from leadchat.testing import free_port
 
 REDIS_URL = os.environ.get("LEADCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unique_key_prefix() -> str:
+    """A KEY_PREFIX no other test, xdist worker or parallel run uses."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"leadchat-test-{worker}-{uuid.uuid4().hex[:12]}"
+
+
+def prefix_only_clear(self) -> None:
+    """RedisCache.clear() for tests: delete this cache's own keys, never FLUSHDB the database
+    that other workers and runs share (the autouse cache clear would otherwise wipe their keys
+    whenever a test points the default cache at Redis)."""
+    if not self.key_prefix:
+        raise RuntimeError("refusing to clear a shared Redis cache that has no KEY_PREFIX")
+    for location in self._servers:
+        delete_prefixed(location, self.key_prefix)
 
 
 def redis_cache_settings(location: str, prefix: str) -> dict:

@@ -91,7 +91,10 @@ def own_postgres_cluster():
     if not shutil.which("pg_createcluster"):
         pytest.skip("pg_createcluster (postgresql-common) is not installed")
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    name = f"leadchat_outage_{uuid.uuid4().hex[:8]}"
+    # The name is unique per xdist worker and per run (clusters are machine-wide, shared by every
+    # worktree); the port is one the kernel reports free now, not a fixed one two workers share.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"leadchat_outage_{worker}_{uuid.uuid4().hex[:8]}"
     port = free_port()
     _pg("pg_createcluster", version, name, "-p", str(port), "--", "--auth=trust")
     ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name]

@@ -17,7 +17,12 @@ from django.core.cache import cache
 
 from leadchat import cache_guard, metrics
 from leadchat.ratelimit import window_counts, window_hit, window_release
-from leadchat.tests.redis_support import REDIS_URL, private_redis_server, redis_cache_settings
+from leadchat.tests.redis_support import (
+    REDIS_URL,
+    private_redis_server,
+    redis_cache_settings,
+    unique_key_prefix,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -266,3 +271,27 @@ def test_an_unreachable_redis_fails_the_tests_in_ci_and_skips_them_elsewhere(mon
     monkeypatch.setattr(redis_support, "IN_CI", False)
     with pytest.raises(pytest.skip.Exception):
         redis_support.require_redis()
+
+
+# --- Clearing: a shared Redis is never flushed --------------------------------------------------
+
+
+def test_cache_clear_deletes_its_own_prefix_and_leaves_other_workers_keys(settings):
+    """On a private redis-server (so that, were the guard gone, only this test's server would be
+    flushed): another xdist worker's key survives our cache.clear(), ours do not."""
+    with private_redis_server() as (port, _stop):
+        location = f"redis://127.0.0.1:{port}/0"
+        raw = redis.Redis.from_url(location, decode_responses=True)
+        raw.set("leadchat-test-gw9-other:1:rate", "7")
+        raw.set("unprefixed-key", "kept")
+        settings.CACHES = redis_cache_settings(location, unique_key_prefix())
+        cache.close()
+        cache.set("mine", 1)
+        assert len(raw.keys("leadchat-test-*")) == 2
+
+        cache.clear()
+
+        assert cache.get("mine") is None
+        assert raw.get("leadchat-test-gw9-other:1:rate") == "7"
+        assert raw.get("unprefixed-key") == "kept"
+        cache.close()
