@@ -239,7 +239,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "leadchat.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "leadchat API",
@@ -272,7 +271,8 @@ AUTOMATION_API_KEY = env.str("AUTOMATION_API_KEY", default="")
 # --- Email (QA notifications through Resend) --------------------------------------------------
 RESEND_API_KEY = env.str("RESEND_API_KEY", default="")
 if RESEND_API_KEY:
-    EMAIL_BACKEND = "anymail.backends.resend.EmailBackend"
+    # anymail's Resend backend, plus the Idempotency-Key HTTP header Resend deduplicates on.
+    EMAIL_BACKEND = "sessions_app.delivery.resend.EmailBackend"
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 ANYMAIL = {
@@ -353,9 +353,6 @@ WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default
 WEBHOOK_DISABLE_AFTER_FAILING_DAYS = env.float("WEBHOOK_DISABLE_AFTER_FAILING_DAYS", default=5.0)
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=20)
 DELIVERY_POLL_SECONDS = env.float("DELIVERY_POLL_SECONDS", default=2.0)
-if RESEND_API_KEY:
-    # anymail's Resend backend, plus the Idempotency-Key HTTP header Resend deduplicates on.
-    EMAIL_BACKEND = "sessions_app.delivery.resend.EmailBackend"
 # Resend calls from the worker: 5 s to connect, 15 s to answer (anymail's default is 30 s).
 ANYMAIL["REQUESTS_TIMEOUT"] = (WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TOTAL_TIMEOUT)
 
