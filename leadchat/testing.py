@@ -117,3 +117,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def subprocess_database_url() -> str | None:
+    """The test database as a DATABASE_URL a subprocess (a worker, a server) can open, or None
+    for an in-memory SQLite database, which no other process can see."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("postgresql"):
+        user = db.get("USER") or "postgres"
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        return (
+            f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:"
+            f"{db.get('PORT') or 5432}/{db['NAME']}"
+        )
+    name = str(db["NAME"])
+    if "memory" in name or not name:
+        return None
+    return f"sqlite:///{name}"

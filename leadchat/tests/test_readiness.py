@@ -11,11 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from accounts.services import api_token_issue
-from leadchat.testing import free_port
+from leadchat.testing import free_port, subprocess_database_url
 from leadchat.tests.test_health import _run_in_subprocess
 from sessions_app.delivery import worker_heartbeat_beat
 from sessions_app.models import Delivery, DeliveryKind, DeliveryStatus, WebhookEndpoint
@@ -134,16 +133,6 @@ def test_not_ready_when_the_database_is_unreachable():
 
 
 # --- A real worker process beats into the database the web process reads -----------------------
-
-
-def subprocess_database_url() -> str | None:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("postgresql"):
-        user = db.get("USER") or "postgres"
-        host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-        return f"postgres://{user}@{host}:{port}/{db['NAME']}"
-    name = str(db["NAME"])
-    return None if "memory" in name or not name else f"sqlite:///{name}"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from leadchat.tests import test_readiness
-from sessions_app.delivery.tests import conftest as sessions_conftest
+from leadchat.testing import subprocess_database_url
 from widget.tests.factories import SiteFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,14 +30,10 @@ def test_each_worker_has_a_test_database_of_its_own(db):
     assert name.endswith(f"_{WORKER}"), name
 
 
-@pytest.mark.parametrize(
-    "database_url",
-    [sessions_conftest.subprocess_database_url, test_readiness.subprocess_database_url],
-    ids=["sessions_app worker processes", "readiness worker process"],
-)
 @pytest.mark.django_db(transaction=True)
-def test_a_subprocess_opens_the_database_this_test_writes(database_url):
-    url = database_url()
+def test_a_subprocess_opens_the_database_this_test_writes():
+    """`subprocess_database_url`, which every worker-process and readiness test hands over."""
+    url = subprocess_database_url()
     if url is None:
         pytest.skip("an in-memory database cannot be shared with a subprocess")
     name = f"xdist-probe-{WORKER or 'main'}"

@@ -12,10 +12,9 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from leadchat.testing import LoopbackServer, RecordedRequest, Reply
+from leadchat.testing import LoopbackServer, RecordedRequest, Reply, subprocess_database_url
 from sessions_app.delivery import outbox
 from sessions_app.delivery.webhooks import SendResult
 from sessions_app.models import ChatSession, Delivery, WebhookEndpoint
@@ -142,22 +141,6 @@ def captured_lead(lead_site) -> Callable[..., ChatSession]:
 
 
 # --- Worker subprocesses ----------------------------------------------------------------------
-
-
-def subprocess_database_url() -> str | None:
-    """The test database as a DATABASE_URL a worker subprocess can open, or None (in-memory)."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("postgresql"):
-        user = db.get("USER") or "postgres"
-        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-        return (
-            f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:"
-            f"{db.get('PORT') or 5432}/{db['NAME']}"
-        )
-    name = str(db["NAME"])
-    if "memory" in name or not name:
-        return None
-    return f"sqlite:///{name}"
 
 
 class WorkerProcess:
