@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import signed_in_user
 from accounts.tokens import TokenAuthentication
 from leadchat.api import error_response
 from sessions_app import exports, selectors, services
@@ -230,7 +231,8 @@ class SessionChangesView(StaffAPIView):
         )
         results = []
         for session in page.sessions:
-            session.matches = session.pk in page.matching_ids
+            # Read by ChangedSessionSerializer: a per-row flag, not a model field.
+            session.matches = session.pk in page.matching_ids  # type: ignore[attr-defined]
             results.append(session)
         return Response(
             {
@@ -311,7 +313,7 @@ class ErrorResolveView(StaffAPIView):
             error = AutomationError.objects.select_related("session").get(pk=pk)
         except AutomationError.DoesNotExist:
             raise NotFound("No automation error with this id.") from None
-        error = services.automation_error_resolve(error=error, by=request.user)
+        error = services.automation_error_resolve(error=error, by=signed_in_user(request))
         return Response(out.AutomationErrorSerializer(error, context={"request": request}).data)
 
 
