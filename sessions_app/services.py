@@ -1,9 +1,10 @@
 """Every write to chat sessions goes through these functions (STYLE.md: one path per change).
 
 The widget API, the dashboard, the admin, the commands and the tests call them; nothing else sets
-a status. Each transition locks the row, checks the allowed-moves table kept beside the model
-(`sessions_app.transitions`), saves only the fields it changed, and inside the transaction writes
-its `LifecycleHistory` row (archive, trash) or sends its domain signal (`lead_captured`). The two
+a status. Each transition locks the row and checks the allowed-moves table kept beside the model
+(both with `sessions_app.transitions`), saves only the fields it changed, and inside the
+transaction writes its `LifecycleHistory` row (archive, trash) or sends its domain signal
+(`lead_captured`). The two
 hot, read-free writes (`message_add`, `sessions_close_idle`) are single conditional UPDATEs
 instead, which lock the row and re-check the state in their WHERE or CASE.
 """
