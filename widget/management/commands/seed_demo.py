@@ -2,7 +2,7 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_app.demo import seed_demo
+from widget.demo import seed_demo
 
 
 class Command(BaseCommand):
