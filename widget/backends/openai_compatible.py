@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from sessions_app.errors import InvalidLead
-from sessions_app.services import normalize_email, normalize_name
+from sessions_app.leads import normalize_email, normalize_name
 from widget.backends.base import (
     AgentReply,
     BackendError,
