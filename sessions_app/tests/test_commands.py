@@ -1,26 +1,22 @@
 from datetime import timedelta
-from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from leadchat.testing import command_output
 from sessions_app.tests.factories import ChatSessionFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def run(*args: str) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
-
-
 def test_close_idle_sessions_command():
     ChatSessionFactory(last_activity_at=timezone.now() - timedelta(minutes=45))
     ChatSessionFactory()
-    assert "Marked 1 idle session(s) incomplete (idle > 30 min)" in run("close_idle_sessions")
-    assert "Marked 0" in run("close_idle_sessions", "--minutes", "60")
+    assert "Marked 1 idle session(s) incomplete (idle > 30 min)" in command_output(
+        "close_idle_sessions"
+    )
+    assert "Marked 0" in command_output("close_idle_sessions", "--minutes", "60")
 
 
 def test_close_idle_sessions_rejects_non_positive_minutes():
