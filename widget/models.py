@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from leadchat.http_urls import is_http_url
+
 
 def generate_site_key() -> str:
     return secrets.token_urlsafe(12)
@@ -111,13 +113,13 @@ class Site(models.Model):
             errors["agent_config"] = "A JSON object."
         elif self.agent_backend == BackendName.N8N:
             webhook_url = str(config.get("webhook_url", ""))
-            if not webhook_url.startswith(("http://", "https://")):
+            if not is_http_url(webhook_url):
                 errors["agent_config"] = 'n8n needs "webhook_url": the Chat Trigger URL.'
             elif problem := url_problem(webhook_url):
                 errors["agent_config"] = f'"webhook_url" {problem}.'
         elif self.agent_backend == BackendName.OPENAI:
             base_url = str(config.get("base_url", "https://api.openai.com/v1"))
-            if not base_url.startswith(("http://", "https://")) or not config.get("model"):
+            if not is_http_url(base_url) or not config.get("model"):
                 errors["agent_config"] = (
                     'OpenAI-compatible needs "model" (and "base_url" unless it is OpenAI).'
                 )

@@ -1,12 +1,12 @@
 """`seed_demo`: the demo site and its month of conversations."""
 
 from datetime import timedelta
-from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from leadchat.testing import command_output
 from sessions_app.models import (
     ChatMessage,
     ChatSession,
@@ -20,14 +20,8 @@ from widget.models import Site
 pytestmark = pytest.mark.django_db
 
 
-def run(*args: str) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
-
-
 def test_seed_demo_creates_a_realistic_spread_once():
-    output = run("seed_demo", "--sessions", "120")
+    output = command_output("seed_demo", "--sessions", "120")
     assert "Seeded 120 demo sessions" in output
     site = Site.objects.get(public_key=DEMO_SITE_KEY)
     sessions = ChatSession.objects.filter(site=site)
@@ -48,7 +42,7 @@ def test_seed_demo_creates_a_realistic_spread_once():
     assert complete.lead_name and "@" in complete.lead_email
 
     messages_before = ChatMessage.objects.count()
-    assert "nothing to do" in run("seed_demo")
+    assert "nothing to do" in command_output("seed_demo")
     assert ChatSession.objects.count() == 120
     assert ChatMessage.objects.count() == messages_before
 
@@ -65,8 +59,8 @@ def test_seed_demo_rejects_non_numbers():
 
 
 def test_seed_demo_adds_the_served_origin_once():
-    run("seed_demo", "--sessions", "5", "--origin", "http://127.0.0.1:8123")
-    run("seed_demo", "--origin", "http://127.0.0.1:8123")
+    command_output("seed_demo", "--sessions", "5", "--origin", "http://127.0.0.1:8123")
+    command_output("seed_demo", "--origin", "http://127.0.0.1:8123")
     origins = Site.objects.get(public_key=DEMO_SITE_KEY).allowed_origins
     assert origins.count("http://127.0.0.1:8123") == 1
     assert "http://127.0.0.1:8000" in origins
@@ -76,3 +70,9 @@ def test_seed_demo_adds_the_served_origin_once():
 def test_seed_demo_rejects_malformed_origins(origin):
     with pytest.raises(CommandError, match="is not an origin"):
         call_command("seed_demo", "--origin", origin)
+
+
+def test_seed_demo_rejects_an_origin_without_a_host():
+    # Checking the netloc let "http://:8000" through, an origin no page is ever served from.
+    with pytest.raises(CommandError, match="is not an origin"):
+        call_command("seed_demo", "--origin", "http://:8000")
