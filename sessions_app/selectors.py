@@ -90,20 +90,21 @@ def day_bounds(date_from: date, date_to: date, tz: ZoneInfo) -> tuple[datetime, 
     return start, end
 
 
-def _error_count_subquery() -> Subquery:
-    """Unresolved automation errors of the outer session, as a correlated subquery.
+def error_count_subquery(*, unresolved_only: bool) -> Coalesce:
+    """The outer session's automation errors (only the unresolved ones with `unresolved_only`)
+    counted by a correlated subquery; 0 when it has none.
 
-    A subquery rather than Count() over a join: the list stays one row per session without a
-    GROUP BY over every selected column, and the paginator's COUNT drops it.
+    The dashboard and the staff API count the open errors (what still needs a look); the
+    exports and the QA console count every error the session had. A subquery rather than
+    Count() over a join: it runs only for the rows fetched (the index on
+    automationerror.session_id answers it), the list stays one row per session without a GROUP
+    BY over every selected column, and the paginator's COUNT drops it.
     """
-    return Subquery(
-        AutomationError.objects.filter(session=OuterRef("pk"), resolved=False)
-        .order_by()
-        .values("session")
-        .annotate(n=Count("id"))
-        .values("n"),
-        output_field=IntegerField(),
-    )
+    errors = AutomationError.objects.filter(session=OuterRef("pk"))
+    if unresolved_only:
+        errors = errors.filter(resolved=False)
+    per_session = errors.order_by().values("session").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(per_session, output_field=IntegerField()), 0)
 
 
 def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
@@ -138,7 +139,7 @@ def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
     tiebreak = "-id" if ordering.startswith("-") else "id"
     return (
         qs.select_related("site")
-        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .annotate(error_count=error_count_subquery(unresolved_only=True))
         .order_by(ordering, tiebreak)
     )
 
@@ -177,7 +178,7 @@ def session_detail(*, public_id: Any) -> ChatSession:
             "qa_notes_by",
             "dev_feedback_by",
         )
-        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .annotate(error_count=error_count_subquery(unresolved_only=True))
         .prefetch_related(
             Prefetch("messages", queryset=ChatMessage.objects.order_by("created_at", "id")),
             Prefetch(
@@ -245,7 +246,7 @@ def sessions_changed_since(
             Q(updated_at__gt=since.updated_at) | Q(updated_at=since.updated_at, pk__gt=since.pk)
         )
         .select_related("site")
-        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .annotate(error_count=error_count_subquery(unresolved_only=True))
         .order_by("updated_at", "pk")[: limit + 1]
     )
     truncated = len(rows) > limit
@@ -424,7 +425,7 @@ def session_rows(*, pks: list[int]) -> QuerySet[ChatSession]:
     return (
         ChatSession.objects.filter(pk__in=pks)
         .select_related("site")
-        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .annotate(error_count=error_count_subquery(unresolved_only=True))
     )
 
 

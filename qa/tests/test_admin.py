@@ -11,7 +11,7 @@ from qa import services
 from qa.models import QAHistory
 from qa.tests.conftest import login
 from sessions_app.models import ArchiveStatus, AutomationError, ChatSession, QAStatus
-from sessions_app.services import automation_error_record
+from sessions_app.services import automation_error_record, automation_error_resolve
 from sessions_app.tests.factories import ChatSessionFactory
 from widget.tests.factories import SiteFactory
 
@@ -142,6 +142,16 @@ def test_changelist_columns_show_lead_badges_and_error_link(qa_client, make_conv
     assert 'class="qa-badge qa-badge--unchecked"' in html
     assert "Spring offer" in html
     assert f"session__id__exact={session.pk}" in html
+    row = qa_client.get(reverse(CHANGELIST)).context["cl"].result_list[0]
+    assert row.error_count == 2
+
+
+def test_changelist_error_count_includes_resolved_errors(qa_client, make_conversation):
+    # The console counts every error a session had (the dashboard counts the open ones).
+    session = make_conversation()
+    automation_error_record(message="n8n failed", session=session)
+    resolved, _ = automation_error_record(message="n8n failed again", session=session)
+    automation_error_resolve(error=resolved, by=None)
     row = qa_client.get(reverse(CHANGELIST)).context["cl"].result_list[0]
     assert row.error_count == 2
 
