@@ -30,23 +30,6 @@ def console_sessions() -> QuerySet[ChatSession]:
     )
 
 
-def sessions_search(queryset: QuerySet[ChatSession], search: str) -> QuerySet[ChatSession]:
-    """Sessions whose lead name, lead email or any message contains every word of `search`.
-
-    Each word is a UNION of three index-friendly selects (the trigram indexes of
-    qa/migrations/0002 on PostgreSQL) rather than one OR across a join, which PostgreSQL can
-    only answer by scanning: the messages table is by far the largest in the database.
-    """
-    for word in search.split():
-        by_name = ChatSession.objects.filter(lead_name__icontains=word).order_by().values("pk")
-        by_email = ChatSession.objects.filter(lead_email__icontains=word).order_by().values("pk")
-        by_message = (
-            ChatMessage.objects.filter(text__icontains=word).order_by().values("session_id")
-        )
-        queryset = queryset.filter(pk__in=by_name.union(by_email, by_message))
-    return queryset
-
-
 def session_transcript(session: ChatSession, limit: int = TRANSCRIPT_LIMIT) -> list[ChatMessage]:
     return list(session.messages.order_by("created_at", "id")[:limit])
 

@@ -134,7 +134,7 @@ def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
         has_lead = Q(completion_status=CompletionStatus.COMPLETE)
         qs = qs.filter(has_lead if filters.has_lead else ~has_lead)
     if filters.search:
-        qs = qs.filter(_search_q(filters.search))
+        qs = sessions_search(qs, filters.search)
     ordering = filters.ordering or DEFAULT_ORDERING
     tiebreak = "-id" if ordering.startswith("-") else "id"
     return (
@@ -147,21 +147,29 @@ def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
 _UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
 
 
-def _search_q(term: str) -> Q:
-    """Lead name, lead email, or any message of the transcript containing `term`.
+def sessions_search(queryset: QuerySet[ChatSession], search: str) -> QuerySet[ChatSession]:
+    """The sessions of `queryset` in which every word of `search` is found: each word in the
+    lead name, the lead email or any message of the transcript (case-insensitive, anywhere in
+    the text), or, for a word that is a session id, that session. The dashboard, the staff API,
+    the exports and the QA console all search through here.
 
-    A UNION of three pk selects, each answered by its trigram index (qa/migrations/0002) on
-    PostgreSQL, rather than an OR across an EXISTS over the messages: PostgreSQL can only
-    answer that OR by walking the sessions and probing the transcript of each, about 200 ms at
-    100,000 sessions / 1,000,000 messages (bench/results.md) against a few ms this way.
+    Each word is a UNION of three pk selects, each answered by its trigram index
+    (qa/migrations/0002) on PostgreSQL, rather than an OR across an EXISTS over the messages:
+    PostgreSQL can only answer that OR by walking the sessions and probing the transcript of
+    each, about 200 ms at 100,000 sessions / 1,000,000 messages (bench/results.md) against a
+    few ms this way. A UNION has no duplicates, so the result needs no DISTINCT.
     """
-    by_name = ChatSession.objects.filter(lead_name__icontains=term).order_by().values("pk")
-    by_email = ChatSession.objects.filter(lead_email__icontains=term).order_by().values("pk")
-    by_message = ChatMessage.objects.filter(text__icontains=term).order_by().values("session_id")
-    q = Q(pk__in=by_name.union(by_email, by_message))
-    if _UUID.match(term):
-        q |= Q(public_id=term)
-    return q
+    for word in search.split():
+        by_name = ChatSession.objects.filter(lead_name__icontains=word).order_by().values("pk")
+        by_email = ChatSession.objects.filter(lead_email__icontains=word).order_by().values("pk")
+        by_message = (
+            ChatMessage.objects.filter(text__icontains=word).order_by().values("session_id")
+        )
+        match = Q(pk__in=by_name.union(by_email, by_message))
+        if _UUID.match(word):
+            match |= Q(public_id=word)
+        queryset = queryset.filter(match)
+    return queryset
 
 
 def session_detail(*, public_id: Any) -> ChatSession:

@@ -179,6 +179,14 @@ def test_search_with_two_words_needs_both(qa_client, make_conversation):
     assert listed_ids(response) == {both.pk}
 
 
+def test_search_finds_a_session_by_its_id(qa_client, make_conversation):
+    # The console searches as the dashboard does (sessions_app.selectors.sessions_search).
+    wanted = make_conversation(name="Dana Scully")
+    make_conversation(name="Dana Other")
+    response = qa_client.get(reverse(CHANGELIST), {"q": str(wanted.public_id)})
+    assert listed_ids(response) == {wanted.pk}
+
+
 def test_changelist_sorts_only_on_indexed_columns(qa_client):
     response = qa_client.get(reverse(CHANGELIST))
     assert response.context["cl"].sortable_by == ("started",)
