@@ -223,7 +223,7 @@ CONTENT_SECURITY_POLICY = env.str(
 )
 
 # CORS is only ever opened for the public widget API, and only to each site's allowed origins
-# (widget.cors decides per request); everything else stays same-origin.
+# (widget.origins.cors_allows_request decides per request); everything else stays same-origin.
 CORS_URLS_REGEX = r"^/api/widget/.*$"
 CORS_ALLOW_HEADERS = ["content-type", "x-visitor-token"]
 

@@ -1,13 +1,10 @@
 """Rendering helpers of the console: stored data always escaped (format_html, never mark_safe)."""
 
-from urllib.parse import urlsplit
-
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from leadchat.http_urls import is_http_url
 from sessions_app.models import QAStatus
-
-SAFE_SCHEMES = {"http", "https"}
 
 
 def safe_http_url(url: str | None) -> str | None:
@@ -19,13 +16,7 @@ def safe_http_url(url: str | None) -> str | None:
     if not url:
         return None
     cleaned = "".join(ch for ch in url.strip() if ch not in "\t\n\r")
-    try:
-        parts = urlsplit(cleaned)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in SAFE_SCHEMES or not parts.netloc:
-        return None
-    return cleaned
+    return cleaned if is_http_url(cleaned) else None
 
 
 def url_link(url: str | None, *, empty: str = "-") -> SafeString | str:

@@ -22,11 +22,11 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
-from email_validator import EmailNotValidError, validate_email
 
 from accounts.models import User
 from sessions_app import signals
-from sessions_app.errors import InvalidLead, SessionDeleted, TransitionNotAllowed
+from sessions_app.errors import SessionDeleted, TransitionNotAllowed
+from sessions_app.leads import normalize_email, normalize_name
 from sessions_app.models import (
     ARCHIVE_MOVES,
     COMPLETION_MOVES,
@@ -44,7 +44,6 @@ from sessions_app.models import (
 from sessions_app.transitions import MoveWording, check_move, copy_state, lock
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-MAX_NAME_LENGTH = 200
 
 
 def hash_visitor_token(token: str) -> str:
@@ -224,23 +223,6 @@ def reply_latency_ms(metadata: Mapping[str, Any]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) and value >= 0 else None
-
-
-def normalize_email(email: str) -> str:
-    """Validate syntax and domain form (no DNS); return the normalized address or raise."""
-    try:
-        return validate_email(email.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidLead(str(exc), field="email") from None
-
-
-def normalize_name(name: str) -> str:
-    cleaned = " ".join(name.split())
-    if not cleaned:
-        raise InvalidLead("The name must not be empty.", field="name")
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise InvalidLead(f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
-    return cleaned
 
 
 def lead_capture(

@@ -43,6 +43,7 @@ from qa.export import qa_results_response
 from qa.paginator import EstimatedCountPaginator
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
+from sessions_app.selectors import sessions_search
 from sessions_app.services import session_archive
 
 # Bulk actions run one locked transaction (and, for issues, one email) per session: a "select
@@ -142,7 +143,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
         if not search_term.strip():
             return queryset, False
         # A UNION of pk selects: no duplicate rows, so no DISTINCT over the page.
-        return selectors.sessions_search(queryset, search_term), False
+        return sessions_search(queryset, search_term), False
 
     @admin.display(description="Started", ordering="started_at")
     def started(self, obj: ChatSession) -> str:

@@ -222,6 +222,12 @@ def test_http_urls_are_kept(url):
     assert safe_http_url(url) == url.strip()
 
 
+@pytest.mark.parametrize("url", ["http://:8080/x", "https://user@/x", "http:///path"])
+def test_urls_without_a_host_are_not_links(url):
+    # Checking the netloc let "http://:8080/x" become a link that leads nowhere.
+    assert safe_http_url(url) is None
+
+
 def test_audit_catches_an_unescaped_payload():
     """The checker itself must fail on a live payload (a test that cannot fail is a defect)."""
 

@@ -1,8 +1,8 @@
 """Template helpers of the dashboard. Stored text is never marked safe here."""
 
-from urllib.parse import urlsplit
-
 from django import template
+
+from leadchat.http_urls import is_http_url
 
 register = template.Library()
 
@@ -10,11 +10,7 @@ register = template.Library()
 @register.filter
 def http_url(value: str) -> str:
     """The URL if it is http(s), else "": only such URLs may become links."""
-    try:
-        scheme = urlsplit(str(value or "")).scheme.lower()
-    except ValueError:
-        return ""
-    return value if scheme in {"http", "https"} else ""
+    return value if is_http_url(str(value or "")) else ""
 
 
 STATUS_STYLES = {

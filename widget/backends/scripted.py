@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from sessions_app.errors import InvalidLead
-from sessions_app.services import normalize_email, normalize_name
+from sessions_app.leads import normalize_email, normalize_name
 from widget.backends.base import AgentReply, Conversation, LeadFields
 
 EMAIL_CANDIDATE = re.compile(r"[^\s<>(),;:\"']*@[^\s<>(),;:\"']*")

@@ -325,6 +325,32 @@ def test_list_filters_and_search(api, agent_user, catalogue, query, expected):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "q, expected",
+    [
+        # Every word, in any order and any of the fields (the phrase is in none of them).
+        ("hopper grace", ["complete"]),
+        ("grace navy.example", ["complete"]),
+        ("  GRACE   hopper ", ["complete"]),
+        # Each word matches, but in two different sessions.
+        ("grace reykjavik", []),
+        ("ship reykjavik", ["in_progress"]),
+    ],
+)
+def test_list_search_needs_every_word_not_the_phrase(api, agent_user, catalogue, q, expected):
+    response = api(agent_user).get(LIST, {"q": q})
+    assert response.status_code == 200, response.json()
+    assert ids(response) == _ids(*(catalogue[name] for name in expected))
+
+
+@pytest.mark.django_db
+def test_list_search_finds_a_session_by_its_id(api, agent_user, catalogue):
+    session = catalogue["in_progress"]
+    response = api(agent_user).get(LIST, {"q": f"{session.public_id} reykjavik"})
+    assert ids(response) == _ids(session)
+
+
+@pytest.mark.django_db
 def test_list_filters_by_site(api, agent_user, catalogue):
     site_b = catalogue["sites"][1]
     response = api(agent_user).get(LIST, {"site": site_b.pk})
