@@ -26,6 +26,7 @@ from sessions_app.api.permissions import (
     VIEW_ERRORS,
     VIEW_SESSIONS,
 )
+from sessions_app.history import session_history
 from sessions_app.models import (
     ArchiveStatus,
     AutomationError,
@@ -44,6 +45,7 @@ SESSION_PANELS = [
     "dashboard/panels/statuses.html",
     "dashboard/panels/errors.html",
     "dashboard/panels/deliveries.html",
+    "dashboard/panels/history.html",
 ]
 
 
@@ -138,7 +140,8 @@ def session_panels_context(session: ChatSession) -> dict[str, Any]:
         "deliveries": [
             {"delivery": d, "target": selectors.delivery_recipients(d)}
             for d in selectors.session_deliveries(session)
-        ]
+        ],
+        "history": session_history(session),
     }
 
 

@@ -99,7 +99,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
             transcript_context,
             "main",
         ),
-        Panel("history", "QA history", "admin/qa/panels/history.html", history_context),
+        Panel("history", "History", "admin/qa/panels/history.html", history_context),
         Panel("errors", "Automation errors", "admin/qa/panels/errors.html", errors_context),
         Panel(
             "deliveries",
