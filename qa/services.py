@@ -3,7 +3,7 @@
 The admin console, its bulk actions, commands and tests all call them. Each one opens a
 transaction, locks the session row, checks the acting user's permission and the move against
 `QA_MOVES` (kept beside the model), records who and when, saves with `update_fields`, writes a
-`QAHistory` row and sends the domain signals inside the transaction, so a receiver that writes
+`QAHistory` row and sends `qa_issue_flagged` inside the transaction, so its receiver that writes
 an outbox row (the issue notification email) commits or rolls back together with the move.
 """
 
@@ -116,14 +116,6 @@ def _move(
             to_status=target,
             by=by,
             at=now,
-            note=said,
-        )
-        signals.qa_status_changed.send(
-            sender=ChatSession,
-            session=locked,
-            from_status=from_status,
-            to_status=target,
-            by=by,
             note=said,
         )
         if target == QAStatus.ISSUE:
