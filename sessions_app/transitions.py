@@ -31,6 +31,11 @@ def lock(instance: ModelT, *, related: Sequence[str] = ()) -> ModelT:
     return manager.select_for_update(of=("self",)).select_related(*related).get(pk=instance.pk)
 
 
+def quoted(status: str) -> str:
+    """'archived', also for a TextChoices member (whose repr would be ArchiveStatus.ARCHIVED)."""
+    return repr(str(status))
+
+
 @dataclass(frozen=True)
 class MoveWording:
     """How a refused move of one kind of row is worded: "Cannot move <what> from <a> to <b>."
@@ -41,7 +46,7 @@ class MoveWording:
     """
 
     what: str
-    label: Callable[[str], str] = repr
+    label: Callable[[str], str] = quoted
     list_allowed: bool = True
     list_label: Callable[[str], str] = str
     order: Sequence[str] | None = None

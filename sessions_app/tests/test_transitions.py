@@ -40,8 +40,7 @@ def refusal(table, current, target, wording) -> str:
             "archived",
             ArchiveStatus.ARCHIVED,
             ARCHIVE_WORDING,
-            # The target's repr is the enum member's, as it always was.
-            "Cannot move archive status from 'archived' to ArchiveStatus.ARCHIVED. "
+            "Cannot move archive status from 'archived' to 'archived'. "
             "Allowed from 'archived': active.",
         ),
         (
@@ -49,7 +48,7 @@ def refusal(table, current, target, wording) -> str:
             "complete",
             CompletionStatus.COMPLETE,
             COMPLETION_WORDING,
-            "Cannot move completion from 'complete' to CompletionStatus.COMPLETE. "
+            "Cannot move completion from 'complete' to 'complete'. "
             "Allowed from 'complete': none.",
         ),
         (
@@ -57,7 +56,7 @@ def refusal(table, current, target, wording) -> str:
             "unknown",
             CompletionStatus.COMPLETE,
             COMPLETION_WORDING,
-            "Cannot move completion from 'unknown' to CompletionStatus.COMPLETE. "
+            "Cannot move completion from 'unknown' to 'complete'. "
             "Allowed from 'unknown': none.",
         ),
         (
@@ -87,14 +86,14 @@ def refusal(table, current, target, wording) -> str:
             "pending",
             DeliveryStatus.DELIVERED,
             DELIVERY_WORDING,
-            "Cannot move a delivery from 'pending' to DeliveryStatus.DELIVERED.",
+            "Cannot move a delivery from 'pending' to 'delivered'.",
         ),
         (
             DELIVERY_MOVES,
             "delivered",
             DeliveryStatus.CANCELLED,
             DELIVERY_WORDING,
-            "Cannot move a delivery from 'delivered' to DeliveryStatus.CANCELLED.",
+            "Cannot move a delivery from 'delivered' to 'cancelled'.",
         ),
     ],
 )
