@@ -109,6 +109,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The dashboard is a subpackage, not an app: its tags are not found by APP_DIRS.
+            "libraries": {"dashboard": "sessions_app.dashboard.templatetags"},
         },
     },
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from sessions_app import views
+from sessions_app.dashboard import views
 
 app_name = "dashboard"
 
