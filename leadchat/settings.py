@@ -250,6 +250,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The session moves are one URL pattern, documented as one path per move.
+    "PREPROCESSING_HOOKS": ["sessions_app.api.schema.one_path_per_session_move"],
     # drf-spectacular's default hook, then the 414 every operation can get from the server.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
