@@ -4,6 +4,8 @@ from urllib.parse import urlsplit
 
 from django import template
 
+from sessions_app.badges import badge
+
 register = template.Library()
 
 
@@ -17,25 +19,7 @@ def http_url(value: str) -> str:
     return value if scheme in {"http", "https"} else ""
 
 
-STATUS_STYLES = {
-    "in_progress": "info",
-    "complete": "success",
-    "incomplete": "secondary",
-    "active": "primary",
-    "archived": "secondary",
-    "unchecked": "light",
-    "passed": "success",
-    "issue": "danger",
-    "fixed": "warning",
-    "none": "light",
-    "pending": "info",
-    "delivered": "success",
-    "failed": "danger",
-    "paused": "warning",
-    "disabled": "secondary",
-}
-
-
 @register.filter
-def status_style(value: str) -> str:
-    return STATUS_STYLES.get(str(value), "secondary")
+def status_style(value: str, kind: str) -> str:
+    """Bootstrap's colour of a status badge: `{{ session.qa_status|status_style:"qa" }}`."""
+    return badge(kind, value).style

@@ -26,6 +26,7 @@ from sessions_app.api.permissions import (
     VIEW_ERRORS,
     VIEW_SESSIONS,
 )
+from sessions_app.badges import badges_config
 from sessions_app.models import (
     ArchiveStatus,
     AutomationError,
@@ -82,6 +83,7 @@ class DashboardPage(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
                 "exportJsonl": reverse("staff-api:export-jsonl"),
             },
             "sessionUrl": reverse("dashboard:sessions") + "__id__/",
+            "badges": badges_config(),
         }
         return context
 
