@@ -54,6 +54,7 @@ NO_ROLE = error_response("Signed in, but the user's role may not do this.")
 NOT_FOUND = error_response("No such session (or error).")
 CONFLICT = error_response("The move is not allowed from the session's current state.")
 READ_ERRORS = {400: BAD_PARAMS, 401: NO_AUTH, 403: NO_ROLE}
+ONE_ROW_ERRORS = {401: NO_AUTH, 403: NO_ROLE, 404: NOT_FOUND}
 
 
 class StaffAPIView(APIView):
@@ -101,7 +102,7 @@ class SessionDetailApi(StaffAPIView):
         operation_id="sessions_retrieve",
         summary="One session with its transcript",
         description="Also for sessions in the trash. QA fields are read-only here.",
-        responses={200: out.SessionDetailSerializer, 401: NO_AUTH, 403: NO_ROLE, 404: NOT_FOUND},
+        responses={200: out.SessionDetailSerializer, **ONE_ROW_ERRORS},
         tags=["sessions"],
     )
     def get(self, request: Request, public_id: Any) -> Response:
@@ -161,13 +162,7 @@ class SessionMoveApi(StaffAPIView):
 
     @extend_schema(
         request=None,
-        responses={
-            200: out.SessionRowSerializer,
-            401: NO_AUTH,
-            403: NO_ROLE,
-            404: NOT_FOUND,
-            409: CONFLICT,
-        },
+        responses={200: out.SessionRowSerializer, **ONE_ROW_ERRORS, 409: CONFLICT},
         tags=["sessions"],
     )
     def post(self, request: Request, public_id: Any, action: str) -> Response:
@@ -307,12 +302,7 @@ class AutomationErrorResolveApi(StaffAPIView):
         summary="Mark an automation error resolved",
         description="Resolving twice is harmless (the first resolution is kept).",
         request=None,
-        responses={
-            200: out.AutomationErrorSerializer,
-            401: NO_AUTH,
-            403: NO_ROLE,
-            404: NOT_FOUND,
-        },
+        responses={200: out.AutomationErrorSerializer, **ONE_ROW_ERRORS},
         tags=["automation errors"],
     )
     def post(self, request: Request, pk: int) -> Response:
