@@ -109,6 +109,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The dashboard is a subpackage, not an app: its tags are not found by APP_DIRS.
+            "libraries": {"dashboard": "sessions_app.dashboard.templatetags"},
         },
     },
 ]
@@ -248,6 +250,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The session moves are one URL pattern, documented as one path per move.
+    "PREPROCESSING_HOOKS": ["sessions_app.api.schema.one_path_per_session_move"],
     # drf-spectacular's default hook, then the 414 every operation can get from the server.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

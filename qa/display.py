@@ -4,7 +4,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from leadchat.http_urls import is_http_url
-from sessions_app.models import QAStatus
+from sessions_app.badges import badge
 
 
 def safe_http_url(url: str | None) -> str | None:
@@ -30,9 +30,11 @@ def url_link(url: str | None, *, empty: str = "-") -> SafeString | str:
 
 
 def qa_badge(status: str) -> SafeString:
-    label = QAStatus(status).label if status in QAStatus.values else status
+    label = badge("qa", status).label
     return format_html('<span class="qa-badge qa-badge--{}">{}</span>', status, label)
 
 
-def state_badge(kind: str, value: str, label: str) -> SafeString:
+def state_badge(kind: str, value: str) -> SafeString:
+    """A session status (kind "completion", "archive" or "delivery"), coloured by console.css."""
+    label = badge(kind, value).label
     return format_html('<span class="qa-state qa-state--{}-{}">{}</span>', kind, value, label)

@@ -163,11 +163,11 @@ class ChatSessionAdmin(SessionReviewAdmin):
 
     @admin.display(description="Completion")
     def completion(self, obj: ChatSession) -> SafeString:
-        return state_badge("completion", obj.completion_status, obj.get_completion_status_display())
+        return state_badge("completion", obj.completion_status)
 
     @admin.display(description="Archive")
     def archive(self, obj: ChatSession) -> SafeString:
-        return state_badge("archive", obj.archive_status, obj.get_archive_status_display())
+        return state_badge("archive", obj.archive_status)
 
     @admin.display(description="QA")
     def qa(self, obj: ChatSession) -> SafeString:
@@ -179,7 +179,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
 
     @admin.display(description="Delivery")
     def delivery(self, obj: ChatSession) -> SafeString:
-        return state_badge("delivery", obj.delivery_state, obj.get_delivery_state_display())
+        return state_badge("delivery", obj.delivery_state)
 
     @admin.display(description="Errors")
     def errors(self, obj: ChatSession) -> SafeString | str:

@@ -48,16 +48,14 @@ def refusal(table, current, target, wording) -> str:
             "complete",
             CompletionStatus.COMPLETE,
             COMPLETION_WORDING,
-            "Cannot move completion from 'complete' to 'complete'. "
-            "Allowed from 'complete': none.",
+            "Cannot move completion from 'complete' to 'complete'. Allowed from 'complete': none.",
         ),
         (
             COMPLETION_MOVES,
             "unknown",
             CompletionStatus.COMPLETE,
             COMPLETION_WORDING,
-            "Cannot move completion from 'unknown' to 'complete'. "
-            "Allowed from 'unknown': none.",
+            "Cannot move completion from 'unknown' to 'complete'. Allowed from 'unknown': none.",
         ),
         (
             QA_MOVES,

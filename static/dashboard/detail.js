@@ -19,8 +19,9 @@
     });
     var badge = document.getElementById("archive-badge");
     if (badge) {
-      badge.textContent = archived ? "Archived" : "Active";
-      badge.className = "badge text-bg-" + (archived ? "secondary" : "primary");
+      var look = LC.badgeOf("archive", row.archive_status);
+      badge.textContent = look.label;
+      badge.className = "badge text-bg-" + look.style;
     }
     var note = document.getElementById("trash-note");
     if (note) note.classList.toggle("d-none", !deleted);

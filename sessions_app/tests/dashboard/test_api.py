@@ -31,7 +31,7 @@ def detail(session):
 
 
 def action(session, name):
-    return reverse(f"staff-api:session-{name}", args=[session.public_id])
+    return reverse("staff-api:session-move", args=[session.public_id, name])
 
 
 def ids(response):
@@ -176,7 +176,7 @@ def test_archiving_a_session_in_the_trash_is_409(api, agent_user):
 
 @pytest.mark.django_db
 def test_action_on_unknown_session_is_404(api, agent_user):
-    url = reverse("staff-api:session-archive", args=[uuid.uuid4()])
+    url = reverse("staff-api:session-move", args=[uuid.uuid4(), "archive"])
     response = api(agent_user).post(url)
     assert response.status_code == 404
     assert response.json()["error"] == "No session with this id."
