@@ -345,3 +345,17 @@ def test_overview_charts_label_the_statuses(page, live_server, agent, problems):
         ["Unchecked", "Passed", "Issue", "Fixed"],
     ]
     assert problems.items == []
+
+
+def test_detail_history_shows_a_move_without_reload(page, live_server, agent, problems):
+    session = ChatSessionFactory(lead_name="History Person")
+    sign_in(page, live_server, agent, f"/dashboard/sessions/{session.public_id}/")
+    history = page.locator('[data-panel="history"]')
+    expect(history).to_contain_text("No changes yet")
+    page.get_by_role("button", name="Archive").click()
+    entry = page.locator('[data-panel="history"] [data-history="lifecycle"]')
+    expect(entry).to_have_count(1)
+    expect(entry).to_contain_text(f"by {agent.get_username()}")
+    page.locator(".toast").get_by_role("button", name="Undo").click()
+    expect(page.locator('[data-panel="history"] [data-history="lifecycle"]')).to_have_count(2)
+    assert problems.items == []
