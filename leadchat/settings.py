@@ -110,6 +110,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The dashboard is a subpackage, not an app: its tags are not found by APP_DIRS.
+            "libraries": {"dashboard": "sessions_app.dashboard.templatetags"},
         },
     },
 ]
@@ -224,7 +226,7 @@ CONTENT_SECURITY_POLICY = env.str(
 )
 
 # CORS is only ever opened for the public widget API, and only to each site's allowed origins
-# (widget.cors decides per request); everything else stays same-origin.
+# (widget.origins.cors_allows_request decides per request); everything else stays same-origin.
 CORS_URLS_REGEX = r"^/api/widget/.*$"
 CORS_ALLOW_HEADERS = ["content-type", "x-visitor-token"]
 
@@ -249,6 +251,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The session moves are one URL pattern, documented as one path per move.
+    "PREPROCESSING_HOOKS": ["sessions_app.api.schema.one_path_per_session_move"],
     # drf-spectacular's default hook, then the 414 every operation can get from the server.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -1,7 +1,8 @@
-"""Test helpers shared by every app's tests: real HTTP servers on loopback.
+"""Test helpers shared by every app's tests: real HTTP servers on loopback, a free port, the
+test database's URL for a subprocess, and a management command's output.
 
-Tests stand these up in place of n8n, Resend and LLM endpoints, so the code under test makes
-real HTTP requests over real sockets. Nothing here is imported by product code.
+Tests stand the servers up in place of n8n, Resend and LLM endpoints, so the code under test
+makes real HTTP requests over real sockets. Nothing here is imported by product code.
 """
 
 import json
@@ -136,3 +137,14 @@ def subprocess_database_url() -> str | None:
     if "memory" in name or not name:
         return None
     return f"sqlite:///{name}"
+
+
+def command_output(*args: str) -> str:
+    """Run a management command in-process; return what it wrote to stdout."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()

@@ -31,7 +31,7 @@ urlpatterns = [
     path("api/automation/", include("sessions_app.api.automation")),
     # Staff API (dashboard and scripts).
     path("api/", include("sessions_app.api.urls")),
-    path("dashboard/", include("sessions_app.urls")),
+    path("dashboard/", include("sessions_app.dashboard.urls")),
     # /api/docs/ is served by the staff API's URLconf (the split Swagger view: no inline script).
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

@@ -1,13 +1,10 @@
 """Rendering helpers of the console: stored data always escaped (format_html, never mark_safe)."""
 
-from urllib.parse import urlsplit
-
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from sessions_app.models import QAStatus
-
-SAFE_SCHEMES = {"http", "https"}
+from leadchat.http_urls import is_http_url
+from sessions_app.badges import badge
 
 
 def safe_http_url(url: str | None) -> str | None:
@@ -19,13 +16,7 @@ def safe_http_url(url: str | None) -> str | None:
     if not url:
         return None
     cleaned = "".join(ch for ch in url.strip() if ch not in "\t\n\r")
-    try:
-        parts = urlsplit(cleaned)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in SAFE_SCHEMES or not parts.netloc:
-        return None
-    return cleaned
+    return cleaned if is_http_url(cleaned) else None
 
 
 def url_link(url: str | None, *, empty: str = "-") -> SafeString | str:
@@ -39,9 +30,11 @@ def url_link(url: str | None, *, empty: str = "-") -> SafeString | str:
 
 
 def qa_badge(status: str) -> SafeString:
-    label = QAStatus(status).label if status in QAStatus.values else status
+    label = badge("qa", status).label
     return format_html('<span class="qa-badge qa-badge--{}">{}</span>', status, label)
 
 
-def state_badge(kind: str, value: str, label: str) -> SafeString:
+def state_badge(kind: str, value: str) -> SafeString:
+    """A session status (kind "completion", "archive" or "delivery"), coloured by console.css."""
+    label = badge(kind, value).label
     return format_html('<span class="qa-state qa-state--{}-{}">{}</span>', kind, value, label)

@@ -3,12 +3,12 @@
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Coalesce
 
 from qa.models import QAHistory
 from sessions_app.models import AutomationError, ChatMessage, ChatSession, QAStatus
+from sessions_app.selectors import error_count_subquery
 
 # A transcript longer than this is cut on the change view (with a note): one page must stay
 # bounded whatever a runaway bot did to a session.
@@ -16,19 +16,6 @@ TRANSCRIPT_LIMIT = 1000
 ERRORS_LIMIT = 50
 HISTORY_LIMIT = 200
 DEFAULT_ORDERING = ("-started_at", "-id")
-
-
-def error_count_expression() -> Coalesce:
-    # A correlated subquery, evaluated only for the rows of the page (the FK index on
-    # automationerror.session_id answers it), instead of a GROUP BY over the whole join.
-    per_session = (
-        AutomationError.objects.filter(session=OuterRef("pk"))
-        .order_by()
-        .values("session")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(per_session), Value(0))
 
 
 def has_errors_expression() -> Exists:
@@ -40,25 +27,8 @@ def console_sessions() -> QuerySet[ChatSession]:
     return (
         ChatSession.objects.not_deleted()
         .select_related("site")
-        .annotate(error_count=error_count_expression())
+        .annotate(error_count=error_count_subquery(unresolved_only=False))
     )
-
-
-def sessions_search(queryset: QuerySet[ChatSession], search: str) -> QuerySet[ChatSession]:
-    """Sessions whose lead name, lead email or any message contains every word of `search`.
-
-    Each word is a UNION of three index-friendly selects (the trigram indexes of
-    qa/migrations/0002 on PostgreSQL) rather than one OR across a join, which PostgreSQL can
-    only answer by scanning: the messages table is by far the largest in the database.
-    """
-    for word in search.split():
-        by_name = ChatSession.objects.filter(lead_name__icontains=word).order_by().values("pk")
-        by_email = ChatSession.objects.filter(lead_email__icontains=word).order_by().values("pk")
-        by_message = (
-            ChatMessage.objects.filter(text__icontains=word).order_by().values("session_id")
-        )
-        queryset = queryset.filter(pk__in=by_name.union(by_email, by_message))
-    return queryset
 
 
 def session_transcript(session: ChatSession, limit: int = TRANSCRIPT_LIMIT) -> list[ChatMessage]:

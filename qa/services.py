@@ -3,7 +3,7 @@
 The admin console, its bulk actions, commands and tests all call them. Each one opens a
 transaction, locks the session row, checks the acting user's permission and the move against
 `QA_MOVES` (kept beside the model), records who and when, saves with `update_fields`, writes a
-`QAHistory` row and sends the domain signals inside the transaction, so a receiver that writes
+`QAHistory` row and sends `qa_issue_flagged` inside the transaction, so its receiver that writes
 an outbox row (the issue notification email) commits or rolls back together with the move.
 """
 
@@ -19,6 +19,7 @@ from qa import signals
 from qa.models import QAHistory
 from sessions_app.errors import DomainError, SessionDeleted, TransitionNotAllowed
 from sessions_app.models import QA_MOVES, ChatSession, QAStatus
+from sessions_app.transitions import MoveWording, check_move, copy_state, lock
 
 REVIEW_PERMISSION = "sessions_app.review_chatsession"
 FIX_PERMISSION = "sessions_app.fix_chatsession"
@@ -61,8 +62,8 @@ def _require(user: User, permission: str, what: str) -> None:
         raise PermissionDenied(f"You are not allowed to {what}.")
 
 
-def _lock(session: ChatSession) -> ChatSession:
-    locked = ChatSession.objects.select_for_update().get(pk=session.pk)
+def _lock_reviewable(session: ChatSession) -> ChatSession:
+    locked = lock(session)
     if locked.is_deleted:
         raise SessionDeleted("This session is in the trash; restore it before reviewing it.")
     return locked
@@ -72,22 +73,7 @@ def _label(status: str) -> str:
     return QAStatus(status).label.lower()
 
 
-def _check_move(current: str, target: str) -> None:
-    allowed = QA_MOVES.get(current, set())
-    if target not in allowed:
-        names = [_label(s) for s in QAStatus.values if s in allowed]
-        raise TransitionNotAllowed(
-            f"Cannot move a session from {_label(current)} to {_label(target)}. "
-            f"Allowed from {_label(current)}: {', '.join(names) or 'none'}."
-        )
-
-
-def _copy_state(source: ChatSession, target: ChatSession) -> None:
-    """Keep the caller's instance in step with the row the service locked and saved."""
-    if source is not target:
-        target.__dict__.update(
-            {k: v for k, v in source.__dict__.items() if k != "_state" and not k.startswith("_")}
-        )
+QA_WORDING = MoveWording("a session", label=_label, list_label=_label, order=QAStatus.values)
 
 
 def _move(
@@ -106,9 +92,9 @@ def _move(
         # fixed from rewriting the reviewer's note on the way.
         _require(by, REVIEW_PERMISSION, "write QA notes")
     with transaction.atomic():
-        locked = _lock(session)
+        locked = _lock_reviewable(session)
         from_status = locked.qa_status
-        _check_move(from_status, target)
+        check_move(QA_MOVES, from_status, target, wording=QA_WORDING)
         now = timezone.now()
         fields = ["qa_status", "qa_status_by", "qa_status_at", "updated_at"]
         if note is not None and note != locked.qa_notes:
@@ -133,19 +119,11 @@ def _move(
             at=now,
             note=said,
         )
-        signals.qa_status_changed.send(
-            sender=ChatSession,
-            session=locked,
-            from_status=from_status,
-            to_status=target,
-            by=by,
-            note=said,
-        )
         if target == QAStatus.ISSUE:
             signals.qa_issue_flagged.send(
                 sender=ChatSession, session=locked, by=by, note=locked.qa_notes
             )
-    _copy_state(locked, session)
+    copy_state(locked, session)
     return locked
 
 
@@ -200,9 +178,9 @@ def qa_feedback_save(*, session: ChatSession, by: User, feedback: str) -> ChatSe
 def _save_text(*, session: ChatSession, by: User, kind: str, text: str) -> ChatSession:
     field = "qa_notes" if kind == QAHistory.Kind.NOTE else "dev_feedback"
     with transaction.atomic():
-        locked = _lock(session)
+        locked = _lock_reviewable(session)
         if getattr(locked, field) == text:
-            _copy_state(locked, session)
+            copy_state(locked, session)
             return locked  # nothing changed: no history row, no signal
         now = timezone.now()
         setattr(locked, field, text)
@@ -219,7 +197,7 @@ def _save_text(*, session: ChatSession, by: User, kind: str, text: str) -> ChatS
             at=now,
             note=text,
         )
-    _copy_state(locked, session)
+    copy_state(locked, session)
     return locked
 
 
@@ -258,7 +236,7 @@ def qa_review_submit(
     with transaction.atomic():
         # Compared with the row as locked now, not as the page showed it: a text changed by someone
         # else meanwhile is a write (and needs the permission), as it would be on any other path.
-        locked = _lock(session)
+        locked = _lock_reviewable(session)
         note = None if qa_note is None or qa_note == locked.qa_notes else qa_note
         feedback = (
             None if dev_feedback is None or dev_feedback == locked.dev_feedback else dev_feedback
@@ -272,7 +250,7 @@ def qa_review_submit(
         else:
             qa_move(session=locked, by=by, to_status=decision, note=note, feedback=feedback)
             moved_to = decision
-    _copy_state(locked, session)
+    copy_state(locked, session)
     return QAReview(
         session=locked, moved_to=moved_to, texts_saved=note is not None or feedback is not None
     )

@@ -2,8 +2,6 @@
 
 from django.dispatch import Signal
 
-# kwargs: session, from_status, to_status, by (user), note (str)
-qa_status_changed = Signal()
 # kwargs: session, by (user), note (str). Sent when a session enters `issue`; the notification
 # email hangs off it (through the outbox, so it survives a restart).
 qa_issue_flagged = Signal()

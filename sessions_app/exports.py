@@ -16,14 +16,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Prefetch, QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework.renderers import BaseRenderer
 
 from leadchat import csvsafe
-from sessions_app.models import AutomationError, ChatMessage, ChatSession
+from sessions_app.models import ChatMessage, ChatSession
+from sessions_app.selectors import error_count_subquery
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -79,19 +79,9 @@ def export_queryset(
     qs: QuerySet[ChatSession], *, transcript: bool
 ) -> QuerySet[WithAnnotations[ChatSession, _ExportCounts]]:
     """Add what an export row needs to a filtered session queryset (from `sessions_filter`)."""
-    counted = qs.annotate(
-        error_total=Coalesce(
-            Subquery(
-                AutomationError.objects.filter(session=OuterRef("pk"))
-                .order_by()
-                .values("session")
-                .annotate(n=Count("id"))
-                .values("n"),
-                output_field=IntegerField(),
-            ),
-            0,
-        )
-    )
+    # Every error the session had, resolved or not (sessions_filter's error_count counts only
+    # the open ones).
+    counted = qs.annotate(error_total=error_count_subquery(unresolved_only=False))
     if transcript:
         counted = counted.prefetch_related(
             Prefetch(

@@ -23,6 +23,13 @@ class ArchiveStatus(models.TextChoices):
     ARCHIVED = "archived", "Archived"
 
 
+class TrashStatus(models.TextChoices):
+    """Whether a session is in the trash (it is while `deleted_at` is set), as history names it."""
+
+    LIVE = "live", "Not in the trash"
+    TRASHED = "trashed", "In the trash"
+
+
 class QAStatus(models.TextChoices):
     UNCHECKED = "unchecked", "Unchecked"
     PASSED = "passed", "Passed"
@@ -230,6 +237,48 @@ class ChatMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.text[:60]}"
+
+
+class LifecycleHistory(models.Model):
+    """One lifecycle move of a session: archived or unarchived, moved to the trash or restored.
+
+    Written only by `sessions_app.services`, in the transaction that makes the move, so the history
+    can never disagree with the session. The session keeps who archived or trashed it only while
+    it is so; these rows keep every move and who made it. QA moves have their own history
+    (`qa.QAHistory`); `sessions_app.history` shows both as one.
+    """
+
+    class Kind(models.TextChoices):
+        ARCHIVE = "archive", "Archive status"
+        TRASH = "trash", "Trash"
+
+    session = models.ForeignKey(
+        ChatSession,
+        on_delete=models.CASCADE,
+        related_name="lifecycle_history",
+        # lifecycle_history_session_at below starts with session: a second index would only
+        # cost writes.
+        db_index=False,
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # An ArchiveStatus for `archive`, a TrashStatus for `trash`.
+    from_status = models.CharField(max_length=16)
+    to_status = models.CharField(max_length=16)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "lifecycle history entry"
+        verbose_name_plural = "lifecycle history"
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["session", "-at", "-id"], name="lifecycle_history_session_at")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.from_status} -> {self.to_status}"
 
 
 class AutomationError(models.Model):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
@@ -91,20 +91,25 @@ def day_bounds(date_from: date, date_to: date, tz: ZoneInfo) -> tuple[datetime, 
     return start, end
 
 
-def _error_count_subquery() -> Subquery:
-    """Unresolved automation errors of the outer session, as a correlated subquery.
+def error_count_subquery(*, unresolved_only: bool) -> Coalesce:
+    """The outer session's automation errors (only the unresolved ones with `unresolved_only`)
+    counted by a correlated subquery; 0 when it has none.
 
-    A subquery rather than Count() over a join: the list stays one row per session without a
-    GROUP BY over every selected column, and the paginator's COUNT drops it.
+    The dashboard and the staff API count the open errors (what still needs a look); the
+    exports and the QA console count every error the session had. A subquery rather than
+    Count() over a join: it runs only for the rows fetched (the index on
+    automationerror.session_id answers it), the list stays one row per session without a GROUP
+    BY over every selected column, and the paginator's COUNT drops it.
     """
-    return Subquery(
-        AutomationError.objects.filter(session=OuterRef("pk"), resolved=False)
-        .order_by()
-        .values("session")
-        .annotate(n=Count("id"))
-        .values("n"),
-        output_field=IntegerField(),
-    )
+    errors = AutomationError.objects.filter(session=OuterRef("pk"))
+    if unresolved_only:
+        errors = errors.filter(resolved=False)
+    per_session = errors.order_by().values("session").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(per_session, output_field=IntegerField()), 0)
+
+
+# Any queryset of sessions (ChatSessionQuerySet included), given back as the same kind.
+_SessionsT = TypeVar("_SessionsT", bound="QuerySet[ChatSession]")
 
 
 def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
@@ -134,12 +139,12 @@ def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
         has_lead = Q(completion_status=CompletionStatus.COMPLETE)
         qs = qs.filter(has_lead if filters.has_lead else ~has_lead)
     if filters.search:
-        qs = qs.filter(_search_q(filters.search))
+        qs = sessions_search(qs, filters.search)
     ordering = filters.ordering or DEFAULT_ORDERING
     tiebreak = "-id" if ordering.startswith("-") else "id"
     return (
         qs.select_related("site")
-        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .annotate(error_count=error_count_subquery(unresolved_only=True))
         .order_by(ordering, tiebreak)
     )
 
@@ -147,21 +152,29 @@ def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
 _UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
 
 
-def _search_q(term: str) -> Q:
-    """Lead name, lead email, or any message of the transcript containing `term`.
+def sessions_search(queryset: _SessionsT, search: str) -> _SessionsT:
+    """The sessions of `queryset` in which every word of `search` is found: each word in the
+    lead name, the lead email or any message of the transcript (case-insensitive, anywhere in
+    the text), or, for a word that is a session id, that session. The dashboard, the staff API,
+    the exports and the QA console all search through here.
 
-    A UNION of three pk selects, each answered by its trigram index (qa/migrations/0002) on
-    PostgreSQL, rather than an OR across an EXISTS over the messages: PostgreSQL can only
-    answer that OR by walking the sessions and probing the transcript of each, about 200 ms at
-    100,000 sessions / 1,000,000 messages (bench/results.md) against a few ms this way.
+    Each word is a UNION of three pk selects, each answered by its trigram index
+    (qa/migrations/0002) on PostgreSQL, rather than an OR across an EXISTS over the messages:
+    PostgreSQL can only answer that OR by walking the sessions and probing the transcript of
+    each, about 200 ms at 100,000 sessions / 1,000,000 messages (bench/results.md) against a
+    few ms this way. A UNION has no duplicates, so the result needs no DISTINCT.
     """
-    by_name = ChatSession.objects.filter(lead_name__icontains=term).order_by().values("pk")
-    by_email = ChatSession.objects.filter(lead_email__icontains=term).order_by().values("pk")
-    by_message = ChatMessage.objects.filter(text__icontains=term).order_by().values("session_id")
-    q = Q(pk__in=by_name.union(by_email, by_message))
-    if _UUID.match(term):
-        q |= Q(public_id=term)
-    return q
+    for word in search.split():
+        by_name = ChatSession.objects.filter(lead_name__icontains=word).order_by().values("pk")
+        by_email = ChatSession.objects.filter(lead_email__icontains=word).order_by().values("pk")
+        by_message = (
+            ChatMessage.objects.filter(text__icontains=word).order_by().values("session_id")
+        )
+        match = Q(pk__in=by_name.union(by_email, by_message))
+        if _UUID.match(word):
+            match |= Q(public_id=word)
+        queryset = queryset.filter(match)
+    return queryset
 
 
 def session_detail(*, public_id: Any) -> ChatSession:
@@ -178,7 +191,7 @@ def session_detail(*, public_id: Any) -> ChatSession:
             "qa_notes_by",
             "dev_feedback_by",
         )
-        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .annotate(error_count=error_count_subquery(unresolved_only=True))
         .prefetch_related(
             Prefetch("messages", queryset=ChatMessage.objects.order_by("created_at", "id")),
             Prefetch(
@@ -246,7 +259,7 @@ def sessions_changed_since(
             Q(updated_at__gt=since.updated_at) | Q(updated_at=since.updated_at, pk__gt=since.pk)
         )
         .select_related("site")
-        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .annotate(error_count=error_count_subquery(unresolved_only=True))
         .order_by("updated_at", "pk")[: limit + 1]
     )
     truncated = len(rows) > limit
@@ -428,7 +441,7 @@ def session_rows(*, pks: list[int]) -> QuerySet[ChatSession]:
     return (
         ChatSession.objects.filter(pk__in=pks)
         .select_related("site")
-        .annotate(error_count=Coalesce(_error_count_subquery(), 0))
+        .annotate(error_count=error_count_subquery(unresolved_only=True))
     )
 
 

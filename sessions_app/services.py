@@ -1,8 +1,10 @@
 """Every write to chat sessions goes through these functions (STYLE.md: one path per change).
 
 The widget API, the dashboard, the admin, the commands and the tests call them; nothing else sets
-a status. Each transition locks the row, checks the allowed-moves table kept beside the model,
-saves only the fields it changed, and sends its domain signal inside the transaction. The two
+a status. Each transition locks the row and checks the allowed-moves table kept beside the model
+(both with `sessions_app.transitions`), saves only the fields it changed, and inside the
+transaction writes its `LifecycleHistory` row (archive, trash) or sends its domain signal
+(`lead_captured`). The two
 hot, read-free writes (`message_add`, `sessions_close_idle`) are single conditional UPDATEs
 instead, which lock the row and re-check the state in their WHERE or CASE.
 """
@@ -20,11 +22,11 @@ from django.db import connection, transaction
 from django.db.models import Exists, Field, OuterRef, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
-from email_validator import EmailNotValidError, validate_email
 
 from accounts.models import User
 from sessions_app import signals
-from sessions_app.errors import InvalidLead, SessionDeleted, TransitionNotAllowed
+from sessions_app.errors import SessionDeleted, TransitionNotAllowed
+from sessions_app.leads import normalize_email, normalize_name
 from sessions_app.models import (
     ARCHIVE_MOVES,
     COMPLETION_MOVES,
@@ -35,11 +37,13 @@ from sessions_app.models import (
     ChatSession,
     CompletionStatus,
     DeliveryState,
+    LifecycleHistory,
     MessageRole,
+    TrashStatus,
 )
+from sessions_app.transitions import MoveWording, check_move, copy_state, lock
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-MAX_NAME_LENGTH = 200
 
 
 def hash_visitor_token(token: str) -> str:
@@ -53,17 +57,8 @@ def visitor_token_matches(session: ChatSession, token: str) -> bool:
     return secrets.compare_digest(hash_visitor_token(token), session.visitor_token_hash)
 
 
-def _lock(session: ChatSession) -> ChatSession:
-    return ChatSession.objects.select_for_update().get(pk=session.pk)
-
-
-def _check_move(table: Mapping[str, set[str]], current: str, target: str, what: str) -> None:
-    if target not in table.get(current, set()):
-        allowed = ", ".join(sorted(table.get(current, set()))) or "none"
-        raise TransitionNotAllowed(
-            f"Cannot move {what} from {current!r} to {target!r}. "
-            f"Allowed from {current!r}: {allowed}."
-        )
+COMPLETION_WORDING = MoveWording("completion")
+ARCHIVE_WORDING = MoveWording("archive status")
 
 
 def session_start(
@@ -101,7 +96,6 @@ def session_start(
                 text=greeting,
                 metadata=dict(greeting_metadata or {"kind": "greeting"}),
             )
-        signals.session_started.send(sender=ChatSession, session=session)
     return session, token
 
 
@@ -115,8 +109,7 @@ def message_add(
     """Append a message to the transcript and update the session's counters and activity.
 
     A visitor writing to an `incomplete` session reopens it (`in_progress`, a move
-    COMPLETION_MOVES allows). The caller's instance gets the same changes. `message_added` is
-    sent once both are stored (inside the caller's transaction, if there is one).
+    COMPLETION_MOVES allows). The caller's instance gets the same changes.
     """
     if role not in MessageRole.values:
         raise ValueError(f"Unknown message role {role!r}.")
@@ -142,7 +135,6 @@ def message_add(
         if session.completion_status == CompletionStatus.INCOMPLETE:
             session.completion_status = CompletionStatus.IN_PROGRESS
             session.ended_at = None
-    signals.message_added.send(sender=ChatSession, session=session, message=message)
     return message
 
 
@@ -157,7 +149,7 @@ def message_add(
 # compiling its F()/Case version took longer than the database took to run it (bench/).
 # Every fragment is a constant; values only travel as parameters. On PostgreSQL the message is
 # not saved through the ORM, so ChatMessage's pre_save/post_save are not sent (nothing listens
-# to them): react to `signals.message_added`, which both paths send.
+# to them): whatever must react to a new message hangs off `message_add`, which both paths share.
 _COUNT_MESSAGE = ["message_count = message_count + 1", "last_activity_at = %s", "updated_at = %s"]
 _COUNT_TIMED_REPLY = [
     "ai_replies_timed = ai_replies_timed + 1",
@@ -235,23 +227,6 @@ def reply_latency_ms(metadata: Mapping[str, Any]) -> float | None:
     return float(value) if math.isfinite(value) and value >= 0 else None
 
 
-def normalize_email(email: str) -> str:
-    """Validate syntax and domain form (no DNS); return the normalized address or raise."""
-    try:
-        return validate_email(email.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidLead(str(exc), field="email") from None
-
-
-def normalize_name(name: str) -> str:
-    cleaned = " ".join(name.split())
-    if not cleaned:
-        raise InvalidLead("The name must not be empty.", field="name")
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise InvalidLead(f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
-    return cleaned
-
-
 def lead_capture(
     *,
     session: ChatSession,
@@ -270,7 +245,7 @@ def lead_capture(
     clean_email = normalize_email(email) if email is not None else None
     now = timezone.now()
     with transaction.atomic():
-        locked = _lock(session)
+        locked = lock(session)
         if locked.is_deleted:
             raise SessionDeleted("This session was deleted; restore it before changing the lead.")
         fields = ["updated_at"]
@@ -291,8 +266,11 @@ def lead_capture(
             and locked.completion_status != CompletionStatus.COMPLETE
         )
         if completes:
-            _check_move(
-                COMPLETION_MOVES, locked.completion_status, CompletionStatus.COMPLETE, "completion"
+            check_move(
+                COMPLETION_MOVES,
+                locked.completion_status,
+                CompletionStatus.COMPLETE,
+                wording=COMPLETION_WORDING,
             )
             locked.completion_status = CompletionStatus.COMPLETE
             locked.lead_captured_at = now
@@ -302,7 +280,7 @@ def lead_capture(
         locked.save(update_fields=fields)
         if completes:
             signals.lead_captured.send(sender=ChatSession, session=locked)
-    _copy_state(locked, session)
+    copy_state(locked, session)
     return locked
 
 
@@ -317,20 +295,27 @@ def session_unarchive(*, session: ChatSession, by: User | None) -> ChatSession:
 def _set_archive(*, session: ChatSession, by: User | None, target: str) -> ChatSession:
     now = timezone.now()
     with transaction.atomic():
-        locked = _lock(session)
+        locked = lock(session)
         if locked.is_deleted:
             raise SessionDeleted("This session is in the trash; restore it first.")
-        _check_move(ARCHIVE_MOVES, locked.archive_status, target, "archive status")
+        from_status = locked.archive_status
+        check_move(ARCHIVE_MOVES, from_status, target, wording=ARCHIVE_WORDING)
         locked.archive_status = target
         archived = target == ArchiveStatus.ARCHIVED
         locked.archived_at = now if archived else None
         locked.archived_by = by if archived else None
         locked.updated_at = now
         locked.save(update_fields=["archive_status", "archived_at", "archived_by", "updated_at"])
-        signals.session_archive_changed.send(
-            sender=ChatSession, session=locked, by=by, archived=archived
+        # The session only knows who archived it while it is archived; the history keeps both.
+        LifecycleHistory.objects.create(
+            session=locked,
+            kind=LifecycleHistory.Kind.ARCHIVE,
+            from_status=from_status,
+            to_status=target,
+            by=by,
+            at=now,
         )
-    _copy_state(locked, session)
+    copy_state(locked, session)
     return locked
 
 
@@ -346,7 +331,7 @@ def session_restore(*, session: ChatSession, by: User | None) -> ChatSession:
 def _set_trash(*, session: ChatSession, by: User | None, deleted: bool) -> ChatSession:
     now = timezone.now()
     with transaction.atomic():
-        locked = _lock(session)
+        locked = lock(session)
         if locked.is_deleted == deleted:
             state = "already in the trash" if deleted else "not in the trash"
             raise TransitionNotAllowed(f"This session is {state}.")
@@ -354,10 +339,17 @@ def _set_trash(*, session: ChatSession, by: User | None, deleted: bool) -> ChatS
         locked.deleted_by = by if deleted else None
         locked.updated_at = now
         locked.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
-        signals.session_trash_changed.send(
-            sender=ChatSession, session=locked, by=by, deleted=deleted
+        # As for the archive: a restore clears `deleted_by`, the history keeps who trashed it.
+        trashed, live = TrashStatus.TRASHED, TrashStatus.LIVE
+        LifecycleHistory.objects.create(
+            session=locked,
+            kind=LifecycleHistory.Kind.TRASH,
+            from_status=live if deleted else trashed,
+            to_status=trashed if deleted else live,
+            by=by,
+            at=now,
         )
-    _copy_state(locked, session)
+    copy_state(locked, session)
     return locked
 
 
@@ -432,14 +424,6 @@ def automation_error_resolve(*, error: AutomationError, by: User | None) -> Auto
     error.resolved_by = by
     error.save(update_fields=["resolved", "resolved_at", "resolved_by"])
     return error
-
-
-def _copy_state(source: ChatSession, target: ChatSession) -> None:
-    """Keep the caller's instance in step with the row a service locked and saved."""
-    if source is not target:
-        target.__dict__.update(
-            {k: v for k, v in source.__dict__.items() if k != "_state" and not k.startswith("_")}
-        )
 
 
 # --- Permanent erasure (GDPR) and retention purge ----------------------------------------------

@@ -30,8 +30,7 @@ from sessions_app.models import AutomationError, ChatSession
 from sessions_app.services import automation_error_record
 from widget.backends import AgentBackend, AgentReply, BackendError, Conversation
 from widget.backends.scripted import ScriptedBackend
-from widget.models import AgentBackend as BackendName
-from widget.models import Site, SiteDailyUsage
+from widget.models import BackendName, Site, SiteDailyUsage
 
 logger = logging.getLogger(__name__)
 

@@ -5,12 +5,14 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from leadchat.http_urls import is_http_url
+
 
 def generate_site_key() -> str:
     return secrets.token_urlsafe(12)
 
 
-class AgentBackend(models.TextChoices):
+class BackendName(models.TextChoices):
     SCRIPTED = "scripted", "Scripted (built in)"
     N8N = "n8n", "n8n chat webhook"
     OPENAI = "openai", "OpenAI-compatible"
@@ -35,7 +37,7 @@ class Site(models.Model):
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour like #0d6efd.")],
     )
     agent_backend = models.CharField(
-        max_length=16, choices=AgentBackend.choices, default=AgentBackend.SCRIPTED
+        max_length=16, choices=BackendName.choices, default=BackendName.SCRIPTED
     )
     # Non-secret backend settings (URL, model, system prompt, ...); secrets live in agent_secret.
     agent_config = models.JSONField(default=dict, blank=True)
@@ -109,15 +111,15 @@ class Site(models.Model):
         config = self.agent_config
         if not isinstance(config, dict):
             errors["agent_config"] = "A JSON object."
-        elif self.agent_backend == AgentBackend.N8N:
+        elif self.agent_backend == BackendName.N8N:
             webhook_url = str(config.get("webhook_url", ""))
-            if not webhook_url.startswith(("http://", "https://")):
+            if not is_http_url(webhook_url):
                 errors["agent_config"] = 'n8n needs "webhook_url": the Chat Trigger URL.'
             elif problem := url_problem(webhook_url):
                 errors["agent_config"] = f'"webhook_url" {problem}.'
-        elif self.agent_backend == AgentBackend.OPENAI:
+        elif self.agent_backend == BackendName.OPENAI:
             base_url = str(config.get("base_url", "https://api.openai.com/v1"))
-            if not base_url.startswith(("http://", "https://")) or not config.get("model"):
+            if not is_http_url(base_url) or not config.get("model"):
                 errors["agent_config"] = (
                     'OpenAI-compatible needs "model" (and "base_url" unless it is OpenAI).'
                 )

@@ -18,6 +18,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 
 from leadchat.cache_guard import cache_call
+from leadchat.http_urls import is_http_url
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +37,9 @@ def normalize_origin(value: str) -> str | None:
 
 
 def origin_of_url(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    if not is_http_url(url):
         return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
+    parts = urlsplit(url)
     return normalize_origin(f"{parts.scheme}://{parts.hostname or ''}" + _port(parts))
 
 

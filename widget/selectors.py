@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from django.db.models import QuerySet
+
 from sessions_app.models import ChatMessage, ChatSession, MessageRole
 from widget.models import Site
 
@@ -41,3 +43,13 @@ def recent_turns(session: ChatSession, limit: int) -> list[ChatMessage]:
         .only("session", "role", "text", "metadata")
     )
     return list(reversed(newest[:limit]))
+
+
+def sites_for_embed(*, limit: int) -> list[Site]:
+    """Active sites with what an embed line needs (name and key), for the dashboard's setup help."""
+    return list(Site.objects.filter(is_active=True).only("name", "public_key")[:limit])
+
+
+def sites_for_filter() -> QuerySet[Site]:
+    """Every site by name (active or not: old sessions keep theirs), for a site filter."""
+    return Site.objects.only("name").order_by("name")

@@ -7,6 +7,8 @@ from typing import Any
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from leadchat.http_urls import is_http_url
+
 MAX_MESSAGE_CHARS = 4000
 
 # Written as validators so that the OpenAPI schema states them as patterns: a request the schema
@@ -39,7 +41,7 @@ def _optional(max_length: int) -> serializers.CharField:
 
 def _http_url_or_blank(value: str) -> str:
     # Only http(s) URLs are kept: these are shown as links on the dashboard.
-    return value if value.lower().startswith(("http://", "https://")) else ""
+    return value if is_http_url(value) else ""
 
 
 class SessionStartIn(serializers.Serializer):

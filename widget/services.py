@@ -33,7 +33,7 @@ from widget.backends import AgentReply, BackendError, Conversation, LeadFields, 
 from widget.backends.scripted import ScriptedBackend, extract_lead
 from widget.budget import metered_backend
 from widget.bulkhead import agent_slot
-from widget.models import AgentBackend, Site
+from widget.models import BackendName, Site
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def widget_session_start(
     user_agent: str = "",
 ) -> tuple[ChatSession, str, list[ChatMessage]]:
     """Open a web session with the site's greeting; returns (session, raw token, transcript)."""
-    if site.agent_backend == AgentBackend.SCRIPTED:
+    if site.agent_backend == BackendName.SCRIPTED:
         greeting_metadata = ScriptedBackend.greeting_metadata(site.agent_config or {})
     else:
         quick = (site.agent_config or {}).get("quick_replies")
@@ -95,7 +95,7 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     # Committed on its own (message_add opens and closes its transaction) before the agent runs.
     visitor_message = message_add(session=session, role=MessageRole.VISITOR, text=text)
 
-    backend_name = site.agent_backend if site else AgentBackend.SCRIPTED
+    backend_name = site.agent_backend if site else BackendName.SCRIPTED
     budget = float(settings.WIDGET_AGENT_TIMEOUT)
     started = time.monotonic()
     conversation = _conversation(
@@ -103,7 +103,7 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     )
     error: BackendError | None = None
     # The scripted agent answers in-process in microseconds: only network backends are bounded.
-    bounded = backend_name != AgentBackend.SCRIPTED
+    bounded = backend_name != BackendName.SCRIPTED
     with agent_slot(
         backend=backend_name, session_id=str(session.public_id), bounded=bounded
     ) as slot:

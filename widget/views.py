@@ -13,8 +13,8 @@ from django.templatetags.static import static
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
-from sessions_app.demo import DEMO_SITE_KEY
 from widget import selectors
+from widget.demo import DEMO_SITE_KEY
 from widget.origins import frame_ancestors, site_origins
 
 EMBED_MAX_AGE = 300  # seconds: a fixed script URL, so keep caches short enough for upgrades

@@ -66,7 +66,7 @@ def test_staff_api_answers_are_no_store_with_a_token_and_with_the_session(agent_
             response = client.get(url)
             assert response.status_code == 200, url
             assert_no_store(response)
-        write = client.post(reverse("staff-api:session-archive", args=[session.public_id]))
+        write = client.post(reverse("staff-api:session-move", args=[session.public_id, "archive"]))
         assert write.status_code in (200, 409)
         assert_no_store(write)
 

@@ -11,6 +11,7 @@ from django.utils.http import urlencode
 from qa import selectors
 from qa.display import url_link
 from sessions_app import selectors as sessions_selectors
+from sessions_app.history import session_history
 from sessions_app.models import (
     ChatSession,
 )
@@ -74,7 +75,7 @@ def session_context(request: HttpRequest, session: ChatSession) -> dict[str, Any
 
 
 def history_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
-    return {"entries": selectors.session_qa_history(session)}
+    return {"entries": session_history(session)}
 
 
 def errors_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from qa.export import qa_results_response
 from qa.paginator import EstimatedCountPaginator
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
+from sessions_app.selectors import sessions_search
 from sessions_app.services import session_archive
 
 # Bulk actions run one locked transaction (and, for issues, one email) per session: a "select
@@ -101,7 +102,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
             transcript_context,
             "main",
         ),
-        Panel("history", "QA history", "admin/qa/panels/history.html", history_context),
+        Panel("history", "History", "admin/qa/panels/history.html", history_context),
         Panel("errors", "Automation errors", "admin/qa/panels/errors.html", errors_context),
         Panel(
             "deliveries",
@@ -145,7 +146,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
         if not search_term.strip():
             return queryset, False
         # A UNION of pk selects: no duplicate rows, so no DISTINCT over the page.
-        return selectors.sessions_search(queryset, search_term), False
+        return sessions_search(queryset, search_term), False
 
     @admin.display(description="Started", ordering="started_at")
     def started(self, obj: ChatSession) -> str:
@@ -165,11 +166,11 @@ class ChatSessionAdmin(SessionReviewAdmin):
 
     @admin.display(description="Completion")
     def completion(self, obj: ChatSession) -> SafeString:
-        return state_badge("completion", obj.completion_status, obj.get_completion_status_display())
+        return state_badge("completion", obj.completion_status)
 
     @admin.display(description="Archive")
     def archive(self, obj: ChatSession) -> SafeString:
-        return state_badge("archive", obj.archive_status, obj.get_archive_status_display())
+        return state_badge("archive", obj.archive_status)
 
     @admin.display(description="QA")
     def qa(self, obj: ChatSession) -> SafeString:
@@ -181,7 +182,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
 
     @admin.display(description="Delivery")
     def delivery(self, obj: ChatSession) -> SafeString:
-        return state_badge("delivery", obj.delivery_state, obj.get_delivery_state_display())
+        return state_badge("delivery", obj.delivery_state)
 
     @admin.display(description="Errors")
     def errors(self, obj: ChatSession) -> SafeString | str:

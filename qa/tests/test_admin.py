@@ -11,7 +11,7 @@ from qa import services
 from qa.models import QAHistory
 from qa.tests.conftest import login
 from sessions_app.models import ArchiveStatus, AutomationError, ChatSession, QAStatus
-from sessions_app.services import automation_error_record
+from sessions_app.services import automation_error_record, automation_error_resolve
 from sessions_app.tests.factories import ChatSessionFactory
 from widget.tests.factories import SiteFactory
 
@@ -146,6 +146,16 @@ def test_changelist_columns_show_lead_badges_and_error_link(qa_client, make_conv
     assert row.error_count == 2
 
 
+def test_changelist_error_count_includes_resolved_errors(qa_client, make_conversation):
+    # The console counts every error a session had (the dashboard counts the open ones).
+    session = make_conversation()
+    automation_error_record(message="n8n failed", session=session)
+    resolved, _ = automation_error_record(message="n8n failed again", session=session)
+    automation_error_resolve(error=resolved, by=None)
+    row = qa_client.get(reverse(CHANGELIST)).context["cl"].result_list[0]
+    assert row.error_count == 2
+
+
 @pytest.mark.parametrize(
     ("term", "expected"),
     [("dana", "by_name"), ("example.org", "by_email"), ("refund", "by_message")],
@@ -167,6 +177,14 @@ def test_search_with_two_words_needs_both(qa_client, make_conversation):
     make_conversation(name="Dana Other", visitor=("hello",))
     response = qa_client.get(reverse(CHANGELIST), {"q": "dana pricing"})
     assert listed_ids(response) == {both.pk}
+
+
+def test_search_finds_a_session_by_its_id(qa_client, make_conversation):
+    # The console searches as the dashboard does (sessions_app.selectors.sessions_search).
+    wanted = make_conversation(name="Dana Scully")
+    make_conversation(name="Dana Other")
+    response = qa_client.get(reverse(CHANGELIST), {"q": str(wanted.public_id)})
+    assert listed_ids(response) == {wanted.pk}
 
 
 def test_changelist_sorts_only_on_indexed_columns(qa_client):

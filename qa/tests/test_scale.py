@@ -14,6 +14,7 @@ from qa import paginator as paginator_module
 from qa import selectors
 from qa.paginator import EstimatedCountPaginator
 from sessions_app.models import AutomationError, ChatMessage, ChatSession, MessageRole
+from sessions_app.selectors import SessionFilters, sessions_filter, sessions_search
 from sessions_app.tests.factories import ChatSessionFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -153,10 +154,19 @@ def plan_of(queryset) -> str:
 
 def test_search_uses_the_trigram_indexes_not_a_scan_of_messages(site):
     add_sessions(site, 300)
-    plan = plan_of(selectors.sessions_search(selectors.console_sessions(), "plan 42"))
+    plan = plan_of(sessions_search(selectors.console_sessions(), "plan 42"))
     assert "qa_message_text_trgm" in plan
     assert "qa_session_lead_name_trgm" in plan
     assert "qa_session_lead_email_trgm" in plan
+    assert "Seq Scan" not in plan
+
+
+def test_staff_api_search_uses_the_trigram_indexes_for_every_word(site):
+    # The staff API, the dashboard and the exports search through the console's selector.
+    add_sessions(site, 300)
+    plan = plan_of(sessions_filter(SessionFilters(search="plan 42"))[:25])
+    indexes = ["qa_message_text_trgm", "qa_session_lead_name_trgm", "qa_session_lead_email_trgm"]
+    assert [plan.count(f'"{index}"') for index in indexes] == [2, 2, 2]  # one UNION per word
     assert "Seq Scan" not in plan
 
 

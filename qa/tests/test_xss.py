@@ -20,6 +20,7 @@ from sessions_app.services import (
     automation_error_record,
     lead_capture,
     message_add,
+    session_archive,
     session_start,
 )
 from widget.tests.factories import SiteFactory
@@ -221,6 +222,12 @@ def test_http_urls_are_kept(url):
     assert safe_http_url(url) == url.strip()
 
 
+@pytest.mark.parametrize("url", ["http://:8080/x", "https://user@/x", "http:///path"])
+def test_urls_without_a_host_are_not_links(url):
+    # Checking the netloc let "http://:8080/x" become a link that leads nowhere.
+    assert safe_http_url(url) is None
+
+
 def test_audit_catches_an_unescaped_payload():
     """The checker itself must fail on a live payload (a test that cannot fail is a defect)."""
 
@@ -266,3 +273,41 @@ def test_payloads_posted_through_the_widget_api_render_inert_in_the_console(
         assert payload in page_text
     changelist = reverse("admin:sessions_app_chatsession_changelist")
     audit(admin_client_role.get(changelist, {"qa_status": "all"}))
+
+
+def history_panel(html: str, start: str) -> PageAudit:
+    """The History panel alone (from `start`, its opening tag, to its </section>), audited."""
+    panel = html[html.index(start) :]
+    page = PageAudit()
+    page.feed(panel[: panel.index("</section>")])
+    page.close()
+    assert page.problems == []
+    return page
+
+
+def test_history_panels_render_stored_notes_inert(
+    admin_client_role, hostile_session, admin_role_user
+):
+    """The QA note and the developer feedback, shown as text in both pages' History panels
+    (beside the lifecycle rows), not only where the rest of the page shows them."""
+    session_archive(session=hostile_session, by=admin_role_user)
+    console = admin_client_role.get(
+        reverse("admin:sessions_app_chatsession_change", args=[hostile_session.pk])
+    )
+    dashboard = admin_client_role.get(
+        reverse("dashboard:session", args=[hostile_session.public_id])
+    )
+    for response, start in [
+        (console, '<section class="module qa-panel qa-panel--history"'),
+        (dashboard, '<section class="card" aria-labelledby="panel-history-title"'),
+    ]:
+        assert response.status_code == 200
+        text = "".join(history_panel(response.content.decode(), start).text)
+        assert PAYLOADS[3] in text  # the QA note of the issue move
+        assert PAYLOADS[0] in text  # the developer feedback saved
+        assert "Active → Archived" in text
+
+
+def test_history_panel_audit_catches_an_unescaped_note():
+    with pytest.raises(AssertionError):
+        history_panel('<section class="h"><td>x</td><img src=x onerror="alert(1)"></section>', "<")

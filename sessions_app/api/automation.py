@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadchat.api import error_response
+from leadchat.http_urls import is_http_url
 from sessions_app.models import AutomationError, ChatSession
 from sessions_app.services import automation_error_record
 
@@ -121,16 +122,7 @@ def _find_session(raw: str | None, warnings: list[str]) -> ChatSession | None:
 def _http_url(raw: str, warnings: list[str]) -> str:
     if not raw:
         return ""
-    try:
-        parts = urlsplit(raw)
-    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 bracket
-        parts = None
-    if (
-        parts is not None
-        and parts.scheme in ("http", "https")
-        and parts.netloc
-        and len(raw) <= 2000
-    ):
+    if is_http_url(raw) and len(raw) <= 2000:
         return raw
     # Only http(s) URLs are ever stored: the admin and dashboard turn this into a link.
     warnings.append("execution_url is not an http(s) URL; it was not stored.")

@@ -159,7 +159,8 @@ class SessionFilterParams(TimeZoneParam):
         required=False,
         allow_blank=True,
         max_length=MAX_SEARCH_LENGTH,
-        help_text="Search lead name, lead email and transcript text.",
+        help_text="Words to search for: each must be in the lead name, the lead email or the "
+        "transcript text (or be the session id).",
     )
     ordering = serializers.ChoiceField(
         choices=[*SESSION_ORDERINGS, *(f"-{o}" for o in SESSION_ORDERINGS)],

@@ -1,46 +1,59 @@
 """Staff API, under /api/ (namespace staff-api). See sessions_app.api.views."""
 
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
+from sessions_app import exports
 from sessions_app.api import views
 
 app_name = "staff-api"
 
+
+class SessionMoveConverter:
+    """The name of a session move (sessions_app.api.views.MOVES). Any other word does not match,
+    so it falls through to the JSON 404 below."""
+
+    regex = "|".join(views.MOVES)
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        if value not in views.MOVES:
+            raise ValueError(f"{value!r} is not a session move")  # reverse(): NoReverseMatch
+        return value
+
+
+register_converter(SessionMoveConverter, "session_move")
+
 urlpatterns = [
-    path("sessions/", views.SessionListView.as_view(), name="sessions"),
-    path("sessions/changes/", views.SessionChangesView.as_view(), name="sessions-changes"),
-    path("sessions/bulk/", views.SessionBulkView.as_view(), name="sessions-bulk"),
-    path("sessions/<uuid:public_id>/", views.SessionDetailView.as_view(), name="session"),
+    path("sessions/", views.SessionListApi.as_view(), name="sessions"),
+    path("sessions/changes/", views.SessionChangesApi.as_view(), name="sessions-changes"),
+    path("sessions/bulk/", views.SessionBulkApi.as_view(), name="sessions-bulk"),
+    path("sessions/<uuid:public_id>/", views.SessionDetailApi.as_view(), name="session"),
+    # /archive/, /unarchive/, /delete/ and /restore/; reverse with the move as second argument.
     path(
-        "sessions/<uuid:public_id>/archive/",
-        views.SessionArchiveView.as_view(),
-        name="session-archive",
+        "sessions/<uuid:public_id>/<session_move:action>/",
+        views.SessionMoveApi.as_view(),
+        name="session-move",
     ),
-    path(
-        "sessions/<uuid:public_id>/unarchive/",
-        views.SessionUnarchiveView.as_view(),
-        name="session-unarchive",
-    ),
-    path(
-        "sessions/<uuid:public_id>/delete/",
-        views.SessionDeleteView.as_view(),
-        name="session-delete",
-    ),
-    path(
-        "sessions/<uuid:public_id>/restore/",
-        views.SessionRestoreView.as_view(),
-        name="session-restore",
-    ),
-    path("stats/", views.StatsView.as_view(), name="stats"),
-    path("automation-errors/", views.ErrorListView.as_view(), name="errors"),
+    path("stats/", views.StatsApi.as_view(), name="stats"),
+    path("automation-errors/", views.AutomationErrorListApi.as_view(), name="errors"),
     path(
         "automation-errors/<int:pk>/resolve/",
-        views.ErrorResolveView.as_view(),
+        views.AutomationErrorResolveApi.as_view(),
         name="error-resolve",
     ),
-    path("exports/sessions.csv", views.SessionExportCSVView.as_view(), name="export-csv"),
-    path("exports/sessions.jsonl", views.SessionExportJSONLView.as_view(), name="export-jsonl"),
+    path(
+        "exports/sessions.csv",
+        views.SessionExportApi.as_view(file_format=exports.CSV),
+        name="export-csv",
+    ),
+    path(
+        "exports/sessions.jsonl",
+        views.SessionExportApi.as_view(file_format=exports.JSONL),
+        name="export-jsonl",
+    ),
     # Malformed ids under these prefixes: a JSON 404 rather than Django's HTML page.
     re_path(r"^sessions/(?P<rest>[\s\S]+)$", views.unknown_endpoint),
     re_path(r"^automation-errors/(?P<rest>[\s\S]+)$", views.unknown_endpoint),

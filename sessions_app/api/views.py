@@ -9,12 +9,13 @@ permission it needs (sessions_app.api.permissions).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -54,6 +55,7 @@ NO_ROLE = error_response("Signed in, but the user's role may not do this.")
 NOT_FOUND = error_response("No such session (or error).")
 CONFLICT = error_response("The move is not allowed from the session's current state.")
 READ_ERRORS = {400: BAD_PARAMS, 401: NO_AUTH, 403: NO_ROLE}
+ONE_ROW_ERRORS = {401: NO_AUTH, 403: NO_ROLE, 404: NOT_FOUND}
 
 
 class StaffAPIView(APIView):
@@ -79,7 +81,7 @@ def _row(session: ChatSession) -> dict[str, Any]:
 # --- Sessions -----------------------------------------------------------------------------------
 
 
-class SessionListView(StaffAPIView):
+class SessionListApi(StaffAPIView):
     @extend_schema(
         operation_id="sessions_list",
         summary="List sessions",
@@ -96,12 +98,12 @@ class SessionListView(StaffAPIView):
         return Response({**meta, "results": out.SessionRowSerializer(rows, many=True).data})
 
 
-class SessionDetailView(StaffAPIView):
+class SessionDetailApi(StaffAPIView):
     @extend_schema(
         operation_id="sessions_retrieve",
         summary="One session with its transcript",
         description="Also for sessions in the trash. QA fields are read-only here.",
-        responses={200: out.SessionDetailSerializer, 401: NO_AUTH, 403: NO_ROLE, 404: NOT_FOUND},
+        responses={200: out.SessionDetailSerializer, **ONE_ROW_ERRORS},
         tags=["sessions"],
     )
     def get(self, request: Request, public_id: Any) -> Response:
@@ -119,13 +121,15 @@ def _get_session(public_id: Any) -> ChatSession:
         raise NotFound("No session with this id.") from None
 
 
-ACTIONS: dict[str, Callable[..., ChatSession]] = {
+# The moves of a session's lifecycle, by the name its URL ends with (sessions_app.api.urls) and
+# the bulk endpoint's `action`.
+MOVES: dict[str, Callable[..., ChatSession]] = {
     "archive": services.session_archive,
     "unarchive": services.session_unarchive,
     "delete": services.session_delete,
     "restore": services.session_restore,
 }
-ACTION_HELP = {
+MOVE_HELP = {
     "archive": "Hide the session from default lists (nothing else changes).",
     "unarchive": "Bring an archived session back to the default lists.",
     "delete": "Move the session to the trash (restorable until purged).",
@@ -133,45 +137,46 @@ ACTION_HELP = {
 }
 
 
-def _session_action_view(action: str) -> type[StaffAPIView]:
-    service = ACTIONS[action]
-
-    class SessionActionView(StaffAPIView):
-        permission_classes = [CanArchiveSessions]
-
-        @extend_schema(
-            operation_id=f"sessions_{action}",
-            summary=f"{action.capitalize()} a session",
-            description=ACTION_HELP[action] + " Answers with the updated list row.",
-            request=None,
-            responses={
-                200: out.SessionRowSerializer,
-                401: NO_AUTH,
-                403: NO_ROLE,
-                404: NOT_FOUND,
-                409: CONFLICT,
-            },
-            tags=["sessions"],
-        )
-        def post(self, request: Request, public_id: Any) -> Response:
-            session = _get_session(public_id)
-            try:
-                service(session=session, by=request.user)
-            except DomainError as exc:
-                raise Conflict(str(exc)) from None
-            return Response(_row(selectors.session_row(pk=session.pk)))
-
-    SessionActionView.__name__ = f"Session{action.capitalize()}View"
-    return SessionActionView
+def _documented_move(path: str) -> str:
+    """The move a documented path ends with (sessions_app.api.schema gives each its own path)."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-SessionArchiveView = _session_action_view("archive")
-SessionUnarchiveView = _session_action_view("unarchive")
-SessionDeleteView = _session_action_view("delete")
-SessionRestoreView = _session_action_view("restore")
+class SessionMoveSchema(AutoSchema):
+    """Each move is its own operation, as clients call it: /api/sessions/{public_id}/archive/."""
+
+    def get_operation_id(self) -> str:
+        return f"sessions_{_documented_move(self.path)}"
+
+    def get_summary(self) -> str:
+        return f"{_documented_move(self.path).capitalize()} a session"
+
+    # drf-spectacular's AutoSchema already differs here from DRF's ViewInspector (in the stubs).
+    def get_description(self) -> str:  # type: ignore[override]
+        return MOVE_HELP[_documented_move(self.path)] + " Answers with the updated list row."
 
 
-class SessionBulkView(StaffAPIView):
+class SessionMoveApi(StaffAPIView):
+    """Archive, unarchive, delete or restore one session: the move is the URL's last segment."""
+
+    permission_classes = [CanArchiveSessions]
+    schema = SessionMoveSchema()
+
+    @extend_schema(
+        request=None,
+        responses={200: out.SessionRowSerializer, **ONE_ROW_ERRORS, 409: CONFLICT},
+        tags=["sessions"],
+    )
+    def post(self, request: Request, public_id: Any, action: str) -> Response:
+        session = _get_session(public_id)
+        try:
+            MOVES[action](session=session, by=request.user)
+        except DomainError as exc:
+            raise Conflict(str(exc)) from None
+        return Response(_row(selectors.session_row(pk=session.pk)))
+
+
+class SessionBulkApi(StaffAPIView):
     permission_classes = [CanArchiveSessions]
 
     @extend_schema(
@@ -186,7 +191,7 @@ class SessionBulkView(StaffAPIView):
     def post(self, request: Request) -> Response:
         body = params.BulkActionInput(data=request.data)
         body.is_valid(raise_exception=True)
-        service = ACTIONS[body.validated_data["action"]]
+        service = MOVES[body.validated_data["action"]]
         ids = list(dict.fromkeys(body.validated_data["ids"]))
         found = {s.public_id: s for s in ChatSession.objects.filter(public_id__in=ids)}
         outcome: dict[Any, str | None] = {}
@@ -213,7 +218,7 @@ class SessionBulkView(StaffAPIView):
         return Response({"results": results})
 
 
-class SessionChangesView(StaffAPIView):
+class SessionChangesApi(StaffAPIView):
     @extend_schema(
         operation_id="sessions_changes",
         summary="What changed since a cursor (live updates)",
@@ -246,7 +251,7 @@ class SessionChangesView(StaffAPIView):
 # --- Stats --------------------------------------------------------------------------------------
 
 
-class StatsView(StaffAPIView):
+class StatsApi(StaffAPIView):
     @extend_schema(
         operation_id="stats_retrieve",
         summary="KPIs and chart series for a date range",
@@ -270,7 +275,7 @@ class StatsView(StaffAPIView):
 # --- Automation errors --------------------------------------------------------------------------
 
 
-class ErrorListView(StaffAPIView):
+class AutomationErrorListApi(StaffAPIView):
     permission_classes = [CanViewErrors]
 
     @extend_schema(
@@ -292,7 +297,7 @@ class ErrorListView(StaffAPIView):
         return Response({**meta, "results": rows_out.data})
 
 
-class ErrorResolveView(StaffAPIView):
+class AutomationErrorResolveApi(StaffAPIView):
     permission_classes = [CanResolveErrors]
 
     @extend_schema(
@@ -300,12 +305,7 @@ class ErrorResolveView(StaffAPIView):
         summary="Mark an automation error resolved",
         description="Resolving twice is harmless (the first resolution is kept).",
         request=None,
-        responses={
-            200: out.AutomationErrorSerializer,
-            401: NO_AUTH,
-            403: NO_ROLE,
-            404: NOT_FOUND,
-        },
+        responses={200: out.AutomationErrorSerializer, **ONE_ROW_ERRORS},
         tags=["automation errors"],
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -320,60 +320,84 @@ class ErrorResolveView(StaffAPIView):
 # --- Exports ------------------------------------------------------------------------------------
 
 
-def _export_view(file_format: str) -> type[StaffAPIView]:
-    renderer = exports.CSVRenderer if file_format == exports.CSV else exports.JSONLinesRenderer
+EXPORT_RENDERERS: dict[str, type[exports.CSVRenderer]] = {
+    exports.CSV: exports.CSVRenderer,
+    exports.JSONL: exports.JSONLinesRenderer,
+}
+EXPORT_TITLES = {exports.CSV: "CSV", exports.JSONL: "JSON Lines"}
 
-    class ExportView(StaffAPIView):
-        permission_classes = [CanExportSessions]
+
+class SessionExportSchema(AutoSchema):
+    """One operation per export URL, each with its own id and media type."""
+
+    @property
+    def export_format(self) -> str:
+        # This schema documents SessionExportApi only (`view` is typed as any APIView).
+        return cast("SessionExportApi", self.view).file_format
+
+    def get_operation_id(self) -> str:
+        return f"sessions_export_{self.export_format}"
+
+    def get_summary(self) -> str:
+        return f"Export sessions as {EXPORT_TITLES[self.export_format]}"
+
+    # drf-spectacular also takes {(status, media type): response} here; its annotation does not.
+    def get_response_serializers(self) -> dict[Any, Any]:  # type: ignore[override]
+        media_type = EXPORT_RENDERERS[self.export_format].media_type
+        return {
+            (200, media_type): OpenApiResponse(OpenApiTypes.STR, description="The export file."),
+            **READ_ERRORS,
+        }
+
+
+class SessionExportApi(StaffAPIView):
+    """The sessions as a file; the URLconf gives the format: `as_view(file_format=...)`.
+
+    An init argument rather than a URL pattern's extra kwargs, because the schema generator
+    builds the view with the init arguments but never sees a pattern's kwargs, and each format
+    is documented as its own operation (SessionExportSchema).
+    """
+
+    permission_classes = [CanExportSessions]
+    schema = SessionExportSchema()
+    file_format = ""
+
+    def get_renderers(self) -> list[Any]:
         # JSON first: errors (400/401/403) render as JSON whatever the client accepts.
-        renderer_classes = [JSONRenderer, renderer]
+        return [JSONRenderer(), EXPORT_RENDERERS[self.file_format]()]
 
-        @extend_schema(
-            operation_id=f"sessions_export_{file_format}",
-            summary=f"Export sessions as {'CSV' if file_format == exports.CSV else 'JSON Lines'}",
-            description="Streamed, one row per session: lead, statuses, QA, delivery state, "
-            "error count; `transcript=true` adds the messages. Same filters as the list.",
-            parameters=[params.ExportParams],
-            responses={
-                (200, renderer.media_type): OpenApiResponse(
-                    OpenApiTypes.STR, description="The export file."
-                ),
-                **READ_ERRORS,
-            },
-            tags=["sessions"],
+    @extend_schema(
+        description="Streamed, one row per session: lead, statuses, QA, delivery state, "
+        "error count; `transcript=true` adds the messages. Same filters as the list.",
+        parameters=[params.ExportParams],
+        tags=["sessions"],
+    )
+    def get(self, request: Request) -> Any:
+        data = params.validated(params.ExportParams, request)
+        filters = params.session_filters(data, request)
+        return exports.export_response(
+            selectors.sessions_filter(filters),
+            file_format=self.file_format,
+            tz=filters.tz,
+            transcript=data["transcript"],
         )
-        def get(self, request: Request) -> Any:
-            data = params.validated(params.ExportParams, request)
-            filters = params.session_filters(data, request)
-            return exports.export_response(
-                selectors.sessions_filter(filters),
-                file_format=file_format,
-                tz=filters.tz,
-                transcript=data["transcript"],
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # DRF answers an unknown `?format=` with a 404 (and ignores an empty one); both are
+        # a bad parameter here.
+        wanted = request.query_params.get("format")
+        file_format = EXPORT_RENDERERS[self.file_format].format
+        if wanted is not None and wanted not in {file_format, "json"}:
+            raise ValidationError(
+                {"format": f"Unknown format; use {file_format} or json (or leave it out)."}
             )
+        return super().perform_content_negotiation(request, force)
 
-        def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-            # DRF answers an unknown `?format=` with a 404 (and ignores an empty one); both are
-            # a bad parameter here.
-            wanted = request.query_params.get("format")
-            if wanted is not None and wanted not in {renderer.format, "json"}:
-                raise ValidationError(
-                    {"format": f"Unknown format; use {renderer.format} or json (or leave it out)."}
-                )
-            return super().perform_content_negotiation(request, force)
-
-        def finalize_response(self, request: Request, response: Any, *args, **kwargs) -> Any:
-            if isinstance(response, Response):  # an error body: always JSON
-                request.accepted_renderer = JSONRenderer()
-                request.accepted_media_type = JSONRenderer.media_type
-            return super().finalize_response(request, response, *args, **kwargs)
-
-    ExportView.__name__ = f"SessionExport{file_format.upper()}View"
-    return ExportView
-
-
-SessionExportCSVView = _export_view(exports.CSV)
-SessionExportJSONLView = _export_view(exports.JSONL)
+    def finalize_response(self, request: Request, response: Any, *args, **kwargs) -> Any:
+        if isinstance(response, Response):  # an error body: always JSON
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 @csrf_exempt  # it changes nothing; without this a POST would get the HTML CSRF page instead

@@ -48,6 +48,7 @@ from sessions_app.models import (
     WebhookEvent,
 )
 from sessions_app.services import automation_error_record, session_delivery_state_set
+from sessions_app.transitions import MoveWording, check_move, lock
 
 ENDPOINT_DISABLED_EMAIL_EVENT = "endpoint.disabled"
 
@@ -824,12 +825,11 @@ def session_delivery_state_sync(*, session_id: int, now: datetime | None = None)
 # --- People's actions: redeliver, cancel ------------------------------------------------------
 
 
-def _check_move(current: str, target: str) -> None:
-    if target not in DELIVERY_MOVES.get(current, set()):
-        raise TransitionNotAllowed(
-            f"Cannot move a delivery from {current!r} to {target!r}."
-            + (" It is being sent right now." if current == DeliveryStatus.SENDING else "")
-        )
+DELIVERY_WORDING = MoveWording(
+    "a delivery",
+    list_allowed=False,
+    hints={DeliveryStatus.SENDING: "It is being sent right now."},
+)
 
 
 def delivery_redeliver(
@@ -841,11 +841,7 @@ def delivery_redeliver(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        row = (
-            Delivery.objects.select_for_update(of=("self",))
-            .select_related("endpoint")
-            .get(pk=delivery.pk)
-        )
+        row = lock(delivery, related=["endpoint"])
         if row.status == DeliveryStatus.SENDING:
             # `sending -> pending` is the worker's own move (a retry); a person waits for it.
             raise TransitionNotAllowed("This delivery is being sent right now; try again shortly.")
@@ -854,7 +850,7 @@ def delivery_redeliver(
                 f"Endpoint {row.endpoint.name!r} is disabled; enable it before redelivering "
                 "(its waiting deliveries then go out by themselves)."
             )
-        _check_move(row.status, DeliveryStatus.PENDING)
+        check_move(DELIVERY_MOVES, row.status, DeliveryStatus.PENDING, wording=DELIVERY_WORDING)
         row.status = DeliveryStatus.PENDING
         row.next_attempt_at = now
         row.redelivery_requested_by = by
@@ -917,8 +913,8 @@ def delivery_cancel(*, delivery: Delivery, by: User | None) -> Delivery:
     """Stop a pending (or in-flight) delivery; a send already on the wire is logged, not undone."""
     now = timezone.now()
     with transaction.atomic():
-        row = Delivery.objects.select_for_update().get(pk=delivery.pk)
-        _check_move(row.status, DeliveryStatus.CANCELLED)
+        row = lock(delivery)
+        check_move(DELIVERY_MOVES, row.status, DeliveryStatus.CANCELLED, wording=DELIVERY_WORDING)
         row.status = DeliveryStatus.CANCELLED
         row.cancelled_by = by
         row.cancelled_at = now

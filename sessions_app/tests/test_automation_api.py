@@ -138,6 +138,13 @@ def test_non_http_execution_url_is_dropped_never_stored():
     assert AutomationError.objects.get().execution_url == ""
 
 
+def test_execution_url_without_a_host_is_dropped_never_stored():
+    response = post({**ERROR, "execution_url": "https://:5678/workflow/7"})
+    assert response.status_code == 201
+    assert "execution_url" in response.json()["warnings"][0]
+    assert AutomationError.objects.get().execution_url == ""
+
+
 def test_other_methods_are_refused():
     response = Client().get(URL, HTTP_AUTHORIZATION=f"Bearer {KEY}")
     assert response.status_code == 405

@@ -93,24 +93,19 @@
     return node;
   }
 
-  var STYLES = {
-    in_progress: "info", complete: "success", incomplete: "secondary",
-    active: "primary", archived: "secondary",
-    unchecked: "light", passed: "success", issue: "danger", fixed: "warning",
-    none: "light", pending: "info", delivered: "success", failed: "danger", paused: "warning",
-    disabled: "secondary",
-  };
-  var LABELS = {
-    in_progress: "In progress", complete: "Complete", incomplete: "Incomplete",
-    active: "Active", archived: "Archived",
-    unchecked: "QA: unchecked", passed: "QA: passed", issue: "QA: issue", fixed: "QA: fixed",
-    pending: "Delivery pending", delivered: "Delivered", failed: "Delivery failed",
-    paused: "Delivery paused", disabled: "No endpoint",
-  };
-  function badge(value, extraClass) {
+  /* The look of a status (label, Bootstrap colour, its label in the list) comes from the page
+     config, written once on the server (sessions_app.badges). */
+  var badges = null;
+  function badgeOf(kind, value) {
+    if (badges === null) badges = config().badges || {};
+    var found = badges[kind] && badges[kind][value];
+    return found || { label: value, style: "secondary", listLabel: value };
+  }
+  function badge(kind, value, extraClass) {
+    var look = badgeOf(kind, value);
     return el("span", {
-      className: "badge text-bg-" + (STYLES[value] || "secondary") + (extraClass ? " " + extraClass : ""),
-      text: LABELS[value] || value,
+      className: "badge text-bg-" + look.style + (extraClass ? " " + extraClass : ""),
+      text: look.listLabel,
     });
   }
 
@@ -143,7 +138,7 @@
   }
 
   window.LC = {
-    config: config, api: api, el: el, badge: badge, toast: toast,
+    config: config, api: api, el: el, badge: badge, badgeOf: badgeOf, toast: toast,
     formatDateTime: formatDateTime, formatTime: formatTime, localISODate: localISODate,
     localizeTimes: localizeTimes, timeZone: timeZone,
   };

@@ -19,17 +19,35 @@
     });
     var badge = document.getElementById("archive-badge");
     if (badge) {
-      badge.textContent = archived ? "Archived" : "Active";
-      badge.className = "badge text-bg-" + (archived ? "secondary" : "primary");
+      var look = LC.badgeOf("archive", row.archive_status);
+      badge.textContent = look.label;
+      badge.className = "badge text-bg-" + look.style;
     }
     var note = document.getElementById("trash-note");
     if (note) note.classList.toggle("d-none", !deleted);
+  }
+
+  // The History panel is rendered by the server (QA and lifecycle entries, escaped there): after
+  // a move, take the fresh panel from this page's own HTML rather than building entries here.
+  async function refreshHistory() {
+    var panel = document.querySelector('[data-panel="history"]');
+    if (!panel) return;
+    try {
+      var response = await fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!response.ok) return;
+      var page = new DOMParser().parseFromString(await response.text(), "text/html");
+      var fresh = page.querySelector('[data-panel="history"]');
+      if (fresh) panel.replaceWith(document.importNode(fresh, true));
+    } catch (error) {
+      // The move itself succeeded; a stale history panel is put right by the next reload.
+    }
   }
 
   async function act(action, withUndo) {
     try {
       var row = await LC.api(cfg.api.sessions + session.id + "/" + action + "/", { method: "POST" });
       render(row);
+      refreshHistory();
       LC.toast(DONE[action], withUndo ? { undo: function () { act(INVERSE[action], false); } } : {});
     } catch (error) {
       LC.toast(error.message, { error: true });

@@ -4,10 +4,6 @@
   var cfg = LC.config();
   var form = document.getElementById("range-form");
   var charts = {};
-  var LABELS = {
-    in_progress: "In progress", complete: "Complete", incomplete: "Incomplete",
-    unchecked: "Unchecked", passed: "Passed", issue: "Issue", fixed: "Fixed",
-  };
   var COLORS = {
     in_progress: "#0dcaf0", complete: "#198754", incomplete: "#6c757d",
     unchecked: "#adb5bd", passed: "#198754", issue: "#dc3545", fixed: "#ffc107",
@@ -73,12 +69,12 @@
     }
   }
 
-  function doughnut(id, counts) {
+  function doughnut(id, counts, kind) {
     var keys = Object.keys(counts);
     upsertChart(id, {
       type: "doughnut",
       data: {
-        labels: keys.map(function (k) { return LABELS[k] || k; }),
+        labels: keys.map(function (k) { return LC.badgeOf(kind, k).label; }),
         datasets: [{ data: keys.map(function (k) { return counts[k]; }), backgroundColor: keys.map(function (k) { return COLORS[k] || "#6c757d"; }) }],
       },
       options: { maintainAspectRatio: false, plugins: { legend: { position: "bottom" } } },
@@ -106,8 +102,8 @@
         scales: { y: { beginAtZero: true, ticks: { precision: 0 } } },
       },
     });
-    doughnut("chart-completion", stats.completion);
-    doughnut("chart-qa", stats.qa);
+    doughnut("chart-completion", stats.completion, "completion");
+    doughnut("chart-qa", stats.qa, "qa");
     applyTheme();
   }
 

@@ -95,10 +95,10 @@
       LC.el("a", { href: sessionUrl(row.id), className: "fw-semibold session-link", text: who }),
       row.lead.email ? LC.el("div", { className: "small text-body-secondary text-break", text: row.lead.email }) : null,
     ]));
-    var statuses = LC.el("td", { className: "status-cell" }, [LC.badge(row.completion_status)]);
-    if (row.archive_status === "archived") statuses.append(" ", LC.badge("archived", "archive-badge"));
-    if (row.qa_status !== "unchecked") statuses.append(" ", LC.badge(row.qa_status));
-    if (row.delivery_state !== "none") statuses.append(" ", LC.badge(row.delivery_state));
+    var statuses = LC.el("td", { className: "status-cell" }, [LC.badge("completion", row.completion_status)]);
+    if (row.archive_status === "archived") statuses.append(" ", LC.badge("archive", "archived", "archive-badge"));
+    if (row.qa_status !== "unchecked") statuses.append(" ", LC.badge("qa", row.qa_status));
+    if (row.delivery_state !== "none") statuses.append(" ", LC.badge("delivery", row.delivery_state));
     if (row.error_count) {
       statuses.append(" ", LC.el("span", { className: "badge text-bg-danger", title: "Open automation errors" }, [
         LC.el("i", { className: "fa-solid fa-triangle-exclamation me-1", "aria-hidden": "true" }),

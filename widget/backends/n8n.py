@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from leadchat.http_urls import is_http_url
 from widget.backends.base import (
     AgentReply,
     BackendError,
@@ -30,7 +31,7 @@ class N8nBackend:
 
     def reply(self, conversation: Conversation) -> AgentReply:
         url = str(conversation.config.get("webhook_url") or "")
-        if not url.startswith(("http://", "https://")):
+        if not is_http_url(url):
             raise BackendError("n8n backend has no webhook_url in its settings.", permanent=True)
         headers = {}
         secret = conversation.require_secret()

@@ -17,8 +17,9 @@ from typing import Any
 
 from django.conf import settings
 
+from leadchat.http_urls import is_http_url
 from sessions_app.errors import InvalidLead
-from sessions_app.services import normalize_email, normalize_name
+from sessions_app.leads import normalize_email, normalize_name
 from widget.backends.base import (
     AgentReply,
     BackendError,
@@ -61,7 +62,7 @@ class OpenAICompatibleBackend:
         config = conversation.config
         base_url = str(config.get("base_url") or "https://api.openai.com/v1").rstrip("/")
         model = str(config.get("model") or "")
-        if not base_url.startswith(("http://", "https://")) or not model:
+        if not is_http_url(base_url) or not model:
             raise BackendError(
                 "OpenAI-compatible backend needs base_url and model in its settings.",
                 permanent=True,

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from sessions_app.errors import InvalidLead
-from sessions_app.services import normalize_email, normalize_name
+from sessions_app.leads import normalize_email, normalize_name
 from widget.backends.base import AgentReply, Conversation, LeadFields
 
 EMAIL_CANDIDATE = re.compile(r"[^\s<>(),;:\"']*@[^\s<>(),;:\"']*")

@@ -51,6 +51,21 @@ def test_session_start_drops_non_http_urls(site, widget_client):
     assert (session.page_url, session.referrer) == ("", "")
 
 
+def test_session_start_drops_urls_without_a_host(site, widget_client):
+    # A prefix check kept these, and the dashboard then had a "link" that leads nowhere.
+    response = widget_client.start(page_url="http://", referrer="https://?q=1")
+
+    session = ChatSession.objects.get(public_id=response.json()["session_id"])
+    assert (session.page_url, session.referrer) == ("", "")
+
+
+def test_session_start_keeps_http_urls_whatever_the_scheme_case(site, widget_client):
+    response = widget_client.start(page_url="HTTPS://Example.com/a", referrer="http://r.example/")
+
+    session = ChatSession.objects.get(public_id=response.json()["session_id"])
+    assert (session.page_url, session.referrer) == ("HTTPS://Example.com/a", "http://r.example/")
+
+
 def test_message_post_stores_visitor_message_and_reply(site, widget_client):
     session_id, token = widget_client.started()
 

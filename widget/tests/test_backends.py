@@ -213,6 +213,24 @@ def test_openai_without_api_key_sends_no_authorization(widget_client):
     assert "authorization" not in server.requests[0].headers
 
 
+def test_agent_urls_with_an_upper_case_scheme_are_used(widget_client):
+    # A case-sensitive prefix check refused "HTTP://" as "no webhook_url / base_url", though the
+    # scheme is case-insensitive and the outbound POST accepts it.
+    with LoopbackServer(lambda r: Reply(200, {"output": "Hello from n8n!"})) as n8n:
+        n8n_site(n8n.url.replace("http://", "HTTP://"))
+        _, [n8n_response] = chat(widget_client, "n8n-site", "hello")
+    with LoopbackServer(
+        lambda r: Reply(200, completion({"role": "assistant", "content": "Hi from OpenAI!"}))
+    ) as openai:
+        openai_site(openai.url.replace("http://", "HTTP://"))
+        _, [openai_response] = chat(widget_client, "openai-site", "hello")
+
+    assert n8n_response.json()["messages"][1]["text"] == "Hello from n8n!"
+    assert openai_response.json()["messages"][1]["text"] == "Hi from OpenAI!"
+    assert len(n8n.requests) == len(openai.requests) == 1
+    assert not AutomationError.objects.exists()
+
+
 def test_openai_second_request_failing_keeps_the_lead_from_the_tool_call(widget_client):
     answers = [tool_call({"name": "Ana", "email": "ana@example.com"}), None]
 

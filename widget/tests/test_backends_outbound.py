@@ -167,6 +167,19 @@ def test_admin_refuses_a_local_agent_url_unless_private_networks_are_allowed(
     assert Site.objects.get().agent_config["base_url"] == "http://localhost:11434/v1"
 
 
+@pytest.mark.parametrize(
+    ("backend", "config"),
+    [
+        ("n8n", {"webhook_url": "HTTP://localhost:5678/webhook/chat"}),
+        ("openai", {"base_url": "HTTPS://localhost:11434/v1", "model": "llama3"}),
+    ],
+)
+def test_site_settings_accept_an_agent_url_with_an_upper_case_scheme(settings, backend, config):
+    # A case-sensitive prefix check refused these, though the outbound POST sends them.
+    settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS = True
+    SiteFactory.build(agent_backend=backend, agent_config=config).clean()  # raises if refused
+
+
 # --- Point 17: env: secrets only from the agent prefix -----------------------------------------
 
 

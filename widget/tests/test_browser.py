@@ -260,7 +260,7 @@ def test_widget_page_on_its_own_keeps_the_session_in_its_local_storage(page: Pag
 
 
 def test_demo_landing_page_captures_a_lead_end_to_end(page: Page, live_server, watch_errors):
-    from sessions_app.demo import DEMO_SITE_KEY, seed_demo
+    from widget.demo import DEMO_SITE_KEY, seed_demo
 
     site, _ = seed_demo(sessions=1)
     site.allowed_origins = [live_server.url]  # the demo origins name port 8000

@@ -6,7 +6,7 @@ import re
 import pytest
 from django.contrib.staticfiles import finders
 
-from sessions_app.demo import DEMO_SITE_KEY, seed_demo
+from widget.demo import DEMO_SITE_KEY, seed_demo
 from widget.tests.factories import SiteFactory
 
 pytestmark = pytest.mark.django_db

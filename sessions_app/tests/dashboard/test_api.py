@@ -31,7 +31,7 @@ def detail(session):
 
 
 def action(session, name):
-    return reverse(f"staff-api:session-{name}", args=[session.public_id])
+    return reverse("staff-api:session-move", args=[session.public_id, name])
 
 
 def ids(response):
@@ -176,7 +176,7 @@ def test_archiving_a_session_in_the_trash_is_409(api, agent_user):
 
 @pytest.mark.django_db
 def test_action_on_unknown_session_is_404(api, agent_user):
-    url = reverse("staff-api:session-archive", args=[uuid.uuid4()])
+    url = reverse("staff-api:session-move", args=[uuid.uuid4(), "archive"])
     response = api(agent_user).post(url)
     assert response.status_code == 404
     assert response.json()["error"] == "No session with this id."
@@ -322,6 +322,32 @@ def test_list_filters_and_search(api, agent_user, catalogue, query, expected):
     response = api(agent_user).get(LIST, query)
     assert response.status_code == 200, response.json()
     assert ids(response) == _ids(*(catalogue[name] for name in expected))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "q, expected",
+    [
+        # Every word, in any order and any of the fields (the phrase is in none of them).
+        ("hopper grace", ["complete"]),
+        ("grace navy.example", ["complete"]),
+        ("  GRACE   hopper ", ["complete"]),
+        # Each word matches, but in two different sessions.
+        ("grace reykjavik", []),
+        ("ship reykjavik", ["in_progress"]),
+    ],
+)
+def test_list_search_needs_every_word_not_the_phrase(api, agent_user, catalogue, q, expected):
+    response = api(agent_user).get(LIST, {"q": q})
+    assert response.status_code == 200, response.json()
+    assert ids(response) == _ids(*(catalogue[name] for name in expected))
+
+
+@pytest.mark.django_db
+def test_list_search_finds_a_session_by_its_id(api, agent_user, catalogue):
+    session = catalogue["in_progress"]
+    response = api(agent_user).get(LIST, {"q": f"{session.public_id} reykjavik"})
+    assert ids(response) == _ids(session)
 
 
 @pytest.mark.django_db

@@ -264,3 +264,98 @@ def test_wrong_password_shows_the_error_in_the_page(page, live_server, agent, pr
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#login-error")).to_contain_text("correct username and password")
     assert problems.items == []
+
+
+# --- Status badges: written once in Python (sessions_app.badges), read by the scripts ---------
+
+LIST_BADGES = {
+    # (completion, archive, qa, delivery) -> the badges of its row: (class, text)
+    ("in_progress", "active", "unchecked", "none"): [("badge text-bg-info", "In progress")],
+    ("complete", "archived", "passed", "delivered"): [
+        ("badge text-bg-success", "Complete"),
+        ("badge text-bg-secondary archive-badge", "Archived"),
+        ("badge text-bg-success", "QA: passed"),
+        ("badge text-bg-success", "Delivered"),
+    ],
+    ("incomplete", "active", "issue", "failed"): [
+        ("badge text-bg-secondary", "Incomplete"),
+        ("badge text-bg-danger", "QA: issue"),
+        ("badge text-bg-danger", "Delivery failed"),
+    ],
+    ("in_progress", "active", "fixed", "paused"): [
+        ("badge text-bg-info", "In progress"),
+        ("badge text-bg-warning", "QA: fixed"),
+        ("badge text-bg-warning", "Delivery paused"),
+    ],
+    ("complete", "active", "unchecked", "pending"): [
+        ("badge text-bg-success", "Complete"),
+        ("badge text-bg-info", "Delivery pending"),
+    ],
+    ("complete", "active", "unchecked", "disabled"): [
+        ("badge text-bg-success", "Complete"),
+        ("badge text-bg-secondary", "No endpoint"),
+    ],
+}
+
+
+def test_session_list_badges_keep_their_colours_and_labels(page, live_server, agent, problems):
+    made = {
+        statuses: ChatSessionFactory(
+            completion_status=statuses[0],
+            archive_status=statuses[1],
+            qa_status=statuses[2],
+            delivery_state=statuses[3],
+        )
+        for statuses in LIST_BADGES
+    }
+    sign_in(page, live_server, agent, "/dashboard/sessions/?archive=all")
+    for statuses, session in made.items():
+        cell = page.locator(f'tr[data-id="{session.public_id}"] .status-cell')
+        expect(cell).to_be_visible()
+        shown = cell.locator(".badge").evaluate_all(
+            "nodes => nodes.map(n => [n.className, n.textContent])"
+        )
+        assert [tuple(badge) for badge in shown] == LIST_BADGES[statuses], statuses
+    assert problems.items == []
+
+
+def test_detail_archive_badge_changes_colour_with_the_move(page, live_server, agent, problems):
+    session = ChatSessionFactory(lead_name="Badge Person")
+    sign_in(page, live_server, agent, f"/dashboard/sessions/{session.public_id}/")
+    badge = page.locator("#archive-badge")
+    expect(badge).to_have_class("badge text-bg-primary")
+    page.get_by_role("button", name="Archive").click()
+    expect(badge).to_have_text("Archived")
+    expect(badge).to_have_class("badge text-bg-secondary")
+    page.locator(".toast").get_by_role("button", name="Undo").click()
+    expect(badge).to_have_text("Active")
+    expect(badge).to_have_class("badge text-bg-primary")
+    assert problems.items == []
+
+
+def test_overview_charts_label_the_statuses(page, live_server, agent, problems):
+    month_of_sessions(SiteFactory())
+    sign_in(page, live_server, agent)
+    expect(page.locator("body[data-stats-loaded]")).to_have_count(1), problems.items
+    labels = page.evaluate(
+        """() => ["chart-completion", "chart-qa"].map(id => Chart.getChart(id).data.labels)"""
+    )
+    assert labels == [
+        ["In progress", "Complete", "Incomplete"],
+        ["Unchecked", "Passed", "Issue", "Fixed"],
+    ]
+    assert problems.items == []
+
+
+def test_detail_history_shows_a_move_without_reload(page, live_server, agent, problems):
+    session = ChatSessionFactory(lead_name="History Person")
+    sign_in(page, live_server, agent, f"/dashboard/sessions/{session.public_id}/")
+    history = page.locator('[data-panel="history"]')
+    expect(history).to_contain_text("No changes yet")
+    page.get_by_role("button", name="Archive").click()
+    entry = page.locator('[data-panel="history"] [data-history="lifecycle"]')
+    expect(entry).to_have_count(1)
+    expect(entry).to_contain_text(f"by {agent.get_username()}")
+    page.locator(".toast").get_by_role("button", name="Undo").click()
+    expect(page.locator('[data-panel="history"] [data-history="lifecycle"]')).to_have_count(2)
+    assert problems.items == []

@@ -78,6 +78,19 @@ def test_session_detail_renders_stored_text_as_text(client, agent_user):
 
 
 @pytest.mark.django_db
+def test_session_detail_links_only_urls_with_a_host(client, agent_user):
+    # The filter looked at the scheme alone, so these became links that lead nowhere.
+    session = ChatSessionFactory(page_url="http:landing", referrer="http://")
+    AutomationErrorFactory(session=session, execution_url="https://:5678/workflow/7")
+    client.force_login(agent_user)
+    content = client.get(reverse("dashboard:session", args=[session.public_id])).content.decode()
+    assert "http:landing" in content  # shown as text
+    assert 'href="http:landing"' not in content
+    assert 'href="http://"' not in content
+    assert 'href="https://:5678' not in content
+
+
+@pytest.mark.django_db
 def test_session_detail_of_unknown_session_is_404(client, agent_user):
     client.force_login(agent_user)
     url = reverse("dashboard:session", args=["00000000-0000-0000-0000-000000000000"])
@@ -93,11 +106,12 @@ def test_session_detail_query_count_does_not_grow_with_the_transcript(
     client.force_login(agent_user)
     url = reverse("dashboard:session", args=[session.public_id])
     client.get(url)
-    with django_assert_max_num_queries(8):
+    # 8, and one per history source (lifecycle, QA) for the History panel.
+    with django_assert_max_num_queries(10):
         client.get(url)
     ChatMessageFactory.create_batch(40, session=session)
     AutomationErrorFactory.create_batch(5, session=session)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(10):
         assert client.get(url).status_code == 200
 
 

@@ -2,7 +2,8 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_app.demo import seed_demo
+from leadchat.http_urls import is_http_url
+from widget.demo import seed_demo
 
 
 class Command(BaseCommand):
@@ -28,8 +29,8 @@ class Command(BaseCommand):
         if not 1 <= days <= 3650:
             raise CommandError("--days must be between 1 and 3650.")
         for value in origin:
-            parsed = urlsplit(value)
-            if parsed.scheme not in {"http", "https"} or not parsed.netloc or parsed.path:
+            # An origin: scheme, host and port, no path.
+            if not is_http_url(value) or urlsplit(value).path:
                 raise CommandError(f"--origin {value!r} is not an origin like http://host:8000.")
         site, created = seed_demo(sessions=sessions, days=days, origins=origin)
         if created:

@@ -28,6 +28,8 @@ from sessions_app.api.permissions import (
     VIEW_ERRORS,
     VIEW_SESSIONS,
 )
+from sessions_app.badges import badges_config
+from sessions_app.history import session_history
 from sessions_app.models import (
     ArchiveStatus,
     AutomationError,
@@ -36,7 +38,7 @@ from sessions_app.models import (
     CompletionStatus,
     QAStatus,
 )
-from widget.models import Site
+from widget import selectors as widget_selectors
 
 # Panels of the session detail page, in order. A panel is a template that reads `session` (and
 # whatever `session_panels_context` adds); to add one, append its template here and, if it needs
@@ -46,10 +48,11 @@ SESSION_PANELS = [
     "dashboard/panels/statuses.html",
     "dashboard/panels/errors.html",
     "dashboard/panels/deliveries.html",
+    "dashboard/panels/history.html",
 ]
 
 
-class DashboardView(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
+class DashboardPage(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
     """Signed in and allowed to read sessions (agents, QA reviewers read-only, admins)."""
 
     permission_required: str | Sequence[str] = VIEW_SESSIONS
@@ -84,6 +87,7 @@ class DashboardView(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
                 "exportJsonl": reverse("staff-api:export-jsonl"),
             },
             "sessionUrl": reverse("dashboard:sessions") + "__id__/",
+            "badges": badges_config(),
         }
         return context
 
@@ -91,24 +95,24 @@ class DashboardView(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
 def _embed_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "any_sessions": ChatSession.objects.exists(),
-        "sites": list(Site.objects.filter(is_active=True).only("name", "public_key")[:10]),
+        "sites": widget_selectors.sites_for_embed(limit=10),
         "origin": request.build_absolute_uri("/").rstrip("/"),
     }
 
 
-class OverviewView(DashboardView):
+class OverviewPage(DashboardPage):
     template_name = "dashboard/overview.html"
     page_name = "overview"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context.update(_embed_context(self.request))
-        context["all_sites"] = Site.objects.only("name").order_by("name")
+        context["all_sites"] = widget_selectors.sites_for_filter()
         context["open_errors"] = selectors.automation_errors_unresolved_count()
         return context
 
 
-class SessionListView(DashboardView):
+class SessionListPage(DashboardPage):
     template_name = "dashboard/sessions.html"
     page_name = "sessions"
     trash = False
@@ -118,7 +122,7 @@ class SessionListView(DashboardView):
         context.update(_embed_context(self.request))
         context["trash"] = self.trash
         context["config"]["trash"] = self.trash
-        context["all_sites"] = Site.objects.only("name").order_by("name")
+        context["all_sites"] = widget_selectors.sites_for_filter()
         context["choices"] = {
             "completion": CompletionStatus.choices,
             "qa": QAStatus.choices,
@@ -129,7 +133,7 @@ class SessionListView(DashboardView):
         return context
 
 
-class TrashView(SessionListView):
+class TrashPage(SessionListPage):
     page_name = "trash"
     trash = True
 
@@ -140,11 +144,12 @@ def session_panels_context(session: ChatSession) -> dict[str, Any]:
         "deliveries": [
             {"delivery": d, "target": selectors.delivery_recipients(d)}
             for d in selectors.session_deliveries(session)
-        ]
+        ],
+        "history": session_history(session),
     }
 
 
-class SessionDetailView(DashboardView):
+class SessionDetailPage(DashboardPage):
     template_name = "dashboard/session_detail.html"
     page_name = "session"
 
@@ -165,7 +170,7 @@ class SessionDetailView(DashboardView):
         return context
 
 
-class ErrorListView(DashboardView):
+class ErrorListPage(DashboardPage):
     template_name = "dashboard/errors.html"
     page_name = "errors"
     permission_required = (VIEW_SESSIONS, VIEW_ERRORS)

@@ -1,0 +1,96 @@
+"""The console's History panel (QA and lifecycle moves) and the archive action's history rows."""
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from qa import services
+from sessions_app import services as session_services
+from sessions_app.models import ArchiveStatus, LifecycleHistory
+from sessions_app.tests.factories import ChatSessionFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:sessions_app_chatsession_changelist")
+
+
+def change_url(session) -> str:
+    return reverse("admin:sessions_app_chatsession_change", args=[session.pk])
+
+
+def history_rows(content: str) -> list[str]:
+    """The text of each row of the History panel, in page order."""
+    panel = content[content.index('id="panel-history"') :]
+    body = panel[panel.index("<tbody>") : panel.index("</tbody>")]
+    rows = body.split("<tr")[1:]
+    return [" ".join(" ".join(row.replace("<td", "\n<td").split("</td>")).split()) for row in rows]
+
+
+def test_change_view_shows_qa_and_lifecycle_history_newest_first(
+    admin_client_role, qa_user, agent_user, admin_role_user
+):
+    session = ChatSessionFactory()
+    services.qa_mark_issue(session=session, by=qa_user, note="Promised a discount")
+    session_services.session_archive(session=session, by=agent_user)
+    session_services.session_delete(session=session, by=agent_user)
+    session_services.session_restore(session=session, by=admin_role_user)
+    services.qa_feedback_save(session=session, by=admin_role_user, feedback="Prompt fixed")
+
+    content = admin_client_role.get(change_url(session)).content.decode()
+    assert '<a href="#panel-history">History</a>' in content
+    rows = history_rows(content)
+    expected = [
+        ("ada-admin", "Developer feedback", "saved", "Prompt fixed"),
+        ("ada-admin", "Trash", "In the trash → Not in the trash"),
+        ("alex-agent", "Trash", "Not in the trash → In the trash"),
+        ("alex-agent", "Archive status", "Active → Archived"),
+        ("quinn-qa", "QA status", "Unchecked → Issue", "Promised a discount"),
+    ]
+    assert len(rows) == len(expected)
+    for row, parts in zip(rows, expected, strict=True):
+        for part in parts:
+            assert part in row, (part, row)
+
+
+def test_change_view_history_says_when_there_is_none(qa_client):
+    content = qa_client.get(change_url(ChatSessionFactory())).content.decode()
+    assert "No changes yet." in content
+
+
+def test_archive_action_writes_one_row_per_session(admin_client_role, admin_role_user):
+    sessions = [ChatSessionFactory() for _ in range(3)]
+    already = ChatSessionFactory(archive_status=ArchiveStatus.ARCHIVED)
+    response = admin_client_role.post(
+        CHANGELIST + "?archive=all&qa_status=all",
+        {
+            "action": "archive_sessions",
+            ACTION_CHECKBOX_NAME: [s.pk for s in [*sessions, already]],
+            "index": 0,
+        },
+    )
+    texts = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "3 sessions archived." in texts
+    assert any(t.startswith("1 session not archived:") for t in texts), texts
+    rows = LifecycleHistory.objects.order_by("session_id")
+    assert [(r.session_id, r.from_status, r.to_status, r.by) for r in rows] == [
+        (s.pk, "active", "archived", admin_role_user) for s in sessions
+    ]
+
+
+def test_change_view_queries_do_not_grow_with_the_history(
+    qa_client, qa_user, agent_user, django_assert_max_num_queries
+):
+    session = ChatSessionFactory()
+    services.qa_note_save(session=session, by=qa_user, note="first")
+    session_services.session_archive(session=session, by=agent_user)
+    qa_client.get(change_url(session))
+    with django_assert_max_num_queries(12) as few:
+        assert qa_client.get(change_url(session)).status_code == 200
+    for i in range(10):
+        session_services.session_unarchive(session=session, by=agent_user)
+        session_services.session_archive(session=session, by=agent_user)
+        services.qa_note_save(session=session, by=qa_user, note=f"note {i}")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        content = qa_client.get(change_url(session)).content.decode()
+    assert len(history_rows(content)) == 2 + 30

@@ -1,0 +1,29 @@
+"""Lead normalising: the one rule for what counts as a lead's name and email.
+
+Pure functions with no database access, shared by the lead service and by the agent backends that
+spot a name or an email in what the visitor typed (so a backend never offers a lead the service
+would refuse).
+"""
+
+from email_validator import EmailNotValidError, validate_email
+
+from sessions_app.errors import InvalidLead
+
+MAX_NAME_LENGTH = 200
+
+
+def normalize_email(email: str) -> str:
+    """Validate syntax and domain form (no DNS); return the normalized address or raise."""
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidLead(str(exc), field="email") from None
+
+
+def normalize_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InvalidLead("The name must not be empty.", field="name")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidLead(f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
+    return cleaned
