@@ -46,9 +46,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
+# mypy's settings (strict on services, selectors, backends and the delivery worker) are in
+# pyproject.toml; its cache is .mypy_cache/.
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
 
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --fix .

@@ -65,9 +65,12 @@ def api_token_issue(*, user: User, ttl: timedelta | None = None) -> tuple[AuthTo
     """
     if not user.is_active:
         raise ValueError(f"User {user.get_username()!r} is inactive; activate it first.")
+    issued: tuple[AuthToken, str]  # knox's manager is untyped
     if ttl is None:
-        return AuthToken.objects.create(user=user)
-    return AuthToken.objects.create(user=user, expiry=ttl)
+        issued = AuthToken.objects.create(user=user)
+    else:
+        issued = AuthToken.objects.create(user=user, expiry=ttl)
+    return issued
 
 
 def api_tokens_revoke(*, user: User) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin
@@ -11,6 +11,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse, reverse_lazy
 
 from accounts import throttle
@@ -47,7 +48,14 @@ class LoginView(auth_views.LoginView):
         return response
 
 
-class ThrottledOldPasswordMixin:
+if TYPE_CHECKING:
+    # The forms this is mixed into, so the type checker knows the super() calls.
+    _PasswordChangeFormBase = auth_forms.PasswordChangeForm
+else:
+    _PasswordChangeFormBase = object
+
+
+class ThrottledOldPasswordMixin(_PasswordChangeFormBase):
     """The old-password check of a password change, behind the same throttle as sign-in.
 
     A stolen session (or an unlocked screen) must not become an unlimited password oracle:
@@ -104,7 +112,7 @@ class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
     template_name = "registration/password_change_done.html"
 
 
-def admin_password_change(request: HttpRequest) -> HttpResponse:
+def admin_password_change(request: HttpRequest) -> HttpResponseBase:
     """AdminSite.password_change with the throttled form (the admin hard-codes its form class).
 
     Mounted at /admin/password_change/ ahead of the admin's URLs (leadchat/urls.py); everything
@@ -112,7 +120,7 @@ def admin_password_change(request: HttpRequest) -> HttpResponse:
     """
     site = admin.site
 
-    def view(request: HttpRequest) -> HttpResponse:
+    def view(request: HttpRequest) -> HttpResponseBase:
         defaults: dict[str, Any] = {
             "form_class": ThrottledAdminPasswordChangeForm,
             "success_url": reverse("admin:password_change_done", current_app=site.name),

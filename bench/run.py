@@ -756,7 +756,7 @@ class Bench:
             "|---|---:|---:|---:|" + ("---:|" if others else "") + "---:|---|",
         ]
         counts: dict[str, int] = {}
-        clients = {None: Client(raise_request_exception=False)}
+        clients: dict[str | None, Client] = {None: Client(raise_request_exception=False)}
         signed_in = Client(raise_request_exception=False)
         signed_in.force_login(self.admin)
         clients["admin"] = signed_in
@@ -1104,7 +1104,7 @@ class Bench:
                 return section.fail(str(exc))
         replies = [t for r in rounds for t in r[0]]
         health = [t for r in rounds for t in r[1]]
-        agent = sum(r[2]["agent"] for r in rounds)
+        answered = sum(r[2]["agent"] for r in rounds)
         fallback = sum(r[2]["fallback"] for r in rounds)
         # A fallback is a right answer here: beyond WIDGET_AGENT_MAX_CONCURRENT calls per
         # gunicorn worker the bulkhead answers with it at once rather than queue the visitor.
@@ -1114,7 +1114,7 @@ class Bench:
         section.lines += [
             "| figure | value |",
             "|---|---|",
-            f"| replies that arrived with the agent's text | {agent} / {total} |",
+            f"| replies that arrived with the agent's text | {answered} / {total} |",
             f"| replies with the fallback (bulkhead full) | {fallback} / {total} |",
             f"| reply time, ms | {med_p95(replies, '{:.0f}')} |",
             f"| `/health` during the load, ms ({len(health)} probes) | {med_p95(health)} |",

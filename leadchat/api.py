@@ -38,7 +38,11 @@ class ErrorBodySerializer(serializers.Serializer):
 
     error = serializers.CharField(help_text="A readable message, safe to show as it is.")
     code = serializers.CharField(required=False)
-    fields = serializers.JSONField(required=False, help_text="Per-field details, when any.")
+    # A field named like Serializer.fields: DRF's metaclass takes declared fields off the class,
+    # so nothing is shadowed at run time.
+    fields = serializers.JSONField(  # type: ignore[assignment]
+        required=False, help_text="Per-field details, when any."
+    )
 
 
 def error_response(description: str) -> OpenApiResponse:

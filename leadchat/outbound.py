@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -238,23 +238,25 @@ def _current() -> _Deadline:
     return deadline
 
 
-class _GuardedConnectionMixin:
-    """urllib3 connection that resolves, checks and connects itself, under the deadline."""
+if TYPE_CHECKING:
+    # The connections this is mixed into, so the type checker knows their attributes.
+    _ConnectionBase = HTTPConnection
+else:
+    _ConnectionBase = object
 
-    host: str
-    port: int
-    socket_options: Any
-    sock: socket.socket | None
+
+class _GuardedConnectionMixin(_ConnectionBase):
+    """urllib3 connection that resolves, checks and connects itself, under the deadline."""
 
     def _new_conn(self) -> socket.socket:
         deadline = _current()
-        host = self._dns_host.strip("[]")  # type: ignore[attr-defined]
+        host = self._dns_host.strip("[]")
         try:
             infos = resolve_host(
                 host, self.port, family=allowed_gai_family(), timeout=deadline.remaining()
             )
         except socket.gaierror as exc:
-            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+            raise NameResolutionError(self.host, self, exc) from exc
         except TimeoutError as exc:
             raise ConnectTimeoutError(self, str(exc)) from exc
         error: Exception | None = None
@@ -283,23 +285,21 @@ class _GuardedConnectionMixin:
             except OSError as exc:  # refused, unreachable, or no IPv6 on this host
                 if sock is not None:
                     sock.close()
-                error = NewConnectionError(  # type: ignore[arg-type]
-                    self, f"Failed to establish a new connection: {exc}"
-                )
+                error = NewConnectionError(self, f"Failed to establish a new connection: {exc}")
                 continue
             deadline.blocked = ""
             return sock
         if error is not None:
             raise error
         if deadline.blocked:
-            raise NewConnectionError(self, f"Blocked: {deadline.blocked}")  # type: ignore[arg-type]
+            raise NewConnectionError(self, f"Blocked: {deadline.blocked}")
         raise ConnectTimeoutError(self, f"Connection to {self.host} timed out.")
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         # A kept-alive connection from the pool was watched by an earlier request's deadline.
         if self.sock is not None:
             _current().watch(self.sock)
-        super().request(*args, **kwargs)  # type: ignore[misc]
+        super().request(*args, **kwargs)
 
 
 class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):

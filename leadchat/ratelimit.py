@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
@@ -67,7 +68,9 @@ def _redis_window_hit(backend: RedisCache, key: str, window: int) -> tuple[int, 
 
 def window_counts(keys: list[str]) -> dict[str, int]:
     """Hits in each key's open window (0 where none is open, or the cache is away), in one read."""
-    found = cache_call("ratelimit-read", lambda: cache.get_many([_keys(k)[0] for k in keys]), {})
+    found: dict[str, Any] = cache_call(
+        "ratelimit-read", lambda: cache.get_many([_keys(k)[0] for k in keys]), {}
+    )
     return {key: found.get(_keys(key)[0], 0) for key in keys}
 
 

@@ -8,6 +8,7 @@ sets DEBUG=false, SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL (see README).
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -279,7 +280,7 @@ if RESEND_API_KEY:
     EMAIL_BACKEND = "sessions_app.delivery.resend.EmailBackend"
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-ANYMAIL = {
+ANYMAIL: dict[str, object] = {
     "RESEND_API_KEY": RESEND_API_KEY,
     "RESEND_API_URL": env.str("RESEND_API_URL", default="https://api.resend.com/"),
 }
@@ -288,7 +289,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 QA_NOTIFY_EMAILS = env.list("QA_NOTIFY_EMAILS", default=[])
 
 # --- Logging ----------------------------------------------------------------------------------
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},

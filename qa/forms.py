@@ -29,8 +29,9 @@ class ReviewTextField(forms.CharField):
     this a note the browser accepted could be refused as too long.
     """
 
-    def to_python(self, value: Any) -> str:
-        return super().to_python(value).replace("\r\n", "\n")
+    def to_python(self, value: Any) -> str | None:
+        text = super().to_python(value)
+        return text.replace("\r\n", "\n") if text else text
 
 
 class QAReviewForm(forms.Form):
@@ -55,7 +56,8 @@ class QAReviewForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         action = cleaned.get("qa_action") or REVIEW_SAVE
         cleaned["decision"] = action.removesuffix(NEXT_SUFFIX)
         cleaned["review_next"] = action.endswith(NEXT_SUFFIX)

@@ -4,6 +4,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import Combinable
 
 from qa.models import QAHistory
 from sessions_app.models import AutomationError, ChatMessage, ChatSession, QAStatus
@@ -56,7 +57,7 @@ def session_for_review(pk: Any) -> ChatSession | None:
 
 
 def next_unchecked_session(
-    queryset: QuerySet[ChatSession], *, after: ChatSession, ordering: Sequence[str]
+    queryset: QuerySet[ChatSession], *, after: ChatSession, ordering: Sequence[str | Combinable]
 ) -> ChatSession | None:
     """The next unchecked session of `queryset` (the reviewer's current filter) after `after`.
 

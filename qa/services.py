@@ -9,6 +9,7 @@ an outbox row (the issue notification email) commits or rolls back together with
 
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -36,15 +37,15 @@ class NoteRequired(DomainError):
     """Flagging an issue without saying what is wrong helps nobody (the email carries the note)."""
 
 
-def can_review(user: User | None) -> bool:
+def can_review(user: User | AnonymousUser | None) -> bool:
     return user is not None and user.is_active and user.has_perm(REVIEW_PERMISSION)
 
 
-def can_fix(user: User | None) -> bool:
+def can_fix(user: User | AnonymousUser | None) -> bool:
     return user is not None and user.is_active and user.has_perm(FIX_PERMISSION)
 
 
-def allowed_moves(*, current: str, user: User | None) -> list[str]:
+def allowed_moves(*, current: str, user: User | AnonymousUser | None) -> list[str]:
     """The moves from `current` that `user` may make, in a stable order (buttons, messages)."""
     return [
         status

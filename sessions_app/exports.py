@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch, QuerySet
@@ -24,6 +24,14 @@ from rest_framework.renderers import BaseRenderer
 from leadchat import csvsafe
 from sessions_app.models import ChatMessage, ChatSession
 from sessions_app.selectors import error_count_subquery
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class _ExportCounts(TypedDict):
+    error_total: int
+
 
 CHUNK_SIZE = 1000
 CSV = "csv"
@@ -67,13 +75,15 @@ def _iso(value: datetime | None, tz: ZoneInfo) -> str | None:
     return value.astimezone(tz).isoformat() if value is not None else None
 
 
-def export_queryset(qs: QuerySet[ChatSession], *, transcript: bool) -> QuerySet[ChatSession]:
+def export_queryset(
+    qs: QuerySet[ChatSession], *, transcript: bool
+) -> QuerySet[WithAnnotations[ChatSession, _ExportCounts]]:
     """Add what an export row needs to a filtered session queryset (from `sessions_filter`)."""
     # Every error the session had, resolved or not (sessions_filter's error_count counts only
     # the open ones).
-    qs = qs.annotate(error_total=error_count_subquery(unresolved_only=False))
+    counted = qs.annotate(error_total=error_count_subquery(unresolved_only=False))
     if transcript:
-        qs = qs.prefetch_related(
+        counted = counted.prefetch_related(
             Prefetch(
                 "messages",
                 queryset=ChatMessage.objects.order_by("created_at", "id").only(
@@ -81,7 +91,7 @@ def export_queryset(qs: QuerySet[ChatSession], *, transcript: bool) -> QuerySet[
                 ),
             )
         )
-    return qs
+    return counted
 
 
 def export_rows(
@@ -94,7 +104,7 @@ def export_rows(
             "started_at": _iso(session.started_at, tz),
             "last_activity_at": _iso(session.last_activity_at, tz),
             "ended_at": _iso(session.ended_at, tz),
-            "site": session.site.name if session.site_id else "",
+            "site": session.site.name if session.site is not None else "",
             "channel": session.channel,
             "page_url": session.page_url,
             "referrer": session.referrer,

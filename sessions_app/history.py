@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import TextChoices
+
 from accounts.models import User
 from sessions_app.models import ArchiveStatus, ChatSession, LifecycleHistory, TrashStatus
 
@@ -50,7 +52,7 @@ def session_history(session: ChatSession, *, limit: int = HISTORY_LIMIT) -> list
     return entries[:limit]
 
 
-_LIFECYCLE_STATUSES = {
+_LIFECYCLE_STATUSES: dict[str, type[TextChoices]] = {
     LifecycleHistory.Kind.ARCHIVE: ArchiveStatus,
     LifecycleHistory.Kind.TRASH: TrashStatus,
 }

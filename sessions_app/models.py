@@ -69,7 +69,7 @@ QA_MOVES: dict[str, set[str]] = {
 }
 
 
-class ChatSessionQuerySet(models.QuerySet):
+class ChatSessionQuerySet(models.QuerySet["ChatSession"]):
     def not_deleted(self) -> "ChatSessionQuerySet":
         return self.filter(deleted_at__isnull=True)
 

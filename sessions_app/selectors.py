@@ -9,10 +9,11 @@ row; the tests pin the query counts.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
@@ -107,6 +108,10 @@ def error_count_subquery(*, unresolved_only: bool) -> Coalesce:
     return Coalesce(Subquery(per_session, output_field=IntegerField()), 0)
 
 
+# Any queryset of sessions (ChatSessionQuerySet included), given back as the same kind.
+_SessionsT = TypeVar("_SessionsT", bound="QuerySet[ChatSession]")
+
+
 def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
     """Sessions matching `filters`, ordered, with what a list row shows joined in."""
     qs = ChatSession.objects.all()
@@ -147,7 +152,7 @@ def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
 _UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
 
 
-def sessions_search(queryset: QuerySet[ChatSession], search: str) -> QuerySet[ChatSession]:
+def sessions_search(queryset: _SessionsT, search: str) -> _SessionsT:
     """The sessions of `queryset` in which every word of `search` is found: each word in the
     lead name, the lead email or any message of the transcript (case-insensitive, anywhere in
     the text), or, for a word that is a session id, that session. The dashboard, the staff API,
@@ -249,7 +254,7 @@ def sessions_changed_since(
     fresh = ChangesCursor(updated_at=now - CHANGES_OVERLAP)
     if since is None:
         return ChangesPage(sessions=[], matching_ids=set(), cursor=fresh, truncated=False)
-    rows = list(
+    rows: list[ChatSession] = list(
         ChatSession.objects.filter(
             Q(updated_at__gt=since.updated_at) | Q(updated_at=since.updated_at, pk__gt=since.pk)
         )
@@ -342,7 +347,10 @@ def sessions_stats(
         },
         **{f"qa_{value}": Count("id", filter=Q(qa_status=value)) for value in QAStatus.values},
     }
-    by_source = list(started.values("utm_source").annotate(**aggregates).order_by())
+    # Rows of the aggregates above (their names come from a dict, which the plugin cannot see).
+    by_source: list[Mapping[str, Any]] = list(
+        started.values("utm_source").annotate(**aggregates).order_by()
+    )
     totals = {key: sum(row[key] for row in by_source) for key in aggregates}
     completion = {value: totals[f"completion_{value}"] for value in CompletionStatus.values}
     qa = {value: totals[f"qa_{value}"] for value in QAStatus.values}
@@ -453,7 +461,7 @@ def session_deliveries(session: ChatSession, limit: int = DELIVERIES_LIMIT) -> l
 
 def delivery_recipients(delivery: Delivery) -> str:
     """Where a delivery goes, for people: the endpoint's name, or an email's recipients."""
-    if delivery.endpoint_id:
+    if delivery.endpoint is not None:
         return delivery.endpoint.name
     to = delivery.payload.get("to") if isinstance(delivery.payload, dict) else None
     return ", ".join(str(t) for t in to) if isinstance(to, list) else ""

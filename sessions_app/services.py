@@ -15,11 +15,11 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, TextField
+from django.db.models import Exists, Field, OuterRef, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -170,7 +170,8 @@ def _message_store(message: ChatMessage, *, latency: float | None) -> bool:
     session is in the trash or gone."""
     qn = connection.ops.quote_name
     stamp = connection.ops.adapt_datetimefield_value(message.created_at)
-    sets, params = list(_COUNT_MESSAGE), [stamp, stamp]
+    sets = list(_COUNT_MESSAGE)
+    params: list[str | float | None] = [stamp, stamp]
     if latency is not None:
         sets += _COUNT_TIMED_REPLY
         params.append(latency)
@@ -191,11 +192,12 @@ def _message_store(message: ChatMessage, *, latency: float | None) -> bool:
             message.save(force_insert=True)
         return True
     meta = ChatMessage._meta
-    fields = [meta.get_field(name) for name in _MESSAGE_COLUMNS]
+    # Concrete fields, not reverse relations: each has an attname and a column.
+    fields = [cast("Field[Any, Any]", meta.get_field(name)) for name in _MESSAGE_COLUMNS]
     values = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields[1:]]
     insert = (
         f"WITH counted AS ({update} RETURNING id) "  # noqa: S608
-        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(cast(str, f.column)) for f in fields)}) "
         f"SELECT counted.id, {', '.join(['%s'] * len(values))} FROM counted RETURNING id"
     )
     with connection.cursor() as cursor:

@@ -116,7 +116,8 @@ class SiteAdminForm(forms.ModelForm):
             self.instance.agent_secret = ""
         elif self.cleaned_data.get("new_secret"):
             self.instance.agent_secret = self.cleaned_data["new_secret"]
-        super()._post_clean()
+        # ModelForm's private hook between the form's and the model's validation: not in the stubs.
+        super()._post_clean()  # type: ignore[misc]
 
 
 @admin.register(Site)
@@ -200,7 +201,7 @@ class SiteAdmin(admin.ModelAdmin):
 class SiteDailyUsageAdmin(admin.ModelAdmin):
     """What each site's backend used per day; written only by widget.budget, so read-only."""
 
-    list_display = ["day", "site", "ai_calls", "ai_tokens", "budget_replies", "budget_alerted_at"]
+    list_display = ("day", "site", "ai_calls", "ai_tokens", "budget_replies", "budget_alerted_at")
     list_filter = ["site"]
     list_select_related = ["site"]
     date_hierarchy = "day"

@@ -8,6 +8,8 @@ with a readable `error`.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -93,7 +95,8 @@ class VisitorSession(BasePermission):
             raise exceptions.PermissionDenied("The X-Visitor-Token header is missing.")
         if not visitor_token_matches(session, token):
             raise exceptions.PermissionDenied("The visitor token does not match this session.")
-        view.widget_session = session
+        # DRF types `view` as any APIView; this permission guards WidgetAPIView subclasses.
+        view.widget_session = session  # type: ignore[attr-defined]
         return True
 
 
@@ -105,13 +108,14 @@ class WidgetAPIView(APIView):
     # that fail them (an unknown session, a guessed token) use up the IP's budget too.
     ip_throttle_classes = [WidgetIPThrottle]
     throttle_classes: list = []
+    # The session of the URL, set by the VisitorSession permission on the views that use it.
+    widget_session: ChatSession
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         # An unsupported method is a 405 before anything else (DRF would check permissions first).
-        if request.method.lower() not in self.http_method_names or not hasattr(
-            self, request.method.lower()
-        ):
-            raise exceptions.MethodNotAllowed(request.method)
+        method = request.method or ""
+        if method.lower() not in self.http_method_names or not hasattr(self, method.lower()):
+            raise exceptions.MethodNotAllowed(method)
         # Refuse an oversized body before anything reads it.
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -128,7 +132,7 @@ class WidgetAPIView(APIView):
                 self.throttled(request, throttle.wait())
         super().check_permissions(request)
 
-    def throttled(self, request: Request, wait: float | None) -> None:
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
         seconds = int(wait or 1) + (0 if wait is None or wait == int(wait) else 1)
         raise exceptions.Throttled(
             wait, detail=f"Too many requests. Please wait {seconds} seconds and try again."

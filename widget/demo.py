@@ -5,7 +5,7 @@ services stamp "now" and would queue a webhook for every historical lead.
 """
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -120,7 +120,7 @@ def seed_demo(
             return site, 0
 
         session_rows: list[ChatSession] = []
-        transcripts: list[list[tuple[str, str]]] = []
+        transcripts: list[list[tuple[datetime, tuple[str, str]]]] = []
         for _ in range(sessions):
             started = now - timedelta(days=rng.random() * days, minutes=rng.randint(0, 59))
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)

@@ -64,4 +64,5 @@ class SessionMessageThrottle(_WindowThrottle):
     setting = "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE"
 
     def ident_for(self, request: Request, view: APIView) -> str:
-        return str(view.widget_session.pk)
+        # Set by the VisitorSession permission, which runs first (DRF types `view` as APIView).
+        return str(view.widget_session.pk)  # type: ignore[attr-defined]

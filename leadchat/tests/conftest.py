@@ -36,5 +36,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         # An item whose id already carries params (a fixed schemathesis) is left alone.
         if isinstance(item, SchemathesisFunction) and not item.nodeid.endswith("]"):
+            assert item.parent is not None  # a collected test always has one
             label = item.operation_label
             item._id = item.parent.id.child(item.originalname).with_params(label)

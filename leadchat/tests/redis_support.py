@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -78,7 +78,7 @@ def delete_prefixed(location: str, prefix: str) -> None:
 
 
 @contextmanager
-def private_redis_server() -> Iterator[tuple[int, callable]]:
+def private_redis_server() -> Iterator[tuple[int, Callable[[], None]]]:
     """A redis-server of the test's own on a free port; yields (port, stop)."""
     binary = shutil.which("redis-server")
     if binary is None:

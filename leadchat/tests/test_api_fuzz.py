@@ -178,7 +178,7 @@ def test_running_app_keeps_its_schema_over_call_sequences(fuzz_context, live_ser
             return {"Authorization": f"Bearer {AUTOMATION_KEY}"}
         return {"Authorization": f"Token {fuzz_context['staff_token']}"}
 
-    class APIWorkflow(schema.as_state_machine()):  # type: ignore[misc]
+    class APIWorkflow(schema.as_state_machine()):
         def get_call_kwargs(self, case):
             calls.append(case.operation.label)
             return {"base_url": live_server.url, "headers": credentials(case), "timeout": 30}

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from accounts.auth import signed_in_user
 from qa.admin.sessions import BULK_LIMIT
 from qa.display import url_link
 from qa.paginator import EstimatedCountPaginator
@@ -71,7 +72,7 @@ class AutomationErrorAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # resolve instead: the record is the audit trail
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # The session page and the sessions list link here filtered by session.
         if lookup == "session__id__exact":
             return True
@@ -117,7 +118,7 @@ class AutomationErrorAdmin(admin.ModelAdmin):
             return
         count = 0
         for error in AutomationError.objects.filter(pk__in=pks, resolved=False):
-            automation_error_resolve(error=error, by=request.user)
+            automation_error_resolve(error=error, by=signed_in_user(request))
             count += 1
         self.message_user(
             request, f"{count} error{'s' if count != 1 else ''} marked resolved.", messages.SUCCESS

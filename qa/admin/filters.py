@@ -16,6 +16,7 @@ class DefaultChoiceFilter(admin.SimpleListFilter):
     """A choice filter with a default value applied when the URL names none, and an explicit
     "All" (`?param=all`). The review queue opens on what needs review."""
 
+    parameter_name: str  # set by every subclass (Django refuses a filter without one)
     default: str = ""
     choices_source: list[tuple[str, str]] = []
     field_name: str = ""

@@ -25,6 +25,7 @@ from django.http import (
 )
 from django.urls import reverse
 
+from accounts.auth import signed_in_user
 from qa import selectors, services
 from qa.admin.panels import Panel
 from qa.display import qa_badge
@@ -32,12 +33,12 @@ from qa.forms import QAReviewForm
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
 
-QA_ACTION_LABELS = {
+QA_ACTION_LABELS: dict[str, str] = {
     QAStatus.PASSED: "Mark passed",
     QAStatus.ISSUE: "Flag issue",
     QAStatus.FIXED: "Mark fixed",
 }
-QA_DONE_LABELS = {
+QA_DONE_LABELS: dict[str, str] = {
     QAStatus.PASSED: "marked passed",
     QAStatus.ISSUE: "flagged as an issue",
     QAStatus.FIXED: "marked fixed",
@@ -53,7 +54,8 @@ class SessionReviewAdmin(admin.ModelAdmin):
         """The changelist (filters, search, order) that `query` describes, for `request.user`."""
         list_request = copy.copy(request)
         list_request.method = "GET"
-        list_request.GET = query
+        # The stubs type GET as _ImmutableQueryDict, a class only they have (`query` may be a copy).
+        list_request.GET = query  # type: ignore[assignment]
         list_request.POST = QueryDict()
         return self.get_changelist_instance(list_request)
 
@@ -134,7 +136,8 @@ class SessionReviewAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         session = self.get_object(request, unquote(object_id))
         if session is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # The stock change view's own redirect: a private ModelAdmin method, not in the stubs.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
         if not self.has_change_permission(request, session):
             raise PermissionDenied
         form = QAReviewForm(request.POST)
@@ -149,7 +152,7 @@ class SessionReviewAdmin(admin.ModelAdmin):
         try:
             review = services.qa_review_submit(
                 session=session,
-                by=request.user,
+                by=signed_in_user(request),
                 decision=data["decision"],
                 qa_note=data["qa_notes"],
                 dev_feedback=data["dev_feedback"],
@@ -159,7 +162,7 @@ class SessionReviewAdmin(admin.ModelAdmin):
             # Show the row as it is now (someone may have moved it meanwhile) with what was typed.
             current = self.get_object(request, str(session.pk))
             if current is None:
-                return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+                return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
             return self._render_review_page(request, current, form)
         if review.moved_to is not None:
             self.message_user(

@@ -19,13 +19,16 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     QueryDict,
+    StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
+from accounts.auth import signed_in_user
 from qa import selectors, services
 from qa.admin.filters import ArchiveFilter, HasErrorsFilter, QAStatusFilter
 from qa.admin.panels import (
@@ -245,7 +248,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
             request,
             queryset,
             QA_DONE_LABELS[QAStatus.PASSED],
-            lambda s: services.qa_mark_passed(session=s, by=request.user),
+            lambda s: services.qa_mark_passed(session=s, by=signed_in_user(request)),
         )
 
     @admin.action(description="Flag issue (with a QA note)", permissions=["review"])
@@ -256,7 +259,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
                 request,
                 queryset,
                 QA_DONE_LABELS[QAStatus.ISSUE],
-                lambda s: services.qa_mark_issue(session=s, by=request.user, note=note),
+                lambda s: services.qa_mark_issue(session=s, by=signed_in_user(request), note=note),
             )
             return None
         # Ask for the note first: the issue email and the developer both need to know what is
@@ -287,7 +290,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
             request,
             queryset,
             QA_DONE_LABELS[QAStatus.FIXED],
-            lambda s: services.qa_mark_fixed(session=s, by=request.user),
+            lambda s: services.qa_mark_fixed(session=s, by=signed_in_user(request)),
         )
 
     @admin.action(description="Archive", permissions=["archive"])
@@ -296,11 +299,11 @@ class ChatSessionAdmin(SessionReviewAdmin):
             request,
             queryset,
             "archived",
-            lambda s: session_archive(session=s, by=request.user),
+            lambda s: session_archive(session=s, by=signed_in_user(request)),
         )
 
     @admin.action(description="Export QA results (CSV)", permissions=["export"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> StreamingHttpResponse:
         return qa_results_response(queryset)
 
     # --- extra URLs ----------------------------------------------------------------------------
@@ -322,7 +325,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
             *super().get_urls(),
         ]
 
-    def export_view(self, request: HttpRequest) -> HttpResponse:
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
         """CSV of every session in the current filter (the changelist's query string)."""
         if not (self.has_view_permission(request) and self.has_export_permission(request)):
             raise PermissionDenied
@@ -344,7 +347,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
         """Which parameter of `query` the changelist refuses (tried one at a time)."""
         for key in query:
             try:
-                self._changelist_for(request, QueryDict(urlencode({key: query[key]})))
+                self._changelist_for(request, QueryDict(urlencode({key: query.get(key, "")})))
             except (IncorrectLookupParameters, SuspiciousOperation):
                 # repr: the name is the client's text, shown as text (a plain-text response).
                 return f"the filter parameter {key[:100]!r} is unknown or its value is invalid."

@@ -52,8 +52,8 @@ def sign_in(page: Page, base: str, username: str) -> None:
 
 
 def test_reviewer_flags_an_issue_reviews_next_and_admin_marks_it_fixed(page: Page, live_server):
-    reviewer = UserFactory(username="rhea-qa", role="qa")
-    developer = UserFactory(username="dev-admin", role="admin")
+    reviewer = UserFactory.create(username="rhea-qa", role="qa")
+    developer = UserFactory.create(username="dev-admin", role="admin")
     site = SiteFactory(name="Pricing page")
     first = conversation(site, name="Nora Newest", question="Do you ship to Norway?", minutes_ago=1)
     second = conversation(site, name="Oscar Older", question="Is there a trial?", minutes_ago=5)

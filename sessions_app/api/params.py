@@ -277,7 +277,11 @@ class StatsParams(TimeZoneParam):
 
 class ErrorListParams(PageParams):
     resolved = serializers.BooleanField(required=False)
-    source = serializers.ChoiceField(choices=AutomationError.Source.values, required=False)
+    # A field named like Field.source: DRF's metaclass takes declared fields off the class, so
+    # nothing is shadowed at run time.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=AutomationError.Source.values, required=False
+    )
     session = serializers.UUIDField(required=False, help_text="A session's id.")
 
 

@@ -21,6 +21,8 @@ def requires(*perms: str, message: str) -> type[BasePermission]:
     """A DRF permission class passing authenticated, active users holding every `perms`."""
 
     class Requires(BasePermission):
+        message: str  # set below, from the factory's argument
+
         def has_permission(self, request: Any, view: Any) -> bool:
             user = request.user
             return bool(user and user.is_authenticated and user.has_perms(perms))

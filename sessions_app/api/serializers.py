@@ -36,7 +36,8 @@ class LeadSerializer(serializers.Serializer):
 class UserRefField(serializers.CharField):
     """A user as their username (or null)."""
 
-    def to_representation(self, value: Any) -> str | None:
+    # CharField's says str; None stays allowed for a direct call (DRF itself writes null).
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]
         return value.get_username() if value is not None else None
 
 

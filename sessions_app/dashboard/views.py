@@ -7,12 +7,14 @@ see the same data through the same role checks. The session detail is rendered o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils import timezone
 from django.views.generic import TemplateView
@@ -53,10 +55,10 @@ SESSION_PANELS = [
 class DashboardPage(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
     """Signed in and allowed to read sessions (agents, QA reviewers read-only, admins)."""
 
-    permission_required = VIEW_SESSIONS
+    permission_required: str | Sequence[str] = VIEW_SESSIONS
     page_name = ""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # Times rendered on the server follow the browser's zone (cookie set by theme.js).
         timezone.activate(request_time_zone(request))
         try:

@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.auth import signed_in_user
 from sessions_app.delivery import outbox
 from sessions_app.errors import TransitionNotAllowed
 from sessions_app.models import (
@@ -27,7 +28,7 @@ from sessions_app.models import (
     WebhookEndpoint,
 )
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     DeliveryStatus.PENDING: "#6c757d",
     DeliveryStatus.SENDING: "#0d6efd",
     DeliveryStatus.DELIVERED: "#198754",
@@ -116,7 +117,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 waiting_count=Count(
-                    "deliveries", filter=Q(deliveries__status=outbox.DeliveryStatus.PENDING)
+                    "deliveries", filter=Q(deliveries__status=DeliveryStatus.PENDING)
                 )
             )
         )
@@ -153,7 +154,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def held_leads(self, obj: WebhookEndpoint) -> str:
         count = getattr(obj, "waiting_count", None)
         if count is None:
-            count = obj.deliveries.filter(status=outbox.DeliveryStatus.PENDING).count()
+            count = obj.deliveries.filter(status=DeliveryStatus.PENDING).count()
         if obj.is_active:
             return f"{count} delivery(ies) waiting to be sent."
         return (
@@ -179,7 +180,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                 endpoint=obj,
                 active=active,
                 reason=f"Switched off in the admin by {request.user.get_username()}.",
-                by=request.user,
+                by=signed_in_user(request),
             )
 
     @admin.action(description="Redeliver failed deliveries since…", permissions=["change"])
@@ -192,7 +193,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             since = form.cleaned_data["failed_since"]
             for endpoint in queryset:
                 queued, refused = outbox.deliveries_redeliver_failed(
-                    since=since, endpoint=endpoint, by=request.user
+                    since=since, endpoint=endpoint, by=signed_in_user(request)
                 )
                 self.message_user(
                     request,
@@ -218,7 +219,7 @@ class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    fields = [
+    fields = (
         "number",
         "attempted_at",
         "status_code",
@@ -227,7 +228,7 @@ class DeliveryAttemptInline(admin.TabularInline):
         "response_excerpt",
         "worker",
         "requested_by",
-    ]
+    )
     readonly_fields = fields
     ordering = ["-attempted_at", "-id"]
 
@@ -264,7 +265,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     show_full_result_count = False
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver", "cancel"]
-    fields = [
+    fields = (
         "event_id",
         "event_type",
         "kind",
@@ -286,7 +287,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "cancelled_by",
         "cancelled_at",
         "payload_pretty",
-    ]
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -298,13 +299,13 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="to")
     def target(self, obj: Delivery) -> str:
-        if obj.endpoint_id:
+        if obj.endpoint is not None:
             return obj.endpoint.name
         return ", ".join(obj.payload.get("to", [])) if isinstance(obj.payload, dict) else ""
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Delivery):
-        if obj.status == DeliveryStatus.PENDING and obj.endpoint_id and not obj.endpoint.is_active:
+        if obj.status == DeliveryStatus.PENDING and obj.endpoint and not obj.endpoint.is_active:
             return _badge("held: endpoint paused", "#fd7e14")
         return _badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#6c757d"))
 
@@ -317,7 +318,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         done, refused = 0, []
         for delivery in queryset:
             try:
-                service(delivery=delivery, by=request.user)
+                service(delivery=delivery, by=signed_in_user(request))
                 done += 1
             except TransitionNotAllowed as exc:
                 refused.append(f"{delivery.event_id}: {exc}")

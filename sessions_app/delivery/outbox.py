@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -132,7 +132,7 @@ def webhook_endpoint_set_active(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        changes: dict = {"is_active": active}
+        changes: dict[str, object] = {"is_active": active}
         if active:
             changes.update(disabled_at=None, disabled_reason="", failing_since=None)
         else:
@@ -318,7 +318,7 @@ def qa_issue_email_enqueue(*, session: ChatSession, by: User | None, note: str) 
         return None
     context = {
         "session": session,
-        "site_name": session.site.name if session.site_id else "",
+        "site_name": session.site.name if session.site is not None else "",
         "by_name": (by.get_full_name() or by.get_username()) if by else "someone",
         "note": note,
         "console_url": session_console_url(session),
@@ -401,7 +401,7 @@ def deliveries_claim(
     )
 
 
-def _held(delivery: Delivery):
+def _held(delivery: Delivery) -> Delivery | None:
     """The row, locked, if `delivery`'s claim still holds it; else an empty queryset's None."""
     return (
         Delivery.objects.select_for_update(of=("self",))
@@ -701,10 +701,12 @@ def _endpoint_note_outcome(
     if gone:
         return endpoint, f"Receiver answered 410 Gone to event {row.event_id}."
     days = settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS
-    if days and endpoint.is_active and endpoint.failing_since <= now - timedelta(days=days):
+    # failing_since was set just above if it was empty.
+    since = endpoint.failing_since
+    if days and endpoint.is_active and since is not None and since <= now - timedelta(days=days):
         return endpoint, (
             f"Every send failed for {days:g} days (since "
-            f"{endpoint.failing_since:%Y-%m-%d %H:%M} UTC); last error: {reason}"
+            f"{since:%Y-%m-%d %H:%M} UTC); last error: {reason}"
         )[:500]
     return None
 
@@ -843,7 +845,7 @@ def delivery_redeliver(
         if row.status == DeliveryStatus.SENDING:
             # `sending -> pending` is the worker's own move (a retry); a person waits for it.
             raise TransitionNotAllowed("This delivery is being sent right now; try again shortly.")
-        if row.endpoint_id and not row.endpoint.is_active:
+        if row.endpoint is not None and not row.endpoint.is_active:
             raise TransitionNotAllowed(
                 f"Endpoint {row.endpoint.name!r} is disabled; enable it before redelivering "
                 "(its waiting deliveries then go out by themselves)."
@@ -872,7 +874,9 @@ def delivery_redeliver(
     return row
 
 
-def deliveries_failed_since(*, since: datetime, endpoint: WebhookEndpoint | None = None):
+def deliveries_failed_since(
+    *, since: datetime, endpoint: WebhookEndpoint | None = None
+) -> QuerySet[Delivery]:
     """Failed webhook deliveries (test pings aside) whose last try was at or after `since`."""
     failed = Delivery.objects.filter(
         kind=DeliveryKind.WEBHOOK, status=DeliveryStatus.FAILED, last_attempt_at__gte=since

@@ -9,7 +9,7 @@ from anymail.backends.resend import EmailBackend as AnymailResendBackend
 
 
 class EmailBackend(AnymailResendBackend):
-    def build_message_payload(self, message, defaults):  # type: ignore[no-untyped-def]
+    def build_message_payload(self, message, defaults):
         payload = super().build_message_payload(message, defaults)
         key = getattr(message, "idempotency_key", "")
         if key:

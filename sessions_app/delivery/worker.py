@@ -220,7 +220,9 @@ class DeliveryWorker:
                     "Worker %s: could not record the error of %s.", self.name, delivery.pk
                 )
 
-    def process(self, delivery: Delivery, *, now: datetime | None = None, retry: bool = True):
+    def process(
+        self, delivery: Delivery, *, now: datetime | None = None, retry: bool = True
+    ) -> tuple[Delivery | None, SendResult | None]:
         """Send one claimed row: (row after recording, result), or (None, None) if not sent."""
         attempt = outbox.delivery_send_begin(delivery=delivery, worker=self.name, now=now)
         if attempt is None:

@@ -8,7 +8,7 @@ from widget.tests.factories import SiteFactory
 VISITOR_TOKEN = "visitor-token-for-tests"
 
 
-class ChatSessionFactory(factory.django.DjangoModelFactory):
+class ChatSessionFactory(factory.django.DjangoModelFactory[ChatSession]):
     class Meta:
         model = ChatSession
 
@@ -20,7 +20,7 @@ class ChatSessionFactory(factory.django.DjangoModelFactory):
     updated_at = factory.SelfAttribute("started_at")
 
 
-class ChatMessageFactory(factory.django.DjangoModelFactory):
+class ChatMessageFactory(factory.django.DjangoModelFactory[ChatMessage]):
     class Meta:
         model = ChatMessage
 
@@ -29,7 +29,7 @@ class ChatMessageFactory(factory.django.DjangoModelFactory):
     text = factory.Sequence(lambda n: f"Message number {n}")
 
 
-class AutomationErrorFactory(factory.django.DjangoModelFactory):
+class AutomationErrorFactory(factory.django.DjangoModelFactory[AutomationError]):
     class Meta:
         model = AutomationError
 

@@ -1,6 +1,7 @@
 """POST /api/automation/errors/ for n8n's error workflow."""
 
 import json
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -20,7 +21,7 @@ def api_key(settings):
 
 
 def post(body, *, auth: str | None = f"Bearer {KEY}", content_type="application/json", **extra):
-    headers = {"HTTP_AUTHORIZATION": auth} if auth is not None else {}
+    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": auth} if auth is not None else {}
     data = body if isinstance(body, bytes | str) else json.dumps(body)
     return Client().post(URL, data=data, content_type=content_type, **headers, **extra)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 # The longest reply a backend may put in front of the visitor: the widget's own message limit
 # (widget.serializers.MAX_MESSAGE_CHARS). Longer answers are cut there, marked `truncated`.
@@ -114,8 +114,13 @@ class AgentReply:
 
 
 class AgentBackend(Protocol):
-    name: ClassVar[str]
+    # Read-only members: a backend sets them on its class, a wrapper (widget.budget's
+    # MeteredBackend) copies them onto the instance.
+    @property
+    def name(self) -> str: ...
+
     # How many recent messages the backend needs to see; None: WIDGET_AGENT_HISTORY_MESSAGES.
-    history_messages: ClassVar[int | None]
+    @property
+    def history_messages(self) -> int | None: ...
 
     def reply(self, conversation: Conversation) -> AgentReply: ...

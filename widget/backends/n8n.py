@@ -80,7 +80,9 @@ def _lead_from(data: dict[str, Any]) -> LeadFields | None:
     lead = data.get("lead")
     if not isinstance(lead, dict):
         return None
-    fields = {k: str(lead[k]) for k in ("name", "email", "phone") if isinstance(lead.get(k), str)}
+    fields: dict[str, Any] = {
+        k: str(lead[k]) for k in ("name", "email", "phone") if isinstance(lead.get(k), str)
+    }
     return LeadFields(**fields) or None
 
 

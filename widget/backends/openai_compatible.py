@@ -194,7 +194,7 @@ def _run_tool(call: Any) -> tuple[dict[str, Any], LeadFields]:
             raise ValueError
     except ValueError:
         return {"ok": False, "error": "Arguments must be a JSON object."}, LeadFields()
-    valid: dict[str, str] = {}
+    valid: dict[str, Any] = {}  # LeadFields keyword arguments
     errors: dict[str, str] = {}
     for field_name, check in (("name", normalize_name), ("email", normalize_email)):
         value = args.get(field_name)

@@ -9,6 +9,7 @@ for a bad email is the reason the service would refuse it with.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sessions_app.errors import InvalidLead
 from sessions_app.leads import normalize_email, normalize_name
@@ -146,7 +147,7 @@ class ScriptedBackend:
         )
 
     @staticmethod
-    def greeting_metadata(config: dict) -> dict:
+    def greeting_metadata(config: dict[str, Any]) -> dict[str, Any]:
         quick = config.get("quick_replies")
         if not isinstance(quick, list):
             quick = DEFAULT_QUICK_REPLIES

@@ -3,7 +3,7 @@ import factory
 from widget.models import Site
 
 
-class SiteFactory(factory.django.DjangoModelFactory):
+class SiteFactory(factory.django.DjangoModelFactory[Site]):
     class Meta:
         model = Site
 

@@ -149,6 +149,7 @@ def test_page_from_a_foreign_origin_cannot_use_the_widget(page: Page, live_serve
         # The browser refuses to render the widget page inside this origin's page (CSP).
         iframe = page.locator("[data-leadchat] iframe").element_handle()
         frame = iframe.content_frame()
+        assert frame is not None
         page.wait_for_timeout(500)
         assert frame.url.startswith("chrome-error://") or frame.locator("#lc-input").count() == 0
 
@@ -205,6 +206,7 @@ def test_host_page_css_does_not_reach_the_launcher(page: Page, landing):
     launcher = page.get_by_role("button", name="Open chat")
     expect(launcher).to_be_visible()
     box = launcher.bounding_box()
+    assert box is not None
     assert box["width"] == 56  # the page's `button { width: 10px !important }` stays outside
 
 
@@ -214,6 +216,7 @@ def test_widget_fills_a_phone_screen_and_closes(page: Page, landing):
     open_widget(page)
 
     box = page.locator("[data-leadchat] iframe").bounding_box()
+    assert box is not None
     assert (box["width"], box["height"]) == (375, 700)
 
     page.frame_locator("[data-leadchat] iframe").get_by_role("button", name="Close chat").click()

@@ -64,7 +64,7 @@ def month_of_sessions(site) -> list[ChatSession]:
     now = timezone.now()
     made = []
     for day in range(10):
-        session = ChatSessionFactory(
+        session = ChatSessionFactory.create(
             site=site,
             started_at=now - timedelta(days=day, hours=1),
             page_url=f"https://landing.example.com/p{day % 3}",

@@ -34,7 +34,8 @@ def rows_mentioning(*needles: str) -> list[str]:
             columns = [
                 f.column
                 for f in model._meta.concrete_fields
-                if f.get_internal_type() in {"CharField", "TextField", "EmailField", "JSONField"}
+                if f.column
+                and f.get_internal_type() in {"CharField", "TextField", "EmailField", "JSONField"}
             ]
             if not columns:
                 continue

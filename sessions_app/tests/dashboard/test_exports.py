@@ -44,7 +44,7 @@ def leads(db):
 
 def _body(response) -> str:
     assert isinstance(response, StreamingHttpResponse)
-    return b"".join(response.streaming_content).decode()
+    return response.getvalue().decode()
 
 
 @pytest.mark.django_db
