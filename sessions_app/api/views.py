@@ -8,8 +8,7 @@ permission it needs (sessions_app.api.permissions).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -27,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import signed_in_user
+from accounts.models import User
 from accounts.tokens import TokenAuthentication
 from leadchat.api import error_response
 from sessions_app import exports, selectors, services
@@ -121,9 +121,13 @@ def _get_session(public_id: Any) -> ChatSession:
         raise NotFound("No session with this id.") from None
 
 
+class SessionMove(Protocol):
+    def __call__(self, *, session: ChatSession, by: User | None) -> ChatSession: ...
+
+
 # The moves of a session's lifecycle, by the name its URL ends with (sessions_app.api.urls) and
 # the bulk endpoint's `action`.
-MOVES: dict[str, Callable[..., ChatSession]] = {
+MOVES: dict[str, SessionMove] = {
     "archive": services.session_archive,
     "unarchive": services.session_unarchive,
     "delete": services.session_delete,
@@ -170,7 +174,7 @@ class SessionMoveApi(StaffAPIView):
     def post(self, request: Request, public_id: Any, action: str) -> Response:
         session = _get_session(public_id)
         try:
-            MOVES[action](session=session, by=request.user)
+            MOVES[action](session=session, by=signed_in_user(request))
         except DomainError as exc:
             raise Conflict(str(exc)) from None
         return Response(_row(selectors.session_row(pk=session.pk)))
@@ -192,6 +196,7 @@ class SessionBulkApi(StaffAPIView):
         body = params.BulkActionInput(data=request.data)
         body.is_valid(raise_exception=True)
         service = MOVES[body.validated_data["action"]]
+        by = signed_in_user(request)
         ids = list(dict.fromkeys(body.validated_data["ids"]))
         found = {s.public_id: s for s in ChatSession.objects.filter(public_id__in=ids)}
         outcome: dict[Any, str | None] = {}
@@ -201,7 +206,7 @@ class SessionBulkApi(StaffAPIView):
                 outcome[public_id] = "No session with this id."
                 continue
             try:
-                service(session=session, by=request.user)
+                service(session=session, by=by)
                 outcome[public_id] = None
             except DomainError as exc:
                 outcome[public_id] = str(exc)
