@@ -245,7 +245,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "leadchat API",
-    "DESCRIPTION": "Public widget API, staff API and automation error API of leadchat.",
+    "DESCRIPTION": (
+        "Public widget API, staff API, automation error API and transcript ingest API of leadchat."
+    ),
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -253,6 +255,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The session moves are one URL pattern, documented as one path per move.
     "PREPROCESSING_HOOKS": ["sessions_app.api.schema.one_path_per_session_move"],
+    # A stable name for an enum whose field name ("status") many serializers share.
+    "ENUM_NAME_OVERRIDES": {"IngestResultStatusEnum": "sessions_app.api.ingest.RESULT_STATUSES"},
     # drf-spectacular's default hook, then the 414 every operation can get from the server.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -45,8 +45,8 @@ ID_MAX_LENGTH = 255
 
 
 class _KnownKeysOnly(serializers.Serializer):
-    """A key this object does not take is refused by name: a typo (`conversationId`) would
-    otherwise be dropped without a word and the message stored without what it meant."""
+    # A key the object does not take is refused by name: a typo (`conversationId`) would
+    # otherwise be dropped without a word and the message stored without what it meant.
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -77,6 +77,8 @@ class _AwareDateTimeField(serializers.DateTimeField):
 
 
 class IngestLeadInSerializer(_KnownKeysOnly):
+    """Lead fields found in a message."""
+
     name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     email = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     phone = serializers.CharField(
@@ -85,6 +87,8 @@ class IngestLeadInSerializer(_KnownKeysOnly):
 
 
 class IngestMessageInSerializer(_KnownKeysOnly):
+    """One message of a conversation run elsewhere. A key it does not take is refused."""
+
     channel = serializers.ChoiceField(
         choices=Channel.values,
         error_messages={
@@ -137,15 +141,23 @@ class IngestMessageInSerializer(_KnownKeysOnly):
 
 
 class IngestBatchInSerializer(_KnownKeysOnly):
+    """Up to 100 messages, each checked and stored on its own."""
+
     messages = serializers.ListField(
         child=IngestMessageInSerializer(), min_length=1, max_length=MAX_BATCH
     )
 
 
+# What became of each message; also ENUM_NAME_OVERRIDES' name for it in the schema.
+RESULT_STATUSES = ["created", "duplicate", "error"]
+
+
 class IngestResultSerializer(serializers.Serializer):
+    """What became of one message of the body."""
+
     index = serializers.IntegerField(help_text="The message's place in the batch, from 0.")
     message_id = serializers.CharField(allow_null=True)
-    status = serializers.ChoiceField(choices=["created", "duplicate", "error"])
+    status = serializers.ChoiceField(choices=RESULT_STATUSES)
     session_id = serializers.UUIDField(
         allow_null=True, help_text="The conversation's session (null for an error)."
     )
@@ -156,6 +168,8 @@ class IngestResultSerializer(serializers.Serializer):
 
 
 class IngestAnswerSerializer(serializers.Serializer):
+    """Counts, and each message's result in the order sent."""
+
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     errors = serializers.IntegerField()
