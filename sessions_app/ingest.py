@@ -64,6 +64,7 @@ def message_ingest(
     """
     _check(channel=channel, role=role, conversation_id=conversation_id, message_id=message_id)
     when = _reported_time(created_at, now=now or timezone.now())
+    # Empty or null fields are left out: an n8n expression for a field not found yet gives "".
     lead_values = {k: v for k, v in (lead or {}).items() if k in LEAD_FIELDS and v}
     try:
         with transaction.atomic():
@@ -76,7 +77,7 @@ def message_ingest(
                     "site.",
                     field="site",
                 )
-            if session.messages.filter(external_id=message_id).exists():
+            if _already_stored(session=session, message_id=message_id):
                 return Ingested(created=False, session=session)
             message_add(
                 session=session,
@@ -87,7 +88,12 @@ def message_ingest(
                 created_at=when,
             )
             if lead_values:
-                lead_capture(session=session, **lead_values)
+                lead_capture(
+                    session=session,
+                    name=lead_values.get("name"),
+                    email=lead_values.get("email"),
+                    phone=lead_values.get("phone"),
+                )
     except InvalidLead as exc:
         raise IngestRefused(str(exc), field=f"lead.{exc.field}") from None
     except SessionDeleted:
@@ -99,12 +105,19 @@ def message_ingest(
         # The same message, stored by another request between our check and our insert (the
         # unique constraint made ours wait for it, then fail). Anything else is not ours to hide.
         found = conversation_session(channel=channel, external_id=conversation_id)
-        if found is None or not ChatMessage.objects.filter(
-            session=found, external_id=message_id
-        ).exists():
+        if (
+            found is None
+            or not ChatMessage.objects.filter(session=found, external_id=message_id).exists()
+        ):
             raise
         return Ingested(created=False, session=found)
     return Ingested(created=True, session=session)
+
+
+def _already_stored(*, session: ChatSession, message_id: str) -> bool:
+    # Answers a replay without an error; a replay racing its original is still caught by the
+    # unique constraint (the IntegrityError above).
+    return session.messages.filter(external_id=message_id).exists()
 
 
 def _check(*, channel: str, role: str, conversation_id: str, message_id: str) -> None:

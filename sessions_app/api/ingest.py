@@ -81,9 +81,7 @@ class IngestLeadInSerializer(_KnownKeysOnly):
 
     name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     email = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    phone = serializers.CharField(
-        required=False, allow_blank=True, allow_null=True, max_length=50
-    )
+    phone = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=50)
 
 
 class IngestMessageInSerializer(_KnownKeysOnly):
@@ -172,7 +170,7 @@ class IngestAnswerSerializer(serializers.Serializer):
 
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    refused = serializers.IntegerField()
     results = IngestResultSerializer(many=True)
 
 
@@ -182,7 +180,7 @@ class IngestRefusedSerializer(ErrorBodySerializer):
 
     created = serializers.IntegerField(required=False)
     duplicates = serializers.IntegerField(required=False)
-    errors = serializers.IntegerField(required=False)
+    refused = serializers.IntegerField(required=False)
     results = IngestResultSerializer(many=True, required=False)
 
 
@@ -302,7 +300,7 @@ class IngestMessagesView(APIView):
         summary="Store messages of a conversation run elsewhere (n8n)",
         description=(
             "Send with `Authorization: Bearer <INGEST_API_KEY>`. JSON body up to 1 MB: one "
-            "message, or `{\"messages\": [...]}` with 1 to 100. Conversations are found or "
+            'message, or `{"messages": [...]}` with 1 to 100. Conversations are found or '
             "started by (`channel`, `conversation_id`); a message is stored once per "
             "`message_id` in its conversation. Each message is checked and stored on its own: "
             "the answer lists each as `created`, `duplicate` or `error` (with `field`). When any "
@@ -385,7 +383,7 @@ class IngestMessagesView(APIView):
         counts = {
             "created": sum(r["status"] == "created" for r in results),
             "duplicates": sum(r["status"] == "duplicate" for r in results),
-            "errors": sum(r["status"] == "error" for r in results),
+            "refused": sum(r["status"] == "error" for r in results),
         }
         body = IngestAnswerSerializer({**counts, "results": results}).data
         refused = [r for r in results if r["status"] == "error"]

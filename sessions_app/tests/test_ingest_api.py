@@ -110,7 +110,7 @@ def test_one_message_starts_its_conversation_and_is_stored_with_every_field():
     assert body == {
         "created": 1,
         "duplicates": 0,
-        "errors": 0,
+        "refused": 0,
         "results": [
             {
                 "index": 0,
@@ -160,7 +160,7 @@ def test_a_batch_keeps_its_roles_and_order_in_one_conversation():
     )
     assert response.status_code == 201, response.content
     body = response.json()
-    assert (body["created"], body["duplicates"], body["errors"]) == (3, 0, 0)
+    assert (body["created"], body["duplicates"], body["refused"]) == (3, 0, 0)
     assert [r["index"] for r in body["results"]] == [0, 1, 2]
     assert [r["message_id"] for r in body["results"]] == ["m1", "m2", "m3"]
     session = ChatSession.objects.get()
@@ -192,7 +192,9 @@ def test_conversations_are_told_apart_by_channel_and_id():
     ]
 
 
-@pytest.mark.parametrize("channel", ["web", "messenger", "api", "whatsapp", "instagram", "telegram"])
+@pytest.mark.parametrize(
+    "channel", ["web", "messenger", "api", "whatsapp", "instagram", "telegram"]
+)
 def test_every_channel_is_taken(channel):
     assert post(message(channel=channel)).status_code == 201
     assert ChatSession.objects.get().channel == channel
@@ -414,8 +416,7 @@ def test_an_unknown_channel_is_a_400_naming_it():
     response = post(message(channel="sms"))
     assert response.status_code == 400
     assert response.json()["error"] == (
-        "channel: Unknown channel 'sms': one of web, messenger, api, whatsapp, instagram, "
-        "telegram."
+        "channel: Unknown channel 'sms': one of web, messenger, api, whatsapp, instagram, telegram."
     )
     assert nothing_stored()
 
@@ -484,7 +485,7 @@ def test_a_malformed_message_among_good_ones_loses_none_of_them():
         ("created", None),
     ]
     assert body["results"][2]["error"] == "Invalid data. Expected a dictionary, but got list."
-    assert (body["created"], body["duplicates"], body["errors"]) == (2, 0, 3)
+    assert (body["created"], body["duplicates"], body["refused"]) == (2, 0, 3)
     assert body["error"].startswith(
         "3 of 5 messages refused (the others are stored); the first: messages[1].role: "
     )
@@ -618,6 +619,7 @@ def test_openapi_schema_documents_the_endpoint_its_body_and_its_errors(admin_cli
         "site",
     }
     assert item["properties"]["created_at"]["format"] == "date-time"
+
     def enum(prop: dict) -> list[str]:
         return components[prop["allOf"][0]["$ref"].rsplit("/", 1)[1]]["enum"]
 
