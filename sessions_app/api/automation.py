@@ -9,7 +9,6 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -20,13 +19,21 @@ from rest_framework.views import APIView
 
 from leadchat.api import error_response
 from leadchat.http_urls import is_http_url
-from sessions_app.api.bearer import bearer_key_problem, body_too_large
+from sessions_app.api.bearer import KeyedApi
 from sessions_app.models import AutomationError, ChatSession
 from sessions_app.services import automation_error_record
 
 app_name = "automation-api"
 
 MAX_BODY_BYTES = 64 * 1024
+AUTOMATION_API = KeyedApi(
+    setting="AUTOMATION_API_KEY",
+    name="automation error API",
+    realm="leadchat-automation",
+    closed_status=status.HTTP_403_FORBIDDEN,
+    max_body_bytes=MAX_BODY_BYTES,
+    max_body_text="64 KB",
+)
 
 
 class AutomationErrorInSerializer(serializers.Serializer):
@@ -141,21 +148,9 @@ class AutomationErrorCreateView(APIView):
         tags=["automation"],
     )
     def post(self, request: Request) -> Response:
-        problem = bearer_key_problem(
-            request,
-            expected=settings.AUTOMATION_API_KEY,
-            setting="AUTOMATION_API_KEY",
-            api="automation error API",
-            realm="leadchat-automation",
-            closed_status=status.HTTP_403_FORBIDDEN,
-        )
-        if problem is not None:
-            return problem
-        if body_too_large(request, MAX_BODY_BYTES):
-            return Response(
-                {"error": f"The body is larger than {MAX_BODY_BYTES // 1024} KB."},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
+        refused = AUTOMATION_API.refusal(request)
+        if refused is not None:
+            return refused
         serializer = AutomationErrorInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data: dict[str, Any] = serializer.validated_data

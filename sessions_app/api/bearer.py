@@ -6,10 +6,43 @@ credential, and a client holding it is the operator's own workflow.
 """
 
 import secrets
+from dataclasses import dataclass
 
+from django.conf import settings
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+
+@dataclass(frozen=True)
+class KeyedApi:
+    """An API opened by the bearer key in setting `setting` (closed while it is empty)."""
+
+    setting: str
+    name: str
+    realm: str
+    closed_status: int
+    max_body_bytes: int
+    max_body_text: str  # the cap as the refusal says it ("64 KB")
+
+    def refusal(self, request: Request) -> Response | None:
+        """The answer refusing `request` (no key, the wrong key, closed, too large), or None."""
+        problem = bearer_key_problem(
+            request,
+            expected=getattr(settings, self.setting),
+            setting=self.setting,
+            api=self.name,
+            realm=self.realm,
+            closed_status=self.closed_status,
+        )
+        if problem is not None:
+            return problem
+        if body_too_large(request, self.max_body_bytes):
+            return Response(
+                {"error": f"The body is larger than {self.max_body_text}."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        return None
 
 
 def bearer_key_problem(

@@ -4,6 +4,7 @@ exports."""
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -23,7 +24,7 @@ def ingested(settings) -> ChatSession:
     settings.INGEST_API_KEY = KEY
     started = (timezone.now() - timedelta(minutes=10)).isoformat()
     turn = {"channel": "whatsapp", "conversation_id": "4915112345678"}
-    body = {
+    body: dict[str, Any] = {
         "messages": [
             {**turn, "message_id": "w1", "role": "visitor", "text": "Hi, I'm Ana <b>!</b>"},
             {**turn, "message_id": "w2", "role": "ai", "text": "Hello Ana, your email?"},
