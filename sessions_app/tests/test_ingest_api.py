@@ -562,11 +562,20 @@ def test_a_body_over_1_mb_is_413_and_stores_nothing():
     assert nothing_stored()
 
 
-def test_a_body_understating_its_length_over_1_mb_is_413_too():
-    """The middleware refuses on the declared length; the view checks what it read."""
+def test_the_view_refuses_a_body_over_1_mb_on_its_own_too():
+    """Without the body-limit middleware in front (a deployment that drops it), the view's own
+    check answers the same 413."""
+    from rest_framework.test import APIRequestFactory
+
+    from sessions_app.api.ingest import IngestMessagesView
+
     body = json.dumps(message(metadata={"blob": "x" * (1024 * 1024)}))
-    response = post(body, CONTENT_LENGTH="100")
-    assert response.status_code in (400, 413)  # a short read is a broken body either way
+    request = APIRequestFactory().post(
+        URL, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {KEY}"
+    )
+    response = IngestMessagesView.as_view()(request)
+    assert response.status_code == 413
+    assert response.data == {"error": "The body is larger than 1 MB."}
     assert nothing_stored()
 
 
