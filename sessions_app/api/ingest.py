@@ -206,7 +206,8 @@ def _first_error(errors: Any) -> tuple[str | None, str]:
             node = node[0]
         else:
             break
-    return (".".join(names) or None), str(node) if node not in ({}, []) else "Invalid input."
+    message = str(node) if isinstance(node, str) else "Invalid input."
+    return ".".join(names) or None, message
 
 
 def _raw_id(item: Any) -> str | None:

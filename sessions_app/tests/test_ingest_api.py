@@ -539,6 +539,16 @@ def test_a_bad_body_is_a_readable_4xx_and_stores_nothing(body, content_type, sta
     assert nothing_stored()
 
 
+def test_a_number_too_large_for_a_float_in_metadata_is_400_not_a_500():
+    response = post(
+        '{"channel": "whatsapp", "conversation_id": "1", "message_id": "1", "role": "visitor", '
+        '"text": "x", "metadata": {"n": 1e400}}'
+    )
+    assert response.status_code == 400
+    assert "metadata.n: the number is too large." in response.json()["error"]
+    assert nothing_stored()
+
+
 def test_a_batch_of_100_is_taken():
     body = {"messages": [message(message_id=f"m{i}") for i in range(100)]}
     response = post(body)
