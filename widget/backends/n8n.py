@@ -137,6 +137,14 @@ def _explained(exc: BackendError, *, basic: bool) -> BackendError:
 
 def _answer(body: bytes, status: int) -> dict[str, Any]:
     """The answer as one object with `output`: a JSON reply, an item list, or a stream."""
+    if not body.strip():
+        raise BackendError(
+            f"{WHAT} answered with an empty body: in the Chat Trigger's Streaming mode only "
+            'an AI Agent with streaming on sends text; otherwise use "When Last Node '
+            'Finishes" and end the workflow with {output}.',
+            permanent=True,
+            status_code=status,
+        )
     try:
         data = json.loads(body)
     except ValueError:
@@ -180,7 +188,9 @@ def _streamed(chunks: list[dict[str, Any]], body: bytes) -> dict[str, Any]:
     line (n8n's chat widget shows each run as its own message)."""
     runs: dict[tuple[str, str], list[str]] = {}
     for chunk in chunks:
-        meta = chunk.get("metadata") if isinstance(chunk.get("metadata"), dict) else {}
+        meta = chunk.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
         key = (str(meta.get("nodeId", "")), str(meta.get("runIndex", "")))
         if chunk["type"] == "error":
             raise BackendError(

@@ -134,6 +134,16 @@ def test_stream_without_text_is_an_answer_without_output(widget_client):
     assert "without a text `output`" in only_error(session_id).message
 
 
+def test_empty_answer_says_what_streams(widget_client):
+    with LoopbackServer(lambda r: Reply(200, b"")) as server:
+        chat_trigger_site(server.url)
+        session_id, _ = chat(widget_client, "hi")
+
+    error = only_error(session_id)
+    assert "empty body" in error.message and "When Last Node Finishes" in error.message
+    assert error.details["permanent"] is True
+
+
 def test_neither_json_nor_chunks_is_still_malformed_json(widget_client):
     with LoopbackServer(lambda r: Reply(200, '{"output": "cut off')) as server:
         chat_trigger_site(server.url)
