@@ -7,6 +7,7 @@ runs under Node (when installed) against leadchat's own signing code.
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -160,7 +161,11 @@ def verify(body, headers, *, secret=SECRET, raw_body=True):
     return json.loads(result.stdout)
 
 
-needs_node = pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+# CI installs Node (.ci/run), so there a missing one fails these tests instead of skipping them.
+needs_node = pytest.mark.skipif(
+    NODE is None and os.environ.get("CI", "").lower() != "true",
+    reason="Node.js is not installed",
+)
 
 
 def signed(payload, secret=SECRET):
