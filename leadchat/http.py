@@ -51,6 +51,10 @@ def max_body_bytes(path: str) -> int | None:
         from sessions_app.api.automation import MAX_BODY_BYTES  # the app's own documented cap
 
         return MAX_BODY_BYTES
+    if path.startswith("/api/ingest/"):
+        from sessions_app.api.ingest import MAX_BODY_BYTES as INGEST_MAX_BODY_BYTES
+
+        return INGEST_MAX_BODY_BYTES
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
@@ -63,7 +67,7 @@ def body_refusal(
       bytes (none here), so the view would see an empty body ("field is required"), and a
       server that does not de-chunk would read the chunks as the next request.
     - 413: a declared length over the path's limit (WIDGET_MAX_BODY_BYTES, the automation
-      API's 64 KB, DATA_UPLOAD_MAX_MEMORY_SIZE elsewhere).
+      API's 64 KB, the ingest API's 1 MB, DATA_UPLOAD_MAX_MEMORY_SIZE elsewhere).
 
     Used by RequestBodyLimitMiddleware to answer, and by gunicorn's pre_request hook
     (gunicorn.conf.py) to close the connection after that answer.

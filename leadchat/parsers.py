@@ -4,6 +4,7 @@ Its own module, not leadchat.api: DRF reads DEFAULT_PARSER_CLASSES while importi
 rest_framework.views, which leadchat.api imports.
 """
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,9 @@ class StrictJSONParser(JSONParser):
     - NUL characters: PostgreSQL refuses them in text and in jsonb.
     - Lone surrogates (`"\\ud800"`): valid JSON escapes, but not encodable as UTF-8, so the
       database driver (or any encoder) fails on them.
+    - Numbers too large for a float (`1e400`): Python reads them as infinity, which no JSON
+      column takes back (json.dumps writes `Infinity`; PostgreSQL's jsonb and SQLite's
+      JSON_VALID check refuse it), so storing one was a 500.
 
     Each refusal is a ParseError (400) naming where in the body the bad value is. The whole
     document is checked, keys included, before any view or serializer sees it, so every API
@@ -74,6 +78,8 @@ def json_problem(data: Any, *, allow_nul: bool = False) -> str | None:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 return f"{where}: lone surrogate escapes (\\ud800-\\udfff) are not allowed."
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{where}: the number is too large."
     return None
 
 

@@ -245,7 +245,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "leadchat API",
-    "DESCRIPTION": "Public widget API, staff API and automation error API of leadchat.",
+    "DESCRIPTION": (
+        "Public widget API, staff API, automation error API and transcript ingest API of leadchat."
+    ),
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -253,6 +255,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The session moves are one URL pattern, documented as one path per move.
     "PREPROCESSING_HOOKS": ["sessions_app.api.schema.one_path_per_session_move"],
+    # A stable name for an enum whose field name ("status") many serializers share.
+    "ENUM_NAME_OVERRIDES": {"IngestResultStatusEnum": "sessions_app.api.ingest.RESULT_STATUSES"},
     # drf-spectacular's default hook, then the 414 every operation can get from the server.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -272,6 +276,9 @@ LEAD_WEBHOOK_AUTH_VALUE = env.str("LEAD_WEBHOOK_AUTH_VALUE", default="")
 
 # n8n's error workflow authenticates with this bearer key; the API is closed while it is empty.
 AUTOMATION_API_KEY = env.str("AUTOMATION_API_KEY", default="")
+# Bearer key for POST /api/ingest/messages/ (transcripts of conversations n8n runs on other
+# channels). A key of its own: the error workflow's key cannot write transcripts. Empty: closed.
+INGEST_API_KEY = env.str("INGEST_API_KEY", default="")
 
 # --- Email (QA notifications through Resend) --------------------------------------------------
 RESEND_API_KEY = env.str("RESEND_API_KEY", default="")
@@ -362,14 +369,20 @@ DELIVERY_POLL_SECONDS = env.float("DELIVERY_POLL_SECONDS", default=2.0)
 ANYMAIL["REQUESTS_TIMEOUT"] = (WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TOTAL_TIMEOUT)
 
 # A malformed LEAD_WEBHOOK_SECRET is refused by a system check (sessions_app.E003).
-# The automation error API authenticates with its own bearer key (documented in the schema).
+# The automation error and ingest APIs authenticate with bearer keys of their own (documented in
+# the schema).
 SPECTACULAR_SETTINGS["APPEND_COMPONENTS"] = {
     "securitySchemes": {
         "AutomationBearer": {
             "type": "http",
             "scheme": "bearer",
             "description": "AUTOMATION_API_KEY, for POST /api/automation/errors/ only.",
-        }
+        },
+        "IngestBearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "INGEST_API_KEY, for POST /api/ingest/messages/ only.",
+        },
     }
 }
 

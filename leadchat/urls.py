@@ -29,6 +29,8 @@ urlpatterns = [
     path("", include("widget.urls")),
     # n8n's error workflow.
     path("api/automation/", include("sessions_app.api.automation")),
+    # Transcripts of conversations an AI agent runs elsewhere (n8n on WhatsApp, Telegram...).
+    path("api/ingest/", include("sessions_app.api.ingest")),
     # Staff API (dashboard and scripts).
     path("api/", include("sessions_app.api.urls")),
     path("dashboard/", include("sessions_app.dashboard.urls")),

@@ -17,6 +17,7 @@ from django.db.models import TextChoices
 
 from sessions_app.models import (
     ArchiveStatus,
+    Channel,
     CompletionStatus,
     DeliveryState,
     DeliveryStatus,
@@ -90,6 +91,19 @@ BADGES: dict[str, dict[str, Badge]] = {
             DeliveryState.PENDING: "Delivery pending",
             DeliveryState.FAILED: "Delivery failed",
             DeliveryState.PAUSED: "Delivery paused",
+        },
+    ),
+    # Where the conversation happens. The session list shows it beside the statuses for every
+    # channel but the web widget's, which most sessions are.
+    "channel": _badges(
+        Channel,
+        {
+            Channel.WEB: "light",
+            Channel.MESSENGER: "primary",
+            Channel.API: "dark",
+            Channel.WHATSAPP: "success",
+            Channel.INSTAGRAM: "warning",
+            Channel.TELEGRAM: "info",
         },
     ),
     # One outbox row (a webhook or an email): waiting is a warning here, not news.

@@ -19,3 +19,11 @@ class InvalidLead(DomainError):
 
 class SessionDeleted(DomainError):
     """The session is in the trash; restore it first."""
+
+
+class IngestRefused(DomainError):
+    """A reported message the ingest refuses; `field` names the part of it that is wrong."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -10,6 +10,10 @@ class Channel(models.TextChoices):
     WEB = "web", "Web widget"
     MESSENGER = "messenger", "Messenger"
     API = "api", "API"
+    # Channels whose AI agent runs in n8n; their transcripts arrive through the ingest API.
+    WHATSAPP = "whatsapp", "WhatsApp"
+    INSTAGRAM = "instagram", "Instagram"
+    TELEGRAM = "telegram", "Telegram"
 
 
 class CompletionStatus(models.TextChoices):
@@ -89,6 +93,11 @@ class ChatSession(models.Model):
         "widget.Site", on_delete=models.PROTECT, related_name="sessions", null=True, blank=True
     )
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WEB)
+    # The conversation's id on its channel (a chat id, a phone number, n8n's session id...) for
+    # a conversation that lives elsewhere; empty for the widget's own. Unique per channel, so
+    # two requests that see a new conversation at once start one session. A database default
+    # too, so rows written by raw SQL or COPY (bench/seed.py) need not list it.
+    external_id = models.CharField(max_length=255, blank=True, default="", db_default="")
     # SHA-256 of the visitor token: a leaked database does not let anyone resume a conversation.
     visitor_token_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
 
@@ -166,6 +175,13 @@ class ChatSession(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id"],
+                condition=~Q(external_id=""),
+                name="session_unique_external_id",
+            )
+        ]
         permissions = [
             ("review_chatsession", "Can pass sessions and flag QA issues"),
             ("fix_chatsession", "Can write developer feedback and mark QA issues fixed"),
@@ -242,9 +258,18 @@ class ChatMessage(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # Backend, model, latency_ms, tokens... for AI messages.
     metadata = models.JSONField(default=dict, blank=True)
+    # The message's id on its channel (ingest's `message_id`): a replayed message is stored once.
+    external_id = models.CharField(max_length=255, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "external_id"],
+                condition=~Q(external_id=""),
+                name="message_unique_external_id",
+            )
+        ]
         indexes = [models.Index(fields=["session", "created_at", "id"], name="message_transcript")]
 
     def __str__(self) -> str:

@@ -177,6 +177,20 @@ def sessions_search(queryset: _SessionsT, search: str) -> _SessionsT:
     return queryset
 
 
+def conversation_session(*, channel: str, external_id: str) -> ChatSession | None:
+    """The session of a conversation that lives on another channel, by its id there.
+
+    Also from the trash: a conversation keeps its one session, and message_add refuses to
+    write to it until it is restored.
+    """
+    try:  # unique by its constraint: get() needs no ORDER BY, first() would add one
+        return ChatSession.objects.select_related("site").get(
+            channel=channel, external_id=external_id
+        )
+    except ChatSession.DoesNotExist:
+        return None
+
+
 def session_detail(*, public_id: Any) -> ChatSession:
     """One session (also from the trash) with its transcript and automation errors.
 

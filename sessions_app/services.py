@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, Field, OuterRef, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -41,6 +41,7 @@ from sessions_app.models import (
     MessageRole,
     TrashStatus,
 )
+from sessions_app.selectors import conversation_session
 from sessions_app.transitions import MoveWording, check_move, copy_state, lock
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -65,6 +66,8 @@ def session_start(
     *,
     site: Any = None,
     channel: str = Channel.WEB,
+    external_id: str = "",
+    started_at: datetime | None = None,
     page_url: str = "",
     referrer: str = "",
     utm: Mapping[str, str] | None = None,
@@ -72,20 +75,27 @@ def session_start(
     greeting: str = "",
     greeting_metadata: Mapping[str, Any] | None = None,
 ) -> tuple[ChatSession, str]:
-    """Open a session; returns it with the raw visitor token (only its hash is stored)."""
-    token = secrets.token_urlsafe(32)
+    """Open a session; returns it with the raw visitor token (only its hash is stored).
+
+    A conversation that lives on another channel (`external_id` set: its id there) gets no
+    visitor token (the token returned is ""): no widget visitor may ever resume it. Such a
+    session is started through `session_for_conversation`, which handles two starts at once.
+    """
+    token = "" if external_id else secrets.token_urlsafe(32)
     now = timezone.now()
+    started = min(started_at, now) if started_at is not None else now
     utm = utm or {}
     with transaction.atomic():
         session = ChatSession.objects.create(
             site=site,
             channel=channel,
-            visitor_token_hash=hash_visitor_token(token),
+            external_id=external_id,
+            visitor_token_hash=hash_visitor_token(token) if token else "",
             page_url=page_url[:2000],
             referrer=referrer[:2000],
             user_agent=user_agent[:500],
-            started_at=now,
-            last_activity_at=now,
+            started_at=started,
+            last_activity_at=started,
             updated_at=now,
             **{field: (utm.get(field) or "")[:200] for field in UTM_FIELDS},
         )
@@ -99,34 +109,75 @@ def session_start(
     return session, token
 
 
+def session_for_conversation(
+    *, channel: str, external_id: str, site: Any = None, started_at: datetime | None = None
+) -> tuple[ChatSession, bool]:
+    """The session of conversation `external_id` on `channel`, started if there is none;
+    returns it with whether it was started now. `site` and `started_at` only apply to a start.
+
+    Two requests seeing a new conversation at once both find nothing and both insert; the
+    unique constraint on (channel, external_id) lets one insert through and makes the other
+    wait for its commit and fail, and the loser then reads the winner's row. The insert runs in
+    its own savepoint, so that failure leaves the caller's transaction usable.
+    """
+    if not external_id:
+        raise ValueError("A conversation needs its id on the channel.")
+    found = conversation_session(channel=channel, external_id=external_id)
+    if found is not None:
+        return found, False
+    try:
+        with transaction.atomic():
+            session, _ = session_start(
+                site=site, channel=channel, external_id=external_id, started_at=started_at
+            )
+    except IntegrityError:
+        found = conversation_session(channel=channel, external_id=external_id)
+        if found is None:  # not the race: some other constraint refused the row
+            raise
+        return found, False
+    return session, True
+
+
 def message_add(
     *,
     session: ChatSession,
     role: str,
     text: str,
     metadata: Mapping[str, Any] | None = None,
+    external_id: str = "",
+    created_at: datetime | None = None,
 ) -> ChatMessage:
     """Append a message to the transcript and update the session's counters and activity.
 
     A visitor writing to an `incomplete` session reopens it (`in_progress`, a move
     COMPLETION_MOVES allows). The caller's instance gets the same changes.
+
+    `external_id` is the message's id on its channel: a second message with the same one in
+    the session raises IntegrityError (the unique constraint) and stores nothing. `created_at`
+    is when the message was written on that channel (default: now; never later than now): the
+    session's start and last activity widen to take it in, and `updated_at` is now either way,
+    so the dashboard's changes feed sees a message that arrives late with an old time.
     """
     if role not in MessageRole.values:
         raise ValueError(f"Unknown message role {role!r}.")
     latency = reply_latency_ms(metadata or {}) if role == MessageRole.AI else None
+    now = timezone.now()
     message = ChatMessage(
         session=session,
         role=role,
         text=text,
         metadata=dict(metadata or {}),
-        created_at=timezone.now(),
+        external_id=external_id,
+        created_at=min(created_at, now) if created_at is not None else now,
     )
-    if not _message_store(message, latency=latency):
+    if not _message_store(message, latency=latency, now=now):
         if ChatSession.objects.filter(pk=session.pk).exists():
             raise SessionDeleted("This session was deleted; restore it before adding messages.")
         raise ChatSession.DoesNotExist(f"No chat session with id {session.pk}.")
     session.message_count += 1
-    session.last_activity_at = session.updated_at = message.created_at
+    session.updated_at = now
+    session.last_activity_at = max(session.last_activity_at, message.created_at)
+    session.started_at = min(session.started_at, message.created_at)
     if latency is not None:
         session.ai_replies_timed += 1
         session.ai_latency_ms_total += latency
@@ -151,6 +202,15 @@ def message_add(
 # not saved through the ORM, so ChatMessage's pre_save/post_save are not sent (nothing listens
 # to them): whatever must react to a new message hangs off `message_add`, which both paths share.
 _COUNT_MESSAGE = ["message_count = message_count + 1", "last_activity_at = %s", "updated_at = %s"]
+# A message with a time of its own (ingest's `created_at`, possibly older than the session's
+# last activity): the session's span widens to take it in, never shrinks. Only that path pays
+# for the CASEs.
+_COUNT_DATED_MESSAGE = [
+    "message_count = message_count + 1",
+    "last_activity_at = CASE WHEN last_activity_at < %s THEN %s ELSE last_activity_at END",
+    "started_at = CASE WHEN started_at > %s THEN %s ELSE started_at END",
+    "updated_at = %s",
+]
 _COUNT_TIMED_REPLY = [
     "ai_replies_timed = ai_replies_timed + 1",
     "ai_latency_ms_total = ai_latency_ms_total + %s",
@@ -162,16 +222,22 @@ _COUNT_VISITOR = [
     "ended_at = CASE WHEN completion_status = %s THEN NULL ELSE ended_at END",
     "completion_status = CASE WHEN completion_status = %s THEN %s ELSE completion_status END",
 ]
-_MESSAGE_COLUMNS = ("session", "role", "text", "created_at", "metadata")
+_MESSAGE_COLUMNS = ("session", "role", "text", "created_at", "metadata", "external_id")
 
 
-def _message_store(message: ChatMessage, *, latency: float | None) -> bool:
+def _message_store(message: ChatMessage, *, latency: float | None, now: datetime) -> bool:
     """Insert `message` and count it on its session; False, with nothing written, when the
     session is in the trash or gone."""
     qn = connection.ops.quote_name
-    stamp = connection.ops.adapt_datetimefield_value(message.created_at)
-    sets = list(_COUNT_MESSAGE)
-    params: list[str | float | None] = [stamp, stamp]
+    adapt = connection.ops.adapt_datetimefield_value
+    stamp, now_stamp = adapt(message.created_at), adapt(now)
+    params: list[str | float | None]
+    if message.created_at == now:
+        sets = list(_COUNT_MESSAGE)
+        params = [stamp, stamp]
+    else:
+        sets = list(_COUNT_DATED_MESSAGE)
+        params = [stamp, stamp, stamp, stamp, now_stamp]
     if latency is not None:
         sets += _COUNT_TIMED_REPLY
         params.append(latency)

@@ -1,6 +1,7 @@
 """Schemathesis against the running app (issue 11, #20): the schema served at /api/schema/ by a
 real server (pytest-django's live_server, a thread answering on a loopback port), every
-documented operation of the widget API, the automation error API and the staff API.
+documented operation of the widget API, the automation error API, the ingest API and the staff
+API.
 
 Two phases, each bounded so the whole file stays within CI's time budget (about a minute):
 - per operation, a fixed number of generated requests (examples phase plus coverage of the
@@ -41,6 +42,7 @@ from widget.tests.factories import SiteFactory
 
 ORIGIN = "https://landing.example.com"
 AUTOMATION_KEY = "fuzz-automation-key"
+INGEST_KEY = "fuzz-ingest-key"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -64,6 +66,7 @@ def fuzz_settings(settings):
     settings.WIDGET_MESSAGES_PER_SESSION_PER_MINUTE = 100_000
     settings.WIDGET_REQUESTS_PER_IP_PER_MINUTE = 100_000
     settings.AUTOMATION_API_KEY = AUTOMATION_KEY
+    settings.INGEST_API_KEY = INGEST_KEY
 
 
 @pytest.fixture
@@ -102,6 +105,8 @@ def prepare(case, context: dict) -> dict[str, str]:
         return headers
     if path.startswith("/api/automation/"):
         return {"Authorization": f"Bearer {AUTOMATION_KEY}"}
+    if path.startswith("/api/ingest/"):
+        return {"Authorization": f"Bearer {INGEST_KEY}"}
     if "public_id" in params:
         params["public_id"] = context["session_id"]
     if "id" in params:
@@ -176,6 +181,8 @@ def test_running_app_keeps_its_schema_over_call_sequences(fuzz_context, live_ser
             return headers
         if case.path.startswith("/api/automation/"):
             return {"Authorization": f"Bearer {AUTOMATION_KEY}"}
+        if case.path.startswith("/api/ingest/"):
+            return {"Authorization": f"Bearer {INGEST_KEY}"}
         return {"Authorization": f"Token {fuzz_context['staff_token']}"}
 
     class APIWorkflow(schema.as_state_machine()):

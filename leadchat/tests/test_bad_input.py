@@ -117,6 +117,20 @@ def test_nul_in_the_message_is_400(automation_key):
     assert_400_naming(automation_post('{"message": "bo\\u0000om"}'), "message")
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1" + "0" * 400 + ".0"])
+def test_a_number_too_large_for_a_float_is_400_not_a_500(automation_key, number):
+    """Python reads it as infinity, which no JSON column stores: it used to be a 500."""
+    response = automation_post('{"message": "boom", "details": {"n": ' + number + "}}")
+    assert_400_naming(response, "details.n", "too large")
+    assert not AutomationError.objects.exists()
+
+
+def test_a_huge_integer_is_still_taken(automation_key):
+    # An integer has no infinity: Python keeps it exact and the JSON column stores it.
+    response = automation_post('{"message": "boom", "details": {"n": 1' + "0" * 400 + "}}")
+    assert response.status_code == 201, response.content
+
+
 @pytest.mark.parametrize("url", ["http://[::1", "https://[v1.x/", "http://[zz]/"])
 def test_an_execution_url_that_is_no_url_at_all_is_a_400_naming_the_field(automation_key, url):
     response = automation_post(json.dumps({"message": "boom", "execution_url": url}))

@@ -109,7 +109,11 @@ def head_of(received: bytes) -> str:
 
 @pytest.mark.parametrize(
     ("path", "limit"),
-    [("/api/widget/sessions/", 32_768), ("/api/automation/errors/", 65_536)],
+    [
+        ("/api/widget/sessions/", 32_768),
+        ("/api/automation/errors/", 65_536),
+        ("/api/ingest/messages/", 1_048_576),
+    ],
 )
 def test_body_over_the_limit_is_413_and_the_connection_is_closed(server, path, limit):
     body = (SMUGGLED + b" " * limit)[: limit + 1]

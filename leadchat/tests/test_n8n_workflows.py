@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from sessions_app.delivery.webhooks import serialize, signature_headers
+from sessions_app.models import ChatSession
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "n8n"
@@ -206,3 +207,74 @@ def test_code_node_names_what_is_missing():
     assert "N8N_BLOCK_ENV_ACCESS_IN_NODE=false" in env_blocked
     stale = dict(headers, **{"webhook-timestamp": "1000"})
     assert "too old" in verify(body, stale)["error"]
+
+
+# --- the transcript ingest body, evaluated as n8n would, posted to the ingest API --------------
+
+INGEST_HARNESS = """
+const [expression, incoming, output] = JSON.parse(process.argv[1]);
+const items = { 'Incoming message': { item: { json: { body: incoming } } } };
+const $ = (name) => items[name];
+const $json = { output };
+const $now = { toISO: () => new Date().toISOString() };
+const $execution = { id: '2315' };
+const code = expression.replace(/^=\\{\\{/, '').replace(/\\}\\}$/, '');
+console.log(new Function('$', '$json', '$now', '$execution', `return (${code});`)(
+  $, $json, $now, $execution));
+"""
+
+
+def ingest_body(incoming, output):
+    expression = nodes("transcript-ingest.json")["Send transcript to leadchat"]["parameters"][
+        "jsonBody"
+    ]
+    result = subprocess.run(
+        [NODE, "-e", INGEST_HARNESS, json.dumps([expression, incoming, output])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_readme_shows_the_transcript_ingest_body():
+    body = nodes("transcript-ingest.json")["Send transcript to leadchat"]["parameters"]["jsonBody"]
+    assert f"```\n{body}\n```" in README
+
+
+@needs_node
+@pytest.mark.django_db
+def test_the_shipped_ingest_body_is_taken_by_the_ingest_api_quotes_and_newlines_included(
+    client, settings
+):
+    settings.INGEST_API_KEY = "ingest-key-for-the-workflow-test"
+    incoming = {
+        "channel": "telegram",
+        "conversation_id": 777000,  # Telegram's chat ids are numbers
+        "message_id": 42,
+        "text": 'She said "hi",\nthen left: {"x": 1}',
+    }
+    body = ingest_body(incoming, 'An answer with "quotes"\nand a second line.')
+
+    def post():
+        return client.post(
+            "/api/ingest/messages/",
+            body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION="Bearer ingest-key-for-the-workflow-test",
+        )
+
+    first = post()
+    assert first.status_code == 201, first.content
+    assert [r["message_id"] for r in first.json()["results"]] == ["42", "42:ai"]
+    session = ChatSession.objects.get(channel="telegram", external_id="777000")
+    assert list(session.messages.values_list("role", "text")) == [
+        ("visitor", 'She said "hi",\nthen left: {"x": 1}'),
+        ("ai", 'An answer with "quotes"\nand a second line.'),
+    ]
+    assert session.messages.get(role="ai").metadata == {"n8n_execution_id": "2315"}
+    # A retried execution posts the same ids: stored once.
+    replay = post()
+    assert replay.status_code == 200
+    assert replay.json()["duplicates"] == 2

@@ -5,12 +5,10 @@ execution id is stored once (200 with the stored row); a new error is 201. The k
 credential: no session or token auth here, so no CSRF either.
 """
 
-import secrets
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -21,12 +19,21 @@ from rest_framework.views import APIView
 
 from leadchat.api import error_response
 from leadchat.http_urls import is_http_url
+from sessions_app.api.bearer import KeyedApi
 from sessions_app.models import AutomationError, ChatSession
 from sessions_app.services import automation_error_record
 
 app_name = "automation-api"
 
 MAX_BODY_BYTES = 64 * 1024
+AUTOMATION_API = KeyedApi(
+    setting="AUTOMATION_API_KEY",
+    name="automation error API",
+    realm="leadchat-automation",
+    closed_status=status.HTTP_403_FORBIDDEN,
+    max_body_bytes=MAX_BODY_BYTES,
+    max_body_text="64 KB",
+)
 
 
 class AutomationErrorInSerializer(serializers.Serializer):
@@ -70,39 +77,6 @@ class AutomationErrorOutSerializer(serializers.Serializer):
     created = serializers.BooleanField(help_text="False when the execution id was seen before.")
     session_id = serializers.UUIDField(allow_null=True)
     warnings = serializers.ListField(child=serializers.CharField())
-
-
-def _bearer_problem(request: Request) -> Response | None:
-    header = request.headers.get("Authorization", "")
-    if not header:
-        return Response(
-            {"error": "Authorization header missing: send 'Authorization: Bearer <key>'."},
-            status=status.HTTP_401_UNAUTHORIZED,
-            headers={"WWW-Authenticate": 'Bearer realm="leadchat-automation"'},
-        )
-    scheme, _, token = header.partition(" ")
-    expected = settings.AUTOMATION_API_KEY
-    if not expected:
-        return Response(
-            {"error": "The automation error API is closed: AUTOMATION_API_KEY is not set."},
-            status=status.HTTP_403_FORBIDDEN,
-        )
-    # compare_digest: the time taken does not tell how much of a guessed key was right.
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
-        token.strip().encode(), expected.encode()
-    ):
-        return Response({"error": "Invalid API key."}, status=status.HTTP_403_FORBIDDEN)
-    return None
-
-
-def _too_large(request: Request) -> bool:
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    # Refuse on the declared length before reading anything; the read length is checked too,
-    # for a client whose Content-Length understates its body.
-    return declared > MAX_BODY_BYTES or len(request.body) > MAX_BODY_BYTES
 
 
 def _find_session(raw: str | None, warnings: list[str]) -> ChatSession | None:
@@ -174,14 +148,9 @@ class AutomationErrorCreateView(APIView):
         tags=["automation"],
     )
     def post(self, request: Request) -> Response:
-        problem = _bearer_problem(request)
-        if problem is not None:
-            return problem
-        if _too_large(request):
-            return Response(
-                {"error": f"The body is larger than {MAX_BODY_BYTES // 1024} KB."},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
+        refused = AUTOMATION_API.refusal(request)
+        if refused is not None:
+            return refused
         serializer = AutomationErrorInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data: dict[str, Any] = serializer.validated_data

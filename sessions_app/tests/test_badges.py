@@ -34,6 +34,14 @@ EXPECTED = {
         "paused": ("Paused (endpoint off)", "warning", "Delivery paused"),
         "disabled": ("No endpoint", "secondary", "No endpoint"),
     },
+    "channel": {
+        "web": ("Web widget", "light", "Web widget"),
+        "messenger": ("Messenger", "primary", "Messenger"),
+        "api": ("API", "dark", "API"),
+        "whatsapp": ("WhatsApp", "success", "WhatsApp"),
+        "instagram": ("Instagram", "warning", "Instagram"),
+        "telegram": ("Telegram", "info", "Telegram"),
+    },
     "outbox": {
         "pending": ("Pending", "warning", "Pending"),
         "sending": ("Sending", "warning", "Sending"),

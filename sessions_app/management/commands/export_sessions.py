@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sessions_app import exports, selectors
 from sessions_app.api.params import ExportParams, session_filters
+from sessions_app.models import Channel
 
 # Command options -> the API's query parameters, validated by the same serializer.
 FILTER_OPTIONS = {
@@ -40,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--trash", action="store_true", help="only sessions in the trash")
         parser.add_argument("--qa-status", help="unchecked,passed,issue,fixed (any of)")
         parser.add_argument("--site", help="site id")
-        parser.add_argument("--channel", help="web,messenger,api (any of)")
+        parser.add_argument("--channel", help=f"{','.join(Channel.values)} (any of)")
         parser.add_argument("--date-from", help="first day YYYY-MM-DD (started_at)")
         parser.add_argument("--date-to", help="last day YYYY-MM-DD (started_at)")
         parser.add_argument("--has-lead", choices=["true", "false"])

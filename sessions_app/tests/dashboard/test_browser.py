@@ -138,6 +138,31 @@ def test_new_session_and_status_change_appear_without_reload(page, live_server, 
     assert problems.items == []
 
 
+def test_an_ingested_conversation_appears_live_with_its_channel_badge(
+    page, live_server, agent, problems
+):
+    from sessions_app.ingest import message_ingest
+
+    web = ChatSessionFactory(lead_name="Web Person")
+    sign_in(page, live_server, agent, "/dashboard/sessions/")
+    expect(page.locator(f'tr[data-id="{web.public_id}"]')).to_be_visible()
+    ingested = message_ingest(
+        channel="telegram",
+        conversation_id="-100123",
+        message_id="1",
+        role=MessageRole.VISITOR,
+        text="Hi from Telegram",
+        lead={"name": "Tele Gram"},
+    ).session
+    row = page.locator(f'tr[data-id="{ingested.public_id}"]')
+    expect(row).to_contain_text("Tele Gram", timeout=LIVE_TIMEOUT_MS)
+    expect(row.locator(".channel-badge")).to_have_text("Telegram")
+    expect(row.locator(".channel-badge")).to_have_class(re.compile(r"text-bg-info"))
+    # The widget's own sessions, most of them, carry no channel badge.
+    expect(page.locator(f'tr[data-id="{web.public_id}"] .channel-badge')).to_have_count(0)
+    assert problems.items == []
+
+
 def test_archive_then_undo(page, live_server, agent, problems):
     session = ChatSessionFactory(lead_name="Undo Me")
     sign_in(page, live_server, agent, "/dashboard/sessions/")
