@@ -251,11 +251,12 @@ def inbox_event_process(event: MessengerInboxEvent) -> None:
         return
 
     # Step 2: ask the agent, outside any transaction.
-    graph.typing_on(site=held.site, psid=held.psid)
+    window_ends = (held.event_at or held.received_at) + REPLY_WINDOW
+    if timezone.now() < window_ends:
+        graph.typing_on(site=held.site, psid=held.psid)
     answer = agent_answer(session=session, text=text)
 
     # Step 3: store the answer and queue the replies with the event's end, or not at all.
-    window_ends = (held.event_at or held.received_at) + REPLY_WINDOW
     with transaction.atomic():
         again = _held(event)
         if again is None:

@@ -149,6 +149,7 @@ class GraphApi:
         token = (query.get("access_token") or [""])[0]
         with self.lock:
             if token != self.token:
+                self.problems.append(f"wrong access_token {token!r}")
                 return Reply(
                     401,
                     {"error": {"message": "Invalid OAuth access token.", "code": 190}},
