@@ -112,7 +112,7 @@ def inbox_claim(*, worker: str, limit: int, now: datetime | None = None) -> list
 
 def _held(event: MessengerInboxEvent) -> MessengerInboxEvent | None:
     return (
-        MessengerInboxEvent.objects.select_for_update()
+        MessengerInboxEvent.objects.select_for_update(of=("self",))
         .select_related("site")
         .filter(pk=event.pk, status=InboxStatus.PROCESSING, claim_token=event.claim_token)
         .first()
