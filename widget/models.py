@@ -109,6 +109,8 @@ class Site(models.Model):
                 fields=["messenger_page_id"],
                 condition=~models.Q(messenger_page_id=""),
                 name="site_unique_messenger_page",
+                violation_error_message="Another site already has this Facebook page id "
+                "(one site per page).",
             )
         ]
 

@@ -114,6 +114,8 @@ class Migration(migrations.Migration):
                 condition=models.Q(("messenger_page_id", ""), _negated=True),
                 fields=("messenger_page_id",),
                 name="site_unique_messenger_page",
+                violation_error_message="Another site already has this Facebook page id "
+                "(one site per page).",
             ),
         ),
         migrations.AddField(
