@@ -17,6 +17,7 @@ from django.db.models import TextChoices
 
 from sessions_app.models import (
     ArchiveStatus,
+    Channel,
     CompletionStatus,
     DeliveryState,
     DeliveryStatus,
@@ -92,6 +93,16 @@ BADGES: dict[str, dict[str, Badge]] = {
             DeliveryState.PAUSED: "Delivery paused",
         },
     ),
+    # Where the conversation happened. Unlike the statuses, a channel without a style of its
+    # own shows in the fallback colour: channels are added more often than statuses.
+    "channel": {
+        value: Badge(
+            label=str(label),
+            style={Channel.WEB: "light", Channel.MESSENGER: "primary"}.get(value, FALLBACK_STYLE),
+            list_label=str(label),
+        )
+        for value, label in Channel.choices
+    },
     # One outbox row (a webhook or an email): waiting is a warning here, not news.
     "outbox": _badges(
         DeliveryStatus,

@@ -34,6 +34,11 @@ EXPECTED = {
         "paused": ("Paused (endpoint off)", "warning", "Delivery paused"),
         "disabled": ("No endpoint", "secondary", "No endpoint"),
     },
+    "channel": {
+        "web": ("Web widget", "light", "Web widget"),
+        "messenger": ("Messenger", "primary", "Messenger"),
+        "api": ("API", "secondary", "API"),
+    },
     "outbox": {
         "pending": ("Pending", "warning", "Pending"),
         "sending": ("Sending", "warning", "Sending"),
