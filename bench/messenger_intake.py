@@ -1,6 +1,7 @@
 """Messenger webhook intake on PostgreSQL: signed POSTs stored in the inbox, nothing else.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/leadchat .venv/bin/python -m bench.messenger_intake
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/leadchat \
+        .venv/bin/python -m bench.messenger_intake
     ... --events-per-post 1 --seconds 20 --connections 16
 
 Like `bench.run`, it never touches the database DATABASE_URL names: it creates
@@ -44,7 +45,8 @@ from bench.run import (
 )
 
 WRK_SCRIPT = ROOT / "bench" / "wrk" / "messenger.lua"
-APP_SECRET = "bench-app-secret"
+# Signs the bench's own bodies against a throwaway database: not a credential.
+APP_SECRET = secrets.token_hex(16)
 PAGE_ID = "100200300400"
 TARGET_EVENTS_PER_SECOND = 500
 
@@ -149,9 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bodies = OUT_DIR / f"messenger-bodies-{run}.txt"
                 # More bodies than the run can send (measured ~1,000 POST/s at most here).
                 posts = max(2000, options.seconds * 3000 // max(1, options.events_per_post))
-                bodies_write(
-                    bodies, posts=posts, events_per_post=options.events_per_post, run=run
-                )
+                bodies_write(bodies, posts=posts, events_per_post=options.events_per_post, run=run)
                 before = MessengerInboxEvent.objects.count()
                 result = wrk(
                     server.url, bodies, seconds=options.seconds, connections=options.connections

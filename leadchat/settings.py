@@ -335,9 +335,7 @@ MESSENGER_GRAPH_API_URL = env.str(
 # Largest webhook body taken (Meta batches up to 1,000 events in one POST).
 MESSENGER_MAX_BODY_BYTES = env.int("MESSENGER_MAX_BODY_BYTES", default=1_048_576)
 # Webhook POSTs per client IP per minute (Meta sends from many addresses; this is a backstop).
-MESSENGER_REQUESTS_PER_IP_PER_MINUTE = env.int(
-    "MESSENGER_REQUESTS_PER_IP_PER_MINUTE", default=6000
-)
+MESSENGER_REQUESTS_PER_IP_PER_MINUTE = env.int("MESSENGER_REQUESTS_PER_IP_PER_MINUTE", default=6000)
 # How long a worker owns an inbox event while it asks the agent: longer than the agent's budget.
 MESSENGER_LEASE_SECONDS = env.int(
     "MESSENGER_LEASE_SECONDS", default=int(WIDGET_AGENT_TIMEOUT * 2 + 30)

@@ -28,6 +28,9 @@ from sessions_app.models import (
 FALLBACK_STYLE = "secondary"
 
 
+CHANNEL_STYLES: dict[str, str] = {Channel.WEB: "light", Channel.MESSENGER: "primary"}
+
+
 @dataclass(frozen=True)
 class Badge:
     label: str
@@ -98,7 +101,7 @@ BADGES: dict[str, dict[str, Badge]] = {
     "channel": {
         value: Badge(
             label=str(label),
-            style={Channel.WEB: "light", Channel.MESSENGER: "primary"}.get(value, FALLBACK_STYLE),
+            style=CHANNEL_STYLES.get(value, FALLBACK_STYLE),
             list_label=str(label),
         )
         for value, label in Channel.choices

@@ -776,6 +776,7 @@ def _endpoint_switched_off_notify(*, endpoint: WebhookEndpoint, reason: str, gon
 
 def _record_failure(*, row: Delivery, result: SendResult, reason: str) -> None:
     registered = delivery_sender(row.kind)
+    source: str
     if row.kind == DeliveryKind.EMAIL:
         source, what = AutomationError.Source.EMAIL, "Email"
         workflow = row.event_type

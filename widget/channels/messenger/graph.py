@@ -45,7 +45,7 @@ ECHO_MARK = "leadchat:"
 # A typing indicator is worth nothing late: a short deadline, never retried.
 TYPING_TIMEOUT = 3.0
 
-FIX_TOKEN = (
+FIX_EXPIRED_ACCESS = (
     "the page access token is invalid or expired: generate a new one for the page (Meta app "
     "dashboard > Messenger > Access tokens) and paste it in the site's Messenger section"
 )
@@ -60,7 +60,7 @@ FIX_UNAVAILABLE = (
 )
 FIX_PARAMETER = "Meta refused a parameter of the message; see the response body"
 PERMANENT_CODES: dict[int, str] = {
-    190: FIX_TOKEN,
+    190: FIX_EXPIRED_ACCESS,
     10: FIX_PERMISSION,
     200: FIX_PERMISSION,
     230: FIX_PERMISSION,

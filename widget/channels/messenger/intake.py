@@ -29,7 +29,13 @@ logger = logging.getLogger(__name__)
 SIGNATURE_PREFIX = "sha256="
 # Kinds the worker handles; every other kind is stored and skipped.
 HANDLED_KINDS = frozenset(
-    {InboxKind.TEXT, InboxKind.QUICK_REPLY, InboxKind.POSTBACK, InboxKind.ATTACHMENT, InboxKind.ECHO}
+    {
+        InboxKind.TEXT,
+        InboxKind.QUICK_REPLY,
+        InboxKind.POSTBACK,
+        InboxKind.ATTACHMENT,
+        InboxKind.ECHO,
+    }
 )
 MAX_ID_LENGTH = 64
 
@@ -65,6 +71,10 @@ def _id(value: Any) -> str:
     return text if len(text) <= MAX_ID_LENGTH else ""
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _timestamp(value: Any) -> datetime | None:
     # Meta's timestamps are milliseconds since the epoch.
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -75,9 +85,11 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-def classify(item: dict[str, Any]) -> tuple[str, str, str]:
+def classify(item: dict[str, Any]) -> tuple[InboxKind, str, str]:
     """(kind, mid, psid) of one `messaging` item; mid and psid empty where it has none."""
-    sender = _id((item.get("sender") or {}).get("id")) if isinstance(item.get("sender"), dict) else ""
+    sender = (
+        _id((item.get("sender") or {}).get("id")) if isinstance(item.get("sender"), dict) else ""
+    )
     recipient = (
         _id((item.get("recipient") or {}).get("id"))
         if isinstance(item.get("recipient"), dict)
@@ -85,7 +97,7 @@ def classify(item: dict[str, Any]) -> tuple[str, str, str]:
     )
     message = item.get("message")
     if isinstance(message, dict):
-        mid = message.get("mid") if isinstance(message.get("mid"), str) else ""
+        mid = _text(message.get("mid"))
         if message.get("is_echo") is True:
             return InboxKind.ECHO, mid, recipient
         if isinstance(message.get("quick_reply"), dict):
@@ -97,7 +109,7 @@ def classify(item: dict[str, Any]) -> tuple[str, str, str]:
         return InboxKind.UNKNOWN, mid, sender
     postback = item.get("postback")
     if isinstance(postback, dict):
-        mid = postback.get("mid") if isinstance(postback.get("mid"), str) else ""
+        mid = _text(postback.get("mid"))
         return InboxKind.POSTBACK, mid, sender
     if isinstance(item.get("delivery"), dict):
         return InboxKind.DELIVERY, "", sender
@@ -121,7 +133,7 @@ def inbox_events_store(*, data: Any) -> IntakeResult:
     if not isinstance(data, dict) or not isinstance(data.get("entry"), list):
         raise MalformedWebhook('Expected {"object": "page", "entry": [...]}.')
     if data.get("object") != "page":
-        raise MalformedWebhook(f"object must be \"page\" (Messenger), not {data.get('object')!r}.")
+        raise MalformedWebhook(f'object must be "page" (Messenger), not {data.get("object")!r}.')
     now = timezone.now()
     result = IntakeResult()
     entries = [entry for entry in data["entry"] if isinstance(entry, dict)]

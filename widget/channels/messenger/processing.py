@@ -78,7 +78,9 @@ def _claimable(now: datetime) -> Any:
     return MessengerInboxEvent.objects.filter(_due(now)).exclude(Exists(earlier_open))
 
 
-def inbox_claim(*, worker: str, limit: int, now: datetime | None = None) -> list[MessengerInboxEvent]:
+def inbox_claim(
+    *, worker: str, limit: int, now: datetime | None = None
+) -> list[MessengerInboxEvent]:
     """Claim up to `limit` due events (at most one per person) in one short transaction."""
     now = now or timezone.now()
     token = uuid.uuid4().hex
@@ -237,12 +239,12 @@ def inbox_event_process(event: MessengerInboxEvent) -> None:
             held.save(update_fields=["message", "session"])
         text = held.message.text if held.message else ""
         session_id = held.session_id
-    session = (
+    answering = (
         ChatSession.objects.select_related("site").filter(pk=session_id).first()
         if session_id
         else None
     )
-    if session is None or session.is_deleted or held.site is None:
+    if answering is None or answering.is_deleted or held.site is None:
         # Erased or put in the trash meanwhile: nothing to answer.
         with transaction.atomic():
             again = _held(event)
@@ -254,6 +256,7 @@ def inbox_event_process(event: MessengerInboxEvent) -> None:
     window_ends = (held.event_at or held.received_at) + REPLY_WINDOW
     if timezone.now() < window_ends:
         graph.typing_on(site=held.site, psid=held.psid)
+    session = answering
     answer = agent_answer(session=session, text=text)
 
     # Step 3: store the answer and queue the replies with the event's end, or not at all.
@@ -314,13 +317,21 @@ def _current_session(contact: MessengerContact) -> ChatSession:
     return session
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _attachments(message: dict[str, Any]) -> list[dict[str, str]]:
     found = []
-    for item in message.get("attachments") or []:
+    items = message.get("attachments")
+    for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
-        payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
-        url = payload.get("url") if isinstance(payload.get("url"), str) else ""
+        url = _str(_dict(item.get("payload")).get("url"))
         found.append({"type": str(item.get("type") or "file")[:40], "url": url[:2000]})
     return found
 
@@ -331,20 +342,18 @@ def visitor_text(event: MessengerInboxEvent) -> tuple[str, dict[str, Any]]:
     Attachments are described ("[image]") with their URLs in the metadata, never fetched: the
     URL is Meta's, short-lived, and whatever it points at is not ours to download.
     """
-    item = event.payload if isinstance(event.payload, dict) else {}
+    item = _dict(event.payload)
     details: dict[str, Any] = {"mid": event.mid, "kind": event.kind}
     if event.kind == InboxKind.POSTBACK:
-        postback = item.get("postback") or {}
+        postback = _dict(item.get("postback"))
         payload = str(postback.get("payload") or "")[:1000]
         details["payload"] = payload
         text = str(postback.get("title") or payload or "(postback)")
     else:
-        message = item.get("message") or {}
-        text = message.get("text") if isinstance(message.get("text"), str) else ""
+        message = _dict(item.get("message"))
+        text = _str(message.get("text"))
         if event.kind == InboxKind.QUICK_REPLY:
-            details["payload"] = str((message.get("quick_reply") or {}).get("payload") or "")[
-                :1000
-            ]
+            details["payload"] = str(_dict(message.get("quick_reply")).get("payload") or "")[:1000]
             text = text or details["payload"]
         attachments = _attachments(message)
         if attachments:
@@ -357,9 +366,7 @@ def visitor_text(event: MessengerInboxEvent) -> tuple[str, dict[str, Any]]:
 
 def _echo_process(event: MessengerInboxEvent) -> None:
     """A message the page sent: ours (skipped), or a person answering in Meta's inbox."""
-    item = event.payload if isinstance(event.payload, dict) else {}
-    message = item.get("message") or {}
-    metadata = message.get("metadata") if isinstance(message.get("metadata"), str) else ""
+    metadata = _str(_dict(_dict(event.payload).get("message")).get("metadata"))
     with transaction.atomic():
         held = _held(event)
         if held is None:

@@ -95,7 +95,10 @@ def read_event() -> dict:
 
 
 def webhook_body(*events: dict, page_id: str = PAGE_ID) -> dict:
-    return {"object": "page", "entry": [{"id": page_id, "time": now_ms(), "messaging": list(events)}]}
+    return {
+        "object": "page",
+        "entry": [{"id": page_id, "time": now_ms(), "messaging": list(events)}],
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -25,15 +25,15 @@ def test_change_page_shows_the_callback_and_verify_token_but_never_the_token(
     assert "pages_messaging" in html
 
 
-def test_admin_sets_page_id_and_token_and_keeps_the_token_when_left_empty(
-    client, admin_role_user
-):
+def test_admin_sets_page_id_and_token_and_keeps_the_token_when_left_empty(client, admin_role_user):
     client.force_login(admin_role_user)
     data = form_data(messenger_page_id=PAGE_ID, new_page_token=PAGE_TOKEN)
     assert client.post("/admin/widget/site/add/", data).status_code == 302
     site = Site.objects.get()
     assert (site.messenger_page_id, site.messenger_page_token) == (PAGE_ID, PAGE_TOKEN)
-    response = client.post(f"/admin/widget/site/{site.pk}/change/", form_data(messenger_page_id=PAGE_ID))
+    response = client.post(
+        f"/admin/widget/site/{site.pk}/change/", form_data(messenger_page_id=PAGE_ID)
+    )
     assert response.status_code == 302
     site.refresh_from_db()
     assert site.messenger_page_token == PAGE_TOKEN
@@ -71,7 +71,9 @@ def test_check_connection_reports_the_page_name(client, admin_role_user, page_si
     assert "Connected to the Facebook page &#x27;Acme Page&#x27;" in response.content.decode()
 
 
-def test_check_connection_reports_a_bad_token_with_the_fix(client, admin_role_user, page_site, graph):
+def test_check_connection_reports_a_bad_token_with_the_fix(
+    client, admin_role_user, page_site, graph
+):
     page_site.messenger_page_token = "expired-token"
     page_site.save()
     client.force_login(admin_role_user)

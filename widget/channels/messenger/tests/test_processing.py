@@ -106,9 +106,7 @@ def test_a_text_message_is_answered_through_the_send_api(say, graph, page_site):
     assert MessengerInboxEvent.objects.get().status == InboxStatus.DONE
 
 
-def test_a_whole_conversation_ends_in_a_lead_delivered_by_the_lead_webhook(
-    say, graph, page_site
-):
+def test_a_whole_conversation_ends_in_a_lead_delivered_by_the_lead_webhook(say, graph, page_site):
     received = []
 
     def lead_receiver(request):

@@ -270,6 +270,9 @@ def test_webhook_needs_no_csrf_token(page_site):
     strict = Client(enforce_csrf_checks=True)
     raw = json.dumps(webhook_body(text_event("hi"))).encode()
     response = strict.post(
-        WEBHOOK, raw, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=sign(raw, APP_SECRET)
+        WEBHOOK,
+        raw,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256=sign(raw, APP_SECRET),
     )
     assert response.status_code == 200

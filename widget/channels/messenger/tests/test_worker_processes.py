@@ -54,9 +54,7 @@ def workers() -> Iterator[list[WorkerProcess]]:
         worker.stop_quietly()
 
 
-def test_worker_killed_mid_processing_loses_nothing_and_sends_no_reply_twice(
-    post_webhook, workers
-):
+def test_worker_killed_mid_processing_loses_nothing_and_sends_no_reply_twice(post_webhook, workers):
     agent = HangingFirstAgent()
     graph = GraphApi()
     with LoopbackServer(agent) as n8n, LoopbackServer(graph) as graph_server:
@@ -91,7 +89,11 @@ def test_worker_killed_mid_processing_loses_nothing_and_sends_no_reply_twice(
         # Let it run on a little: a reply sent twice would show up now.
         wait_until(lambda: False, timeout=1.5)
         code, output = second.terminate()
-    assert done, (output, graph.texts, list(MessengerInboxEvent.objects.values("status", "attempts")))
+    assert done, (
+        output,
+        graph.texts,
+        list(MessengerInboxEvent.objects.values("status", "attempts")),
+    )
     assert code == 0, output
     assert graph.problems == []
     # Every message answered once, the first one by the second worker.
