@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from widget.agent_secrets import ENV_PREFIX, env_name, env_name_problem
-from widget.models import Site, SiteDailyUsage
+from widget.models import MessengerInboxEvent, Site, SiteDailyUsage
 from widget.origins import normalize_origin
 
 BUDGET_FIELDS = [
@@ -333,4 +333,31 @@ class SiteDailyUsageAdmin(admin.ModelAdmin):
     def has_delete_permission(
         self, request: HttpRequest, obj: SiteDailyUsage | None = None
     ) -> bool:
+        return False
+
+
+@admin.register(MessengerInboxEvent)
+class MessengerInboxEventAdmin(admin.ModelAdmin):
+    """Meta's webhook events as they came, and what the worker made of them. Written only by
+    the webhook and the worker (widget.channels.messenger), so read-only here."""
+
+    list_display = ("received_at", "kind", "status", "page_id", "mid", "attempts", "session")
+    list_filter = ["status", "kind"]
+    list_select_related = ["session"]
+    search_fields = ["mid", "page_id"]
+    date_hierarchy = "received_at"
+    readonly_fields = [field.name for field in MessengerInboxEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: MessengerInboxEvent | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: MessengerInboxEvent | None = None
+    ) -> bool:
+        # Erasure removes a person's events with their session; nothing else deletes them.
         return False

@@ -96,3 +96,14 @@ def test_check_connection_is_post_only_and_for_editors(client, admin_role_user, 
     assert client.get(f"/admin/widget/site/{page_site.pk}/messenger-check/").status_code == 405
     client.force_login(qa_user)
     assert client.post(f"/admin/widget/site/{page_site.pk}/messenger-check/").status_code == 403
+
+
+def test_inbox_events_are_listed_read_only(client, admin_role_user, page_site, post_webhook):
+    from widget.channels.messenger.tests.conftest import text_event, webhook_body
+
+    post_webhook(webhook_body(text_event("hi", mid="m_listed")))
+    client.force_login(admin_role_user)
+    response = client.get("/admin/widget/messengerinboxevent/")
+    assert response.status_code == 200
+    assert "m_listed" in response.content.decode()
+    assert client.get("/admin/widget/messengerinboxevent/add/").status_code == 403
