@@ -370,3 +370,17 @@ def test_a_reclaimed_event_does_not_store_the_message_twice(post_webhook, page_s
     assert [r for r, _t in transcript(session)] == [MessageRole.VISITOR, MessageRole.AI]
     assert len(graph.messages) == 1
     assert MessengerInboxEvent.objects.get().attempts == 2
+
+
+def test_erasing_a_lead_removes_their_raw_events_and_contact_row(say, graph):
+    from sessions_app.services import lead_erase
+
+    say(text_event("need a quote"))
+    say(text_event("I'm Ana Silva"))
+    say(text_event("ana@example.com"))
+    assert MessengerInboxEvent.objects.count() == 3
+    lead_erase(email="ana@example.com")
+    assert not ChatSession.objects.exists()
+    assert not MessengerInboxEvent.objects.exists()
+    assert not MessengerContact.objects.exists()
+    assert not Delivery.objects.filter(kind=DeliveryKind.MESSENGER).exists()

@@ -114,3 +114,40 @@ def test_worker_killed_mid_processing_loses_nothing_and_sends_no_reply_twice(pos
     assert set(
         Delivery.objects.filter(kind=DeliveryKind.MESSENGER).values_list("status", flat=True)
     ) == {DeliveryStatus.DELIVERED}
+
+
+def test_several_workers_answer_every_event_once_and_each_person_in_order(post_webhook, workers):
+    """SKIP LOCKED claims on PostgreSQL, conditional UPDATEs on a SQLite file."""
+    graph = GraphApi()
+
+    def agent(request: RecordedRequest) -> Reply:
+        return Reply(200, {"output": f"Answer to: {request.json()['chatInput']}"}, delay=0.05)
+
+    people = [f"70100{n:05d}" for n in range(4)]
+    with LoopbackServer(agent) as n8n, LoopbackServer(graph) as graph_server:
+        SiteFactory(
+            messenger_page_id=PAGE_ID,
+            messenger_page_token=PAGE_TOKEN,
+            agent_backend=BackendName.N8N,
+            agent_config={"webhook_url": f"{n8n.url}/webhook/chat"},
+        )
+        events = [text_event(f"{p} message {i}", psid=p) for i in range(4) for p in people]
+        assert post_webhook(webhook_body(*events)).status_code == 200
+        env = {"MESSENGER_GRAPH_API_URL": f"{graph_server.url}/v23.0"}
+        for n in range(3):
+            workers.append(WorkerProcess("--batch-size", "2", "--name", f"w{n}", env=env))
+        done = wait_until(lambda: len(graph.messages) >= 16, timeout=120)
+        wait_until(lambda: False, timeout=1)
+        outputs = [worker.terminate() for worker in workers]
+    assert done, outputs
+    assert all(code == 0 for code, _ in outputs), outputs
+    assert graph.problems == []
+    assert Counter(graph.texts) == Counter(f"Answer to: {e['message']['text']}" for e in events)
+    for person in people:
+        answered = [m for m in graph.messages if m["recipient"]["id"] == person]
+        assert [m["message"]["text"] for m in answered] == [
+            f"Answer to: {person} message {i}" for i in range(4)
+        ]
+    # One session per person, however many workers stored their messages at once.
+    sessions = set(MessengerInboxEvent.objects.values_list("session", flat=True))
+    assert len(sessions) == 4
