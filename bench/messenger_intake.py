@@ -22,10 +22,8 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -42,6 +40,7 @@ from bench.run import (
     database_drop,
     database_url_check,
     log,
+    wrk_json,
 )
 
 WRK_SCRIPT = ROOT / "bench" / "wrk" / "messenger.lua"
@@ -79,29 +78,6 @@ def bodies_write(path: Path, *, posts: int, events_per_post: int, run: int) -> N
             )
             signature = hmac.new(APP_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
             out.write(f"sha256={signature}\t{body}\n")
-
-
-def wrk(base_url: str, bodies: Path, *, seconds: int, connections: int) -> dict:
-    threads = min(2, connections)
-    argv = [
-        WRK,
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(WRK_SCRIPT),
-        base_url,
-        "--",
-        str(bodies),
-        str(threads),
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    match = re.search(r"^BENCH_JSON (.*)$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or not match:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[:500]}")
-    return json.loads(match.group(1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,8 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 posts = max(2000, options.seconds * 3000 // max(1, options.events_per_post))
                 bodies_write(bodies, posts=posts, events_per_post=options.events_per_post, run=run)
                 before = MessengerInboxEvent.objects.count()
-                result = wrk(
-                    server.url, bodies, seconds=options.seconds, connections=options.connections
+                result = wrk_json(
+                    server.url,
+                    WRK_SCRIPT,
+                    [str(bodies)],
+                    seconds=options.seconds,
+                    connections=options.connections,
                 )
                 time.sleep(1)  # requests wrk gave up waiting for may still be committing
                 stored = MessengerInboxEvent.objects.count() - before
