@@ -22,8 +22,10 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -153,12 +155,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if result["wrapped"] == 0 and stored < sent_events:
                     log(f"  !! {sent_events} events answered but only {stored} stored")
                 bodies.unlink()
+            # What this machine serves at all right now (its load is shared): a plain GET of
+            # /health on the same server, as a yardstick for the figures above.
+            floor = subprocess.run(
+                [
+                    WRK,
+                    "-t2",
+                    f"-c{options.connections}",
+                    f"-d{options.seconds}s",
+                    server.url + "/health",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=options.seconds + 60,
+                check=False,
+            )
+            found = re.search(r"Requests/sec:\s+(\S+)", floor.stdout)
+            log(f"yardstick: GET /health {found.group(1) if found else '?'} requests/s")
     finally:
         connections.close_all()
         if not options.keep_db:
             database_drop(user_url, db_name)
     median = statistics.median(rates) if rates else 0.0
     verdict = "met" if median >= TARGET_EVENTS_PER_SECOND else "MISSED"
+    log(f"load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     log(
         f"Messenger intake: median {median:.0f} events/s over {len(rates)} run(s) "
         f"(target {TARGET_EVENTS_PER_SECOND}: {verdict})"

@@ -276,3 +276,17 @@ def test_webhook_needs_no_csrf_token(page_site):
         HTTP_X_HUB_SIGNATURE_256=sign(raw, APP_SECRET),
     )
     assert response.status_code == 200
+
+
+def test_a_batch_larger_than_one_insert_is_stored_whole(post_webhook, page_site):
+    from widget.channels.messenger.intake import INSERT_CHUNK
+
+    events = [text_event(f"n{i}") for i in range(INSERT_CHUNK * 2 + 7)]
+    assert post_webhook(webhook_body(*events)).status_code == 200
+    assert MessengerInboxEvent.objects.count() == len(events)
+    # In the order they came: the worker answers one person's messages in id order.
+    texts = [
+        p["message"]["text"]
+        for p in MessengerInboxEvent.objects.order_by("id").values_list("payload", flat=True)
+    ]
+    assert texts == [f"n{i}" for i in range(len(events))]
