@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         generate_webhook_secret,
         is_valid_webhook_secret,
     )
+    from sessions_app.delivery.webhooks import SendResult, parse_retry_after
     from sessions_app.delivery.worker import DeliveryWorker, EndpointUnavailable, webhook_ping_send
 
 _PUBLIC: dict[str, str] = {
@@ -46,6 +47,8 @@ _PUBLIC: dict[str, str] = {
     "endpoint_from_settings": "outbox",
     "webhook_endpoint_rotate_secret": "outbox",
     "webhook_endpoint_set_active": "outbox",
+    "SendResult": "webhooks",
+    "parse_retry_after": "webhooks",
     "register_delivery_sender": "registry",
     "register_worker_job": "registry",
     "worker_heartbeat_beat": "heartbeat",
@@ -57,6 +60,7 @@ _PUBLIC: dict[str, str] = {
 __all__ = [
     "DeliveryWorker",
     "EndpointUnavailable",
+    "SendResult",
     "channel_reply_enqueue",
     "deliveries_failed_since",
     "deliveries_redeliver_failed",
@@ -65,6 +69,7 @@ __all__ = [
     "endpoint_from_settings",
     "generate_webhook_secret",
     "is_valid_webhook_secret",
+    "parse_retry_after",
     "register_delivery_sender",
     "register_worker_job",
     "webhook_endpoint_rotate_secret",

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from leadchat import outbound
-from sessions_app.delivery.webhooks import SendResult, parse_retry_after
+from sessions_app.delivery import SendResult, parse_retry_after
 from sessions_app.models import Delivery
 from widget.agent_secrets import AgentSecretError, agent_secret_resolve
 from widget.models import Site
