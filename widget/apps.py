@@ -23,7 +23,7 @@ class WidgetConfig(AppConfig):
         from sessions_app.delivery import register_delivery_sender, register_worker_job
         from sessions_app.models import AutomationError, DeliveryKind
         from sessions_app.signals import sessions_erasing
-        from widget.channels.messenger import graph, processing
+        from widget.channels.messenger import checks, graph, processing  # noqa: F401 (checks)
         from widget.channels.messenger.receivers import erase_messenger_rows
 
         register_worker_job(name=processing.JOB_NAME, run=processing.messenger_inbox_run)

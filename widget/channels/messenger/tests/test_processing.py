@@ -384,3 +384,14 @@ def test_erasing_a_lead_removes_their_raw_events_and_contact_row(say, graph):
     assert not MessengerInboxEvent.objects.exists()
     assert not MessengerContact.objects.exists()
     assert not Delivery.objects.filter(kind=DeliveryKind.MESSENGER).exists()
+
+
+def test_a_lease_shorter_than_an_answer_is_refused_by_a_system_check(settings):
+    from widget.channels.messenger.checks import messenger_lease_outlasts_an_answer
+
+    settings.WIDGET_AGENT_TIMEOUT = 20
+    settings.MESSENGER_LEASE_SECONDS = 27
+    (error,) = messenger_lease_outlasts_an_answer(None)
+    assert error.id == "widget.E101"
+    settings.MESSENGER_LEASE_SECONDS = 28  # 20 s agent + 3 s typing + 5 s margin
+    assert messenger_lease_outlasts_an_answer(None) == []
