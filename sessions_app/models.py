@@ -213,6 +213,18 @@ class ChatSession(models.Model):
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+    @property
+    def utm(self) -> dict[str, str]:
+        """The campaign fields as every JSON payload names them (`source`, not `utm_source`):
+        the lead webhook's `data.session.utm` and the n8n agent's `metadata.utm` alike."""
+        return {
+            "source": self.utm_source,
+            "medium": self.utm_medium,
+            "campaign": self.utm_campaign,
+            "term": self.utm_term,
+            "content": self.utm_content,
+        }
+
 
 class MessageRole(models.TextChoices):
     VISITOR = "visitor", "Visitor"

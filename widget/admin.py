@@ -54,7 +54,8 @@ class SiteAdminForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="n8n: the header auth value. OpenAI-compatible: the API key. Leave empty to "
+        help_text="n8n: the Chat Trigger's Basic Auth password (with basic_auth_user), or the "
+        "auth_header's value. OpenAI-compatible: the API key. Leave empty to "
         f"keep the current one. Write env:{ENV_PREFIX}NAME to read it from that environment "
         "variable instead (only variables with this prefix, or OPENAI_API_KEY, are read).",
     )
@@ -90,7 +91,9 @@ class SiteAdminForm(forms.ModelForm):
             "agent_config": (
                 'scripted: {"quick_replies": ["Pricing", "Book a demo"]}. '
                 'n8n: {"webhook_url": "https://n8n.example.com/webhook/…/chat", '
-                '"auth_header": "X-N8N-Auth"}. OpenAI-compatible: {"base_url": '
+                '"basic_auth_user": "leadchat"} (the Chat Trigger\'s Basic Auth; '
+                '"auth_header": "X-N8N-Auth" instead for a Webhook node\'s Header Auth or a '
+                'proxy). OpenAI-compatible: {"base_url": '
                 '"https://api.openai.com/v1", "model": "gpt-4o-mini", "system_prompt": "…"}.'
             )
         }

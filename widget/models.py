@@ -1,5 +1,6 @@
 import secrets
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
@@ -138,6 +139,8 @@ class Site(models.Model):
                 errors["agent_config"] = 'n8n needs "webhook_url": the Chat Trigger URL.'
             elif problem := url_problem(webhook_url):
                 errors["agent_config"] = f'"webhook_url" {problem}.'
+            elif problem := _n8n_auth_problem(config, self.agent_secret):
+                errors["agent_config"] = problem
         elif self.agent_backend == BackendName.OPENAI:
             base_url = str(config.get("base_url", "https://api.openai.com/v1"))
             if not is_http_url(base_url) or not config.get("model"):
@@ -148,6 +151,23 @@ class Site(models.Model):
                 errors["agent_config"] = f'"base_url" {problem}.'
         if errors:
             raise ValidationError(errors)
+
+
+def _n8n_auth_problem(config: dict[str, Any], secret: str) -> str | None:
+    """Why the n8n backend's credentials cannot work, or None (widget.backends.n8n)."""
+    if "basic_auth_user" not in config:
+        return None
+    user = config["basic_auth_user"]
+    if not isinstance(user, str) or not user or ":" in user:
+        return '"basic_auth_user" is the Chat Trigger\'s Basic Auth user: text without ":".'
+    if "auth_header" in config:
+        return (
+            'Use "basic_auth_user" (n8n\'s Chat Trigger) or "auth_header" (a Webhook node\'s '
+            "Header Auth, or a proxy), not both: the agent secret is one value."
+        )
+    if not secret:
+        return '"basic_auth_user" needs the Basic Auth password as the agent secret.'
+    return None
 
 
 class SiteDailyUsage(models.Model):

@@ -236,7 +236,7 @@ def _conversation(
         ),
         page_url=session.page_url,
         referrer=session.referrer,
-        utm={f: getattr(session, f) for f in UTM_FIELDS if getattr(session, f)},
+        utm=session.utm,
         deadline=deadline,
     )
 

@@ -58,13 +58,7 @@ def lead_payload(*, session: ChatSession, event_id: str, occurred_at: datetime) 
                 "message_count": session.message_count,
                 "page_url": session.page_url,
                 "referrer": session.referrer,
-                "utm": {
-                    "source": session.utm_source,
-                    "medium": session.utm_medium,
-                    "campaign": session.utm_campaign,
-                    "term": session.utm_term,
-                    "content": session.utm_content,
-                },
+                "utm": session.utm,
             },
             "site": {"name": site.name, "key": site.public_key} if site else None,
             "lead": {

@@ -80,6 +80,7 @@ class Conversation:
     lead: LeadFields
     page_url: str = ""
     referrer: str = ""
+    # ChatSession.utm: source, medium, campaign, term, content (the lead webhook's names).
     utm: dict[str, str] = field(default_factory=dict)
     deadline: float = 0.0  # time.monotonic() value by which the reply must be back
     # Why the site's secret could not be read (an `env:` name that is not allowed, or unset):

@@ -34,6 +34,35 @@ def post_json(
     what: str,
 ) -> tuple[Any, int]:
     """POST `payload`; return (decoded JSON, status) or raise BackendError."""
+    body, status = post_for_body(url, payload, deadline=deadline, headers=headers, what=what)
+    return json_body(body, status=status, what=what), status
+
+
+def json_body(body: bytes, *, status: int, what: str) -> Any:
+    """`body` decoded as one JSON document, or a permanent BackendError saying it is not."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise BackendError(
+            f"{what} answered with malformed JSON.",
+            permanent=True,
+            status_code=status,
+            details=response_details(body),
+        ) from None
+
+
+def post_for_body(
+    url: str,
+    payload: dict[str, Any],
+    *,
+    deadline: float,
+    headers: dict[str, str] | None = None,
+    what: str,
+) -> tuple[bytes, int]:
+    """POST `payload`; return (the answer's raw body, status) of a 2xx, or raise BackendError.
+
+    For a backend whose answer is not always one JSON document (n8n's streaming mode).
+    """
     body = json.dumps(payload).encode()
     all_headers = {
         "Content-Type": "application/json",
@@ -80,15 +109,7 @@ def post_json(
             permanent=True,
             status_code=status,
         )
-    try:
-        return json.loads(response.body), status
-    except ValueError:
-        raise BackendError(
-            f"{what} answered with malformed JSON.",
-            permanent=True,
-            status_code=status,
-            details=response_details(response.body),
-        ) from None
+    return response.body, status
 
 
 def response_details(body: bytes | str) -> dict[str, Any]:

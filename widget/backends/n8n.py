@@ -1,16 +1,27 @@
 """n8n as the agent: each visitor message goes to a Chat Trigger or Webhook node.
 
 Request: `{action: "sendMessage", sessionId, chatInput, metadata}` (what n8n's own chat widget
-sends, so a stock "AI Agent" workflow with a Chat Trigger works unchanged). Reply: `{output}`, or
-a list of items when the node answers with all items. A workflow may also return
-`lead: {name, email, phone}` when it extracted them; we validate before storing.
+sends, so a stock "AI Agent" workflow with a Chat Trigger works unchanged). `metadata` carries the
+page, the UTM fields, the lead so far and the earlier turns (`history`), for workflows that do not
+keep their own memory. Reply: `{output}`, or a list of items when the node answers with all items,
+or, in the Chat Trigger's "Streaming" response mode, NDJSON chunks
+(`{"type": "begin" | "item" | "end" | "error", "content", "metadata": {nodeId, runIndex, ...}}`,
+one a line, as n8n's chat widget reads them). A workflow may also return
+`lead: {name, email, phone}` when it extracted them (not in streaming mode, which carries text
+only); we validate before storing.
 
-Site settings: `agent_config = {"webhook_url": "...", "auth_header": "X-N8N-Auth"}`, and the
-header's value in the site's agent secret (optional).
+Site settings (`agent_config`):
+- `webhook_url`: the Chat Trigger's Chat URL (or a Webhook node's production URL);
+- `basic_auth_user`: the user of the Chat Trigger's Basic Auth, whose password is the site's
+  agent secret;
+- `auth_header`: a header carrying the agent secret, for a Webhook node's Header Auth or a proxy
+  in front of n8n. The Chat Trigger never checks it (its auth is none, Basic Auth or n8n login).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any
 
@@ -22,7 +33,10 @@ from widget.backends.base import (
     LeadFields,
     capped_reply,
 )
-from widget.backends.http import post_json
+from widget.backends.http import post_for_body, response_details
+
+WHAT = "n8n webhook"
+CHUNK_TYPES = frozenset({"begin", "item", "end", "error"})
 
 
 class N8nBackend:
@@ -30,13 +44,11 @@ class N8nBackend:
     history_messages = None  # the whole WIDGET_AGENT_HISTORY_MESSAGES window
 
     def reply(self, conversation: Conversation) -> AgentReply:
-        url = str(conversation.config.get("webhook_url") or "")
+        config = conversation.config
+        url = str(config.get("webhook_url") or "")
         if not is_http_url(url):
             raise BackendError("n8n backend has no webhook_url in its settings.", permanent=True)
-        headers = {}
-        secret = conversation.require_secret()
-        if secret:
-            headers[str(conversation.config.get("auth_header") or "Authorization")] = secret
+        headers = auth_headers(config, conversation.require_secret())
         payload = {
             "action": "sendMessage",
             "sessionId": conversation.session_id,
@@ -47,22 +59,30 @@ class N8nBackend:
                 "referrer": conversation.referrer,
                 "utm": conversation.utm,
                 "lead": {"name": conversation.lead.name, "email": conversation.lead.email},
+                # The turns before chatInput, oldest first. n8n's AI Agent does not read them:
+                # its memory node keeps its own history keyed by sessionId.
+                "history": [
+                    {"role": turn.role, "text": turn.text} for turn in conversation.history[:-1]
+                ],
             },
         }
         started = time.monotonic()
-        data, _ = post_json(
-            url, payload, deadline=conversation.deadline, headers=headers, what="n8n webhook"
-        )
-        if isinstance(data, list) and data:
-            data = data[0]
-        if isinstance(data, dict) and isinstance(data.get("json"), dict):
-            data = data["json"]  # an item as n8n lists it
-        output = data.get("output") if isinstance(data, dict) else None
+        try:
+            body, status = post_for_body(
+                url, payload, deadline=conversation.deadline, headers=headers, what=WHAT
+            )
+        except BackendError as exc:
+            raise _explained(exc, basic="basic_auth_user" in config) from None
+        data = _answer(body, status)
+        output = data.get("output")
         if not isinstance(output, str) or not output.strip():
             raise BackendError(
-                "n8n webhook answered without a text `output` field.",
+                f"{WHAT} answered without a text `output` field.",
                 permanent=True,
-                details={"latency_ms": int((time.monotonic() - started) * 1000)},
+                details={
+                    "latency_ms": int((time.monotonic() - started) * 1000),
+                    **response_details(body),
+                },
             )
         # A workflow may answer with a whole document; the visitor gets what the widget can show.
         text, truncated = capped_reply(output.strip())
@@ -72,8 +92,116 @@ class N8nBackend:
             lead=_lead_from(data),
             expects="email" if data.get("expects") == "email" else "text",
             quick_replies=_strings(data.get("quick_replies")),
-            model=str(conversation.config.get("model") or "n8n"),
+            model=str(config.get("model") or "n8n"),
         )
+
+
+def auth_headers(config: dict[str, Any], secret: str) -> dict[str, str]:
+    """The request's credentials: Basic Auth when `basic_auth_user` is set, else the secret in
+    `auth_header` (default `Authorization`), else none."""
+    user = config.get("basic_auth_user")
+    if user is not None:
+        if not secret:
+            raise BackendError(
+                "n8n backend has basic_auth_user but no password: put the Chat Trigger's "
+                "Basic Auth password in the site's agent secret.",
+                permanent=True,
+            )
+        token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+    if not secret:
+        return {}
+    return {str(config.get("auth_header") or "Authorization"): secret}
+
+
+def _explained(exc: BackendError, *, basic: bool) -> BackendError:
+    """The HTTP errors a Chat Trigger gives for a set-up mistake, with the fix in the message."""
+    if exc.status_code == 404:
+        message = (
+            f"{WHAT} answered HTTP 404: n8n's Chat Trigger answers only when its "
+            '"Make Chat Publicly Available" option is on and the workflow is published; check '
+            "both, and that webhook_url is the Chat URL the node shows (.../webhook/<id>/chat)."
+        )
+    elif exc.status_code in (401, 403):
+        message = f"{WHAT} answered HTTP {exc.status_code}: n8n refused the credentials. " + (
+            "Check basic_auth_user and the agent secret (its password) against the Chat "
+            "Trigger's Basic Auth credential."
+            if basic
+            else "For a Chat Trigger with Basic Auth, set basic_auth_user in the agent "
+            "config and the password as the agent secret (n8n User Auth cannot be used)."
+        )
+    else:
+        return exc
+    return BackendError(message, permanent=True, status_code=exc.status_code, details=exc.details)
+
+
+def _answer(body: bytes, status: int) -> dict[str, Any]:
+    """The answer as one object with `output`: a JSON reply, an item list, or a stream."""
+    if not body.strip():
+        raise BackendError(
+            f"{WHAT} answered with an empty body: in the Chat Trigger's Streaming mode only "
+            'an AI Agent with streaming on sends text; otherwise use "When Last Node '
+            'Finishes" and end the workflow with {output}.',
+            permanent=True,
+            status_code=status,
+        )
+    try:
+        data = json.loads(body)
+    except ValueError:
+        chunks = _chunks(body)
+        if chunks is None:
+            raise BackendError(
+                f"{WHAT} answered with malformed JSON (neither one JSON document nor "
+                "n8n's streaming chunks, one JSON object a line).",
+                permanent=True,
+                status_code=status,
+                details=response_details(body),
+            ) from None
+        return _streamed(chunks, body)
+    if isinstance(data, dict) and data.get("type") in CHUNK_TYPES and "output" not in data:
+        return _streamed([data], body)  # a stream of one chunk is one JSON document
+    if isinstance(data, list) and data:
+        data = data[0]
+    if isinstance(data, dict) and isinstance(data.get("json"), dict):
+        data = data["json"]  # an item as n8n lists it
+    return data if isinstance(data, dict) else {}
+
+
+def _chunks(body: bytes) -> list[dict[str, Any]] | None:
+    """NDJSON chunks, or None when the body is not that."""
+    chunks = []
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        try:
+            chunk = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(chunk, dict) or chunk.get("type") not in CHUNK_TYPES:
+            return None
+        chunks.append(chunk)
+    return chunks or None
+
+
+def _streamed(chunks: list[dict[str, Any]], body: bytes) -> dict[str, Any]:
+    """The streamed text: each node run's `item` contents joined, runs separated by a blank
+    line (n8n's chat widget shows each run as its own message)."""
+    runs: dict[tuple[str, str], list[str]] = {}
+    for chunk in chunks:
+        meta = chunk.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
+        key = (str(meta.get("nodeId", "")), str(meta.get("runIndex", "")))
+        if chunk["type"] == "error":
+            raise BackendError(
+                f"n8n workflow failed while streaming: {str(chunk.get('content') or '')[:300]}",
+                permanent=False,
+                details=response_details(body),
+            )
+        if chunk["type"] == "item" and isinstance(chunk.get("content"), str):
+            runs.setdefault(key, []).append(chunk["content"])
+    text = "\n\n".join(t for t in ("".join(parts).strip() for parts in runs.values()) if t)
+    return {"output": text}
 
 
 def _lead_from(data: dict[str, Any]) -> LeadFields | None:
