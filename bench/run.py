@@ -587,9 +587,16 @@ class WrkRun:
         return self.requests / self.seconds
 
 
-def wrk_run(
-    base_url: str, sessions_file: Path, path_template: str, *, seconds: int, connections: int
-) -> WrkRun:
+def wrk_json(
+    base_url: str,
+    script: Path,
+    script_args: Sequence[str],
+    *,
+    seconds: int,
+    connections: int,
+) -> dict[str, Any]:
+    """Run wrk with a Lua `script` whose done() prints one BENCH_JSON line; that line, parsed.
+    The script gets `script_args`, then the number of threads (each takes its own slice)."""
     threads = min(2, connections)
     argv = [
         WRK,
@@ -599,19 +606,29 @@ def wrk_run(
         "--timeout",
         "10s",
         "-s",
-        str(WRK_SCRIPT),
+        str(script),
         base_url,
         "--",
-        str(sessions_file),
-        path_template,
-        WIDGET_API.origin,
+        *script_args,
         str(threads),
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
     match = re.search(r"^BENCH_JSON (.*)$", done.stdout, re.MULTILINE)
     if done.returncode != 0 or not match:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[:500]}")
-    data = json.loads(match.group(1))
+    return json.loads(match.group(1))
+
+
+def wrk_run(
+    base_url: str, sessions_file: Path, path_template: str, *, seconds: int, connections: int
+) -> WrkRun:
+    data = wrk_json(
+        base_url,
+        WRK_SCRIPT,
+        [str(sessions_file), path_template, WIDGET_API.origin],
+        seconds=seconds,
+        connections=connections,
+    )
     return WrkRun(
         requests=data["requests"],
         seconds=data["duration_us"] / 1e6,

@@ -47,6 +47,8 @@ def max_body_bytes(path: str) -> int | None:
     """The largest request body `path` takes (None: no limit)."""
     if path.startswith("/api/widget/"):
         return int(settings.WIDGET_MAX_BODY_BYTES)
+    if path.startswith("/channels/messenger/"):
+        return int(settings.MESSENGER_MAX_BODY_BYTES)
     if path.startswith("/api/automation/"):
         from sessions_app.api.automation import MAX_BODY_BYTES  # the app's own documented cap
 
@@ -67,7 +69,8 @@ def body_refusal(
       bytes (none here), so the view would see an empty body ("field is required"), and a
       server that does not de-chunk would read the chunks as the next request.
     - 413: a declared length over the path's limit (WIDGET_MAX_BODY_BYTES, the automation
-      API's 64 KB, the ingest API's 1 MB, DATA_UPLOAD_MAX_MEMORY_SIZE elsewhere).
+      API's 64 KB, the ingest API's 1 MB, MESSENGER_MAX_BODY_BYTES, DATA_UPLOAD_MAX_MEMORY_SIZE
+      elsewhere).
 
     Used by RequestBodyLimitMiddleware to answer, and by gunicorn's pre_request hook
     (gunicorn.conf.py) to close the connection after that answer.

@@ -386,8 +386,12 @@ def post(
     keep_bytes: int,
     too_large: str = "truncate",
     http: requests.Session | None = None,
+    method: str = "POST",
 ) -> Response:
     """POST `body` once and read the answer, all of it within `total` seconds of wall clock.
+
+    `method="GET"` (with an empty body) reads instead, under the same rules (the Graph API's
+    connection check).
 
     Keeps the first `keep_bytes` of the answer; beyond it, `too_large="truncate"` stops reading
     (and says so in `truncated`), `"error"` raises OutboundError("too_large").
@@ -411,7 +415,9 @@ def post(
         remaining = max(deadline.remaining(), 0.001)
         try:
             prepared = sender.prepare_request(
-                requests.Request("POST", url, data=body, headers=dict(headers))
+                requests.Request(
+                    method, url, data=None if method == "GET" else body, headers=dict(headers)
+                )
             )
             # The adapter itself, not Session.send: even with allow_redirects=False, requests
             # reads a 3xx answer's whole body (to find the next hop) and stores cookies.

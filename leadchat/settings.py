@@ -330,6 +330,24 @@ WIDGET_AGENT_MAX_CONCURRENT = env.int("WIDGET_AGENT_MAX_CONCURRENT", default=8)
 if WIDGET_AGENT_MAX_CONCURRENT < 1:
     raise ImproperlyConfigured("WIDGET_AGENT_MAX_CONCURRENT must be at least 1.")
 
+# --- Facebook Messenger (widget.channels.messenger) -------------------------------------------
+# The Meta app's secret: Meta signs every webhook with it (X-Hub-Signature-256). While it is
+# empty the webhook is closed (503). The verify token is the one typed into Meta's app dashboard
+# when the callback URL is set up (the GET challenge). Sites are matched by their page id.
+MESSENGER_APP_SECRET = env.str("MESSENGER_APP_SECRET", default="")
+MESSENGER_VERIFY_TOKEN = env.str("MESSENGER_VERIFY_TOKEN", default="")
+MESSENGER_GRAPH_API_URL = env.str(
+    "MESSENGER_GRAPH_API_URL", default="https://graph.facebook.com/v23.0"
+).rstrip("/")
+# Largest webhook body taken (Meta batches up to 1,000 events in one POST).
+MESSENGER_MAX_BODY_BYTES = env.int("MESSENGER_MAX_BODY_BYTES", default=1_048_576)
+# Webhook POSTs per client IP per minute (Meta sends from many addresses; this is a backstop).
+MESSENGER_REQUESTS_PER_IP_PER_MINUTE = env.int("MESSENGER_REQUESTS_PER_IP_PER_MINUTE", default=6000)
+# How long a worker owns an inbox event while it asks the agent: longer than the agent's budget.
+MESSENGER_LEASE_SECONDS = env.int(
+    "MESSENGER_LEASE_SECONDS", default=int(WIDGET_AGENT_TIMEOUT * 2 + 30)
+)
+
 # --- Outbound HTTP: webhook receivers and agent backends (leadchat.outbound) ----------------------
 # Link-local and cloud-metadata addresses are always refused. Loopback and private ranges
 # (RFC 1918, fc00::/7, 100.64.0.0/10) only with this on: an n8n or Ollama on the same host or LAN.

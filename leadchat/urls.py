@@ -27,6 +27,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Public widget: embed script, iframe page, demo landing page, /api/widget/...
     path("", include("widget.urls")),
+    # Facebook Messenger: Meta's webhook.
+    path("channels/messenger/", include("widget.channels.messenger.urls")),
     # n8n's error workflow.
     path("api/automation/", include("sessions_app.api.automation")),
     # Transcripts of conversations an AI agent runs elsewhere (n8n on WhatsApp, Telegram...).

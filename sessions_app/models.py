@@ -326,6 +326,7 @@ class AutomationError(models.Model):
         AGENT = "agent", "Agent backend"
         WEBHOOK = "webhook", "Webhook delivery"
         EMAIL = "email", "Email"
+        MESSENGER = "messenger", "Facebook Messenger"
 
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.N8N)
     workflow = models.CharField(max_length=255, blank=True, default="")

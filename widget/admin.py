@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseBase, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from widget.agent_secrets import ENV_PREFIX, env_name, env_name_problem
-from widget.models import Site, SiteDailyUsage
+from widget.models import MessengerInboxEvent, Site, SiteDailyUsage
 from widget.origins import normalize_origin
 
 BUDGET_FIELDS = [
@@ -57,6 +60,16 @@ class SiteAdminForm(forms.ModelForm):
         "variable instead (only variables with this prefix, or OPENAI_API_KEY, are read).",
     )
     clear_secret = forms.BooleanField(label="Remove the agent secret", required=False)
+    new_page_token = forms.CharField(
+        label="New page access token",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="The Facebook page's access token (Meta app dashboard > Messenger > "
+        "Access tokens). Leave empty to keep the current one. "
+        f"env:{ENV_PREFIX}NAME reads it from that environment variable instead.",
+    )
+    clear_page_token = forms.BooleanField(label="Remove the page access token", required=False)
 
     class Meta:
         model = Site
@@ -68,6 +81,7 @@ class SiteAdminForm(forms.ModelForm):
             "agent_backend",
             "agent_config",
             *BUDGET_FIELDS,
+            "messenger_page_id",
         ]
         widgets = {
             "theme_color": forms.TextInput(attrs={"type": "color"}),
@@ -111,6 +125,13 @@ class SiteAdminForm(forms.ModelForm):
             raise forms.ValidationError(problem)
         return secret
 
+    def clean_new_page_token(self) -> str:
+        token = self.cleaned_data["new_page_token"]
+        name = env_name(token)
+        if name is not None and (problem := env_name_problem(name)):
+            raise forms.ValidationError(problem)
+        return token
+
     def _post_clean(self) -> None:
         # Put the derived values on the instance before the model's clean() validates it.
         if "origins_text" in self.cleaned_data:
@@ -119,6 +140,10 @@ class SiteAdminForm(forms.ModelForm):
             self.instance.agent_secret = ""
         elif self.cleaned_data.get("new_secret"):
             self.instance.agent_secret = self.cleaned_data["new_secret"]
+        if self.cleaned_data.get("clear_page_token"):
+            self.instance.messenger_page_token = ""
+        elif self.cleaned_data.get("new_page_token"):
+            self.instance.messenger_page_token = self.cleaned_data["new_page_token"]
         # ModelForm's private hook between the form's and the model's validation: not in the stubs.
         super()._post_clean()  # type: ignore[misc]
 
@@ -129,7 +154,14 @@ class SiteAdmin(admin.ModelAdmin):
     list_display = ["name", "public_key", "agent_backend", "is_active", "origins", "created_at"]
     list_filter = ["is_active", "agent_backend"]
     search_fields = ["name", "public_key"]
-    readonly_fields = ["public_key", "secret_status", "embed_snippet", "created_at"]
+    readonly_fields = [
+        "public_key",
+        "secret_status",
+        "embed_snippet",
+        "created_at",
+        "messenger_setup",
+        "page_token_status",
+    ]
 
     class Media:
         js = ["widget/admin.js"]
@@ -152,6 +184,21 @@ class SiteAdmin(admin.ModelAdmin):
                 },
             ),
         ]
+        token = (
+            ["page_token_status", "new_page_token", "clear_page_token"]
+            if editable
+            else ["page_token_status"]
+        )
+        fieldsets.append(
+            (
+                "Facebook Messenger",
+                {
+                    "fields": ["messenger_setup", "messenger_page_id", *token],
+                    "description": "Answer this Facebook page's Messenger conversations with "
+                    "this site's agent (README: Facebook Messenger).",
+                },
+            )
+        )
         if obj is not None:
             fieldsets.insert(
                 0, ("Embed", {"fields": ["public_key", "embed_snippet", "created_at"]})
@@ -163,7 +210,7 @@ class SiteAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, obj):
             # View-only users get every field read-only; agent_secret is never among them.
             fields += ["name", "is_active", "allowed_origins", "greeting", "theme_color"]
-            fields += ["agent_backend", "agent_config", *BUDGET_FIELDS]
+            fields += ["agent_backend", "agent_config", *BUDGET_FIELDS, "messenger_page_id"]
         return fields
 
     @admin.display(description="Allowed origins")
@@ -173,6 +220,74 @@ class SiteAdmin(admin.ModelAdmin):
     @admin.display(description="Agent secret")
     def secret_status(self, obj: Site) -> str:
         return mask_secret(obj.agent_secret)
+
+    @admin.display(description="Page access token")
+    def page_token_status(self, obj: Site) -> str:
+        return mask_secret(obj.messenger_page_token)
+
+    @admin.display(description="Meta app set-up")
+    def messenger_setup(self, obj: Site | None) -> str:
+        callback = f"{settings.PUBLIC_BASE_URL}{reverse('messenger:webhook')}"
+        verify = settings.MESSENGER_VERIFY_TOKEN or "(MESSENGER_VERIFY_TOKEN is not set)"
+        closed = (
+            ""
+            if settings.MESSENGER_APP_SECRET
+            else " The webhook is closed: MESSENGER_APP_SECRET is not set."
+        )
+        check = ""
+        if obj is not None and obj.pk:
+            check = format_html(
+                '<p><button type="submit" class="button" form="messenger-check-{pk}">'
+                "Check connection</button></p>",
+                pk=obj.pk,
+            )
+        return format_html(
+            "<p>In Meta's app dashboard (Messenger > Webhooks), paste:</p>"
+            '<p>Callback URL: <code id="messenger-callback">{callback}</code> '
+            '<button type="button" class="button" data-copy-target="messenger-callback">'
+            "Copy</button></p>"
+            "<p>Verify token: <code>{verify}</code></p>"
+            "<p>Subscribe the page to messages, messaging_postbacks and message_echoes; the "
+            "app needs the pages_messaging permission.{closed}</p>{check}",
+            callback=callback,
+            verify=verify,
+            closed=closed,
+            check=check,
+        )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The check's own small form, outside the change form (forms cannot nest); the button
+        # in the Messenger section submits it through its form= attribute.
+        if obj is not None and self.has_change_permission(request, obj):
+            context["messenger_check_url"] = reverse(
+                "admin:widget_site_messenger_check", args=[obj.pk]
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/messenger-check/",
+                self.admin_site.admin_view(self.messenger_check_view),
+                name="widget_site_messenger_check",
+            ),
+            *super().get_urls(),
+        ]
+
+    def messenger_check_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        """Ask the Graph API for the page's name with the stored token; say what came back."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        site = get_object_or_404(Site, pk=object_id) if object_id.isdigit() else None
+        if site is None:
+            raise PermissionDenied
+        if not self.has_change_permission(request, site):
+            raise PermissionDenied
+        from widget.channels.messenger.graph import connection_check
+
+        ok, message = connection_check(site=site)
+        self.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:widget_site_change", args=[site.pk]))
 
     @admin.display(description="Embed code")
     def embed_snippet(self, obj: Site) -> str:
@@ -221,4 +336,31 @@ class SiteDailyUsageAdmin(admin.ModelAdmin):
     def has_delete_permission(
         self, request: HttpRequest, obj: SiteDailyUsage | None = None
     ) -> bool:
+        return False
+
+
+@admin.register(MessengerInboxEvent)
+class MessengerInboxEventAdmin(admin.ModelAdmin):
+    """Meta's webhook events as they came, and what the worker made of them. Written only by
+    the webhook and the worker (widget.channels.messenger), so read-only here."""
+
+    list_display = ("received_at", "kind", "status", "page_id", "mid", "attempts", "session")
+    list_filter = ["status", "kind"]
+    list_select_related = ["session"]
+    search_fields = ["mid", "page_id"]
+    date_hierarchy = "received_at"
+    readonly_fields = [field.name for field in MessengerInboxEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: MessengerInboxEvent | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: MessengerInboxEvent | None = None
+    ) -> bool:
+        # Erasure removes a person's events with their session; nothing else deletes them.
         return False

@@ -12,6 +12,25 @@ class WidgetConfig(AppConfig):
         from widget.origins import active_site_origins_forget, cors_allows_request
 
         check_request_enabled.connect(cors_allows_request, dispatch_uid="widget-cors")
+        self._messenger_ready()
         site = self.get_model("Site")
         for signal in (post_save, post_delete):
             signal.connect(active_site_origins_forget, sender=site, dispatch_uid="widget-origins")
+
+    def _messenger_ready(self) -> None:
+        # One worker process serves every channel: sessions_app's delivery worker runs the
+        # inbox job and sends the replies through this sender (sessions_app imports no widget).
+        from sessions_app.delivery import register_delivery_sender, register_worker_job
+        from sessions_app.models import AutomationError, DeliveryKind
+        from sessions_app.signals import sessions_erasing
+        from widget.channels.messenger import checks, graph, processing  # noqa: F401 (checks)
+        from widget.channels.messenger.receivers import erase_messenger_rows
+
+        register_worker_job(name=processing.JOB_NAME, run=processing.messenger_inbox_run)
+        register_delivery_sender(
+            kind=DeliveryKind.MESSENGER,
+            send=graph.messenger_reply_send,
+            error_source=AutomationError.Source.MESSENGER,
+            label="Messenger reply",
+        )
+        sessions_erasing.connect(erase_messenger_rows, dispatch_uid="widget.messenger.erase")

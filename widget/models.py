@@ -88,11 +88,32 @@ class Site(models.Model):
         help_text="What 1,000 tokens cost you (one currency for all sites): the dashboard's "
         "AI cost per lead.",
     )
+    # Facebook Messenger (widget.channels.messenger): the page whose conversations this site
+    # answers, and its page access token (write-only in the admin; `env:NAME` reads it from the
+    # environment, as agent secrets).
+    messenger_page_id = models.CharField(
+        "Facebook page id",
+        max_length=64,
+        blank=True,
+        default="",
+        validators=[RegexValidator(r"^[0-9]+$", "A Facebook page id is digits only.")],
+    )
+    messenger_page_token = models.CharField(max_length=500, blank=True, default="")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # Meta's events are routed to a site by page id: one site per page.
+            models.UniqueConstraint(
+                fields=["messenger_page_id"],
+                condition=~models.Q(messenger_page_id=""),
+                name="site_unique_messenger_page",
+                violation_error_message="Another site already has this Facebook page id "
+                "(one site per page).",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -178,3 +199,12 @@ class SiteDailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.site} on {self.day}"
+
+
+# The Messenger channel's tables belong to this app (see widget.channels.messenger).
+from widget.channels.messenger.models import (  # noqa: E402
+    MessengerContact,
+    MessengerInboxEvent,
+)
+
+__all__ = ["BackendName", "MessengerContact", "MessengerInboxEvent", "Site", "SiteDailyUsage"]

@@ -91,10 +91,33 @@ def widget_session_start(
 
 def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     """Store the visitor's message, ask the site's agent, store its reply and any lead fields."""
-    site = session.site
     # Committed on its own (message_add opens and closes its transaction) before the agent runs.
     visitor_message = message_add(session=session, role=MessageRole.VISITOR, text=text)
+    answer = agent_answer(session=session, text=text)
+    stored = [visitor_message, *agent_answer_store(session=session, answer=answer)]
+    return WidgetTurn(messages=stored, session=session)
 
+
+@dataclass
+class AgentAnswer:
+    """What the site's agent made of the visitor's latest message, not stored yet."""
+
+    reply: AgentReply
+    lead: LeadFields | None
+    metadata: dict[str, Any]
+    backend_name: str
+
+
+def agent_answer(*, session: ChatSession, text: str) -> AgentAnswer:
+    """Ask the site's agent about the visitor's latest message (`text`, already stored).
+
+    Through the site's budget and the bulkhead, within WIDGET_AGENT_TIMEOUT; a failure is an
+    automation error and the fallback reply, never an exception. Writes nothing else: the
+    caller stores the answer (`agent_answer_store`), in a transaction of its own choosing (a
+    channel commits its outbox row with it). Never call it inside a transaction: the agent may
+    take many seconds.
+    """
+    site = session.site
     backend_name = site.agent_backend if site else BackendName.SCRIPTED
     budget = float(settings.WIDGET_AGENT_TIMEOUT)
     started = time.monotonic()
@@ -141,7 +164,18 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
         metadata["fallback"] = True
     if not slot:
         metadata["bulkhead"] = True  # turned away, the agent was not asked
-    stored = [visitor_message]
+    return AgentAnswer(reply=reply, lead=lead, metadata=metadata, backend_name=backend_name)
+
+
+def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[ChatMessage]:
+    """Store the agent's answer: its lead fields (completing the session) and its message(s)."""
+    reply, lead, metadata, backend_name = (
+        answer.reply,
+        answer.lead,
+        answer.metadata,
+        answer.backend_name,
+    )
+    stored: list[ChatMessage] = []
     # With a lead, its fields and the reply commit together; without one, message_add's own
     # transaction is all there is (no outer block, so no savepoint on the common path).
     with transaction.atomic() if lead else contextlib.nullcontext():
@@ -175,7 +209,7 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
                     },
                 )
             )
-    return WidgetTurn(messages=stored, session=session)
+    return stored
 
 
 def _conversation(

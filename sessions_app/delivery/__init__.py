@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sessions_app.delivery.heartbeat import worker_heartbeat_beat, worker_heartbeat_latest
     from sessions_app.delivery.outbox import (
+        channel_reply_enqueue,
         deliveries_failed_since,
         deliveries_redeliver_failed,
         delivery_cancel,
@@ -26,16 +27,19 @@ if TYPE_CHECKING:
         webhook_endpoint_rotate_secret,
         webhook_endpoint_set_active,
     )
+    from sessions_app.delivery.registry import register_delivery_sender, register_worker_job
     from sessions_app.delivery.webhook_secrets import (
         generate_webhook_secret,
         is_valid_webhook_secret,
     )
+    from sessions_app.delivery.webhooks import SendResult, parse_retry_after
     from sessions_app.delivery.worker import DeliveryWorker, EndpointUnavailable, webhook_ping_send
 
 _PUBLIC: dict[str, str] = {
     "DeliveryWorker": "worker",
     "EndpointUnavailable": "worker",
     "webhook_ping_send": "worker",
+    "channel_reply_enqueue": "outbox",
     "deliveries_failed_since": "outbox",
     "deliveries_redeliver_failed": "outbox",
     "delivery_cancel": "outbox",
@@ -43,6 +47,10 @@ _PUBLIC: dict[str, str] = {
     "endpoint_from_settings": "outbox",
     "webhook_endpoint_rotate_secret": "outbox",
     "webhook_endpoint_set_active": "outbox",
+    "SendResult": "webhooks",
+    "parse_retry_after": "webhooks",
+    "register_delivery_sender": "registry",
+    "register_worker_job": "registry",
     "worker_heartbeat_beat": "heartbeat",
     "worker_heartbeat_latest": "heartbeat",
     "generate_webhook_secret": "webhook_secrets",
@@ -52,6 +60,8 @@ _PUBLIC: dict[str, str] = {
 __all__ = [
     "DeliveryWorker",
     "EndpointUnavailable",
+    "SendResult",
+    "channel_reply_enqueue",
     "deliveries_failed_since",
     "deliveries_redeliver_failed",
     "delivery_cancel",
@@ -59,6 +69,9 @@ __all__ = [
     "endpoint_from_settings",
     "generate_webhook_secret",
     "is_valid_webhook_secret",
+    "parse_retry_after",
+    "register_delivery_sender",
+    "register_worker_job",
     "webhook_endpoint_rotate_secret",
     "webhook_endpoint_set_active",
     "webhook_ping_send",

@@ -106,6 +106,8 @@ class WebhookEndpoint(models.Model):
 class DeliveryKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook"
     EMAIL = "email", "Email"
+    # A reply to a Facebook Messenger conversation (sent by widget.channels.messenger's sender).
+    MESSENGER = "messenger", "Messenger reply"
 
 
 class DeliveryStatus(models.TextChoices):

@@ -25,6 +25,7 @@ import random
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -33,6 +34,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Role, User
+from sessions_app.delivery.registry import delivery_sender
 from sessions_app.delivery.webhooks import SendResult, lead_payload, ping_payload
 from sessions_app.errors import TransitionNotAllowed
 from sessions_app.models import (
@@ -306,6 +308,24 @@ def email_enqueue(
     )
 
 
+def channel_reply_enqueue(
+    *, kind: str, event_type: str, session: ChatSession, payload: dict[str, Any]
+) -> Delivery:
+    """Queue one reply to a channel (a Messenger message): sent by the sender registered for
+    `kind`, with the outbox's retries and attempt log. Call it inside the transaction that
+    stores the reply, so the two commit together."""
+    now = timezone.now()
+    return Delivery.objects.create(
+        event_id=new_event_id(),
+        event_type=event_type,
+        kind=kind,
+        session=session,
+        payload=payload,
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
 def session_console_url(session: ChatSession) -> str:
     return f"{settings.PUBLIC_BASE_URL}/admin/sessions_app/chatsession/{session.pk}/change/"
 
@@ -342,8 +362,9 @@ def _due(now: datetime) -> Q:
     due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(
         status=DeliveryStatus.SENDING, lease_until__lt=now
     )
-    # Rows of a disabled endpoint wait (not lost) until an admin enables it again.
-    return due & (Q(kind=DeliveryKind.EMAIL) | Q(endpoint__is_active=True))
+    # Rows of a disabled endpoint wait (not lost) until an admin enables it again. Kinds other
+    # than webhooks (emails, channel replies) have no endpoint.
+    return due & (~Q(kind=DeliveryKind.WEBHOOK) | Q(endpoint__is_active=True))
 
 
 def _lease(now: datetime) -> datetime:
@@ -754,8 +775,13 @@ def _endpoint_switched_off_notify(*, endpoint: WebhookEndpoint, reason: str, gon
 
 
 def _record_failure(*, row: Delivery, result: SendResult, reason: str) -> None:
+    registered = delivery_sender(row.kind)
+    source: str
     if row.kind == DeliveryKind.EMAIL:
         source, what = AutomationError.Source.EMAIL, "Email"
+        workflow = row.event_type
+    elif registered is not None:
+        source, what = registered.error_source, registered.label
         workflow = row.event_type
     else:
         source, what = AutomationError.Source.WEBHOOK, "Webhook"

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from sessions_app.delivery import outbox
 from sessions_app.delivery.heartbeat import worker_heartbeat_tick
+from sessions_app.delivery.registry import delivery_sender, worker_jobs
 from sessions_app.delivery.webhooks import (
     SendResult,
     parse_retry_after,
@@ -163,6 +164,7 @@ class DeliveryWorker:
                 self._maybe_close_idle()
                 worker_heartbeat_tick(name=self.name, processed=processed)  # /health/ready
                 count = self.run_batch()
+                count += self.run_jobs()
             except DatabaseError as exc:
                 # The database restarted or is briefly away: nothing is lost (rows stay in the
                 # outbox, claims expire), so wait and try again with a fresh connection.
@@ -192,6 +194,27 @@ class DeliveryWorker:
             worker_heartbeat_tick(name=self.name)
             self.process_guarded(delivery, now=now)
         return len(batch)
+
+    def run_jobs(self) -> int:
+        """Run each registered job once (widget's Messenger inbox, ...); items they handled.
+
+        A job's own rows carry its claims and leases, so an exception here loses nothing: it is
+        logged and the loop goes on. A database that is away goes up to the loop, as above.
+        """
+        handled = 0
+        for job in worker_jobs():
+            if self.stopping:
+                break
+            worker_heartbeat_tick(name=self.name)
+            try:
+                handled += job.run(self.name, self.batch_size)
+            except DatabaseError:
+                if not _database_usable():
+                    raise
+                logger.exception("Worker %s: job %s raised.", self.name, job.name)
+            except Exception:
+                logger.exception("Worker %s: job %s raised.", self.name, job.name)
+        return handled
 
     def process_guarded(self, delivery: Delivery, *, now: datetime | None = None) -> None:
         """`process`, but an exception from this one row is recorded on it, not raised.
@@ -249,7 +272,13 @@ class DeliveryWorker:
     def _send(self, delivery: Delivery) -> SendResult:
         if delivery.kind == DeliveryKind.EMAIL:
             return send_email(delivery)
-        return send_webhook(delivery, http=self._http)
+        if delivery.kind == DeliveryKind.WEBHOOK:
+            return send_webhook(delivery, http=self._http)
+        registered = delivery_sender(delivery.kind)
+        if registered is None:
+            # Its app is not installed (or did not register): keep the row, say why.
+            return SendResult(None, 0, f"No sender is registered for kind {delivery.kind!r}.")
+        return registered.send(delivery, self._http)
 
     def _maybe_close_idle(self) -> None:
         # The worker is always running, so it doubles as the idle-session sweeper: cron for

@@ -96,6 +96,7 @@
       row.lead.email ? LC.el("div", { className: "small text-body-secondary text-break", text: row.lead.email }) : null,
     ]));
     var statuses = LC.el("td", { className: "status-cell" }, [LC.badge("completion", row.completion_status)]);
+    if (row.channel && row.channel !== "web") statuses.append(" ", LC.badge("channel", row.channel));
     if (row.archive_status === "archived") statuses.append(" ", LC.badge("archive", "archived", "archive-badge"));
     if (row.qa_status !== "unchecked") statuses.append(" ", LC.badge("qa", row.qa_status));
     if (row.delivery_state !== "none") statuses.append(" ", LC.badge("delivery", row.delivery_state));

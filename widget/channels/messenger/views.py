@@ -1,0 +1,90 @@
+"""Meta's webhook for Messenger: the set-up challenge (GET) and the events (POST).
+
+Public, signed by Meta instead of a session: CSRF-exempt, no sign-in. Every refusal is a 4xx
+with a plain-text message; an event Meta must not send again (an unknown page, a kind we do not
+handle) is answered 200, since Meta retries anything else for hours.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from leadchat.http import cache_key_part, client_ip
+from leadchat.parsers import MAX_JSON_DEPTH, json_problem
+from leadchat.ratelimit import window_hit
+from widget.channels.messenger.intake import (
+    MalformedWebhook,
+    inbox_events_store,
+    signature_valid,
+)
+
+TEXT = "text/plain; charset=utf-8"
+CLOSED = "Messenger is not set up here: MESSENGER_APP_SECRET is empty."
+
+
+def _text(message: str, status: int = 200, **headers: str) -> HttpResponse:
+    response = HttpResponse(message, status=status, content_type=TEXT)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+@csrf_exempt
+def messenger_webhook(request: HttpRequest) -> HttpResponse:
+    if not settings.MESSENGER_APP_SECRET:
+        return _text(CLOSED, 503)
+    if request.method == "GET":
+        return _verify(request)
+    if request.method != "POST":
+        return _text("Use GET (verification) or POST (events).", 405, Allow="GET, POST")
+    hits, resets_in = window_hit(
+        f"throttle:messenger-ip:{cache_key_part('messenger-ip', client_ip(request))}", 60
+    )
+    if hits > settings.MESSENGER_REQUESTS_PER_IP_PER_MINUTE:
+        return _text("Too many requests.", 429, **{"Retry-After": str(max(1, int(resets_in)))})
+    body = request.body
+    if not signature_valid(
+        body=body,
+        header=request.headers.get("X-Hub-Signature-256"),
+        secret=settings.MESSENGER_APP_SECRET,
+    ):
+        return _text(
+            "X-Hub-Signature-256 is missing or does not match the body (sha256= HMAC with the "
+            "app secret).",
+            403,
+        )
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        return _text(f"Malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels.", 400)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _text(f"Malformed JSON: {exc}", 400)
+    problem = json_problem(data, allow_nul=False)
+    if problem is not None:
+        return _text(f"Malformed JSON: {problem}", 400)
+    try:
+        inbox_events_store(data=data)
+    except MalformedWebhook as exc:
+        return _text(f"Not a Messenger webhook: {exc}", 400)
+    return _text("EVENT_RECEIVED")
+
+
+def _verify(request: HttpRequest) -> HttpResponse:
+    """Meta's subscription check: echo `hub.challenge` when `hub.verify_token` is ours."""
+    expected = settings.MESSENGER_VERIFY_TOKEN
+    given = request.GET.get("hub.verify_token", "")
+    if (
+        request.GET.get("hub.mode") != "subscribe"
+        or not expected
+        or not hmac.compare_digest(given.encode(), expected.encode())
+    ):
+        return _text("hub.mode must be subscribe and hub.verify_token must match.", 403)
+    challenge = request.GET.get("hub.challenge", "")
+    if not challenge or len(challenge) > 200:
+        return _text("hub.challenge is missing or too long.", 400)
+    return _text(challenge)
