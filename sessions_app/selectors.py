@@ -34,6 +34,7 @@ from django.utils import timezone
 from sessions_app.models import (
     ArchiveStatus,
     AutomationError,
+    Channel,
     ChatMessage,
     ChatSession,
     CompletionStatus,
@@ -312,6 +313,8 @@ def sessions_stats(
       visitor leaves an email on Tuesday is Tuesday's lead).
     - avg_ai_latency_ms: mean `latency_ms` of the AI replies in those sessions, from the
       per-session counters `message_add` keeps (see `reply_latency_ms`).
+    - channels: sessions and converted sessions per channel (web widget, Messenger, the channels
+      n8n reports), busiest first, channels without sessions left out.
     - ai_tokens / ai_cost: tokens the backends reported for those sessions (the counter
       widget.budget keeps), and what they cost at each session's site price per 1,000 tokens;
       ai_tokens_per_lead / ai_cost_per_lead divide them by converted_sessions (the same
@@ -360,6 +363,11 @@ def sessions_stats(
             for value in CompletionStatus.values
         },
         **{f"qa_{value}": Count("id", filter=Q(qa_status=value)) for value in QAStatus.values},
+        **{f"channel_{value}": Count("id", filter=Q(channel=value)) for value in Channel.values},
+        **{
+            f"channel_leads_{value}": Count("id", filter=complete & Q(channel=value))
+            for value in Channel.values
+        },
     }
     # Rows of the aggregates above (their names come from a dict, which the plugin cannot see).
     by_source: list[Mapping[str, Any]] = list(
@@ -372,6 +380,18 @@ def sessions_stats(
         {"utm_source": row["utm_source"], "sessions": row["sessions"], "leads": row["converted"]}
         for row in sorted(by_source, key=lambda row: (-row["sessions"], row["utm_source"]))[:TOP_N]
     ]
+    channels = sorted(
+        (
+            {
+                "channel": value,
+                "sessions": totals[f"channel_{value}"],
+                "leads": totals[f"channel_leads_{value}"],
+            }
+            for value in Channel.values
+            if totals[f"channel_{value}"]
+        ),
+        key=lambda row: (-row["sessions"], row["channel"]),
+    )
     leads_per_day = {
         row["day"]: row["n"]
         for row in sessions.filter(lead_captured_at__gte=start, lead_captured_at__lt=end)
@@ -421,6 +441,7 @@ def sessions_stats(
         "qa": qa,
         "top_pages": top_pages,
         "utm_sources": utm_sources,
+        "channels": channels,
     }
 
 

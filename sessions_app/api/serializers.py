@@ -17,7 +17,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sessions_app.error_details import automation_error_details_visible
-from sessions_app.models import AutomationError, ChatMessage, ChatSession
+from sessions_app.models import AutomationError, Channel, ChatMessage, ChatSession
 
 
 class SiteRefSerializer(serializers.Serializer):
@@ -286,6 +286,12 @@ class StatsSourceSerializer(serializers.Serializer):
     leads = serializers.IntegerField()
 
 
+class StatsChannelSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    sessions = serializers.IntegerField()
+    leads = serializers.IntegerField(help_text="Sessions of this channel with a lead.")
+
+
 class StatsSerializer(serializers.Serializer):
     date_from = serializers.DateField()
     date_to = serializers.DateField()
@@ -296,3 +302,4 @@ class StatsSerializer(serializers.Serializer):
     qa = serializers.DictField(child=serializers.IntegerField())
     top_pages = StatsPageSerializer(many=True)
     utm_sources = StatsSourceSerializer(many=True)
+    channels = StatsChannelSerializer(many=True)

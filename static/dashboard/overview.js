@@ -140,6 +140,7 @@
         try { var url = new URL(row.page_url); return url.host + url.pathname; } catch (e) { return row.page_url; }
       });
       renderTable("utm-sources", stats.utm_sources, function (row) { return row.utm_source || "(none)"; });
+      renderTable("channels", stats.channels, function (row) { return LC.badgeOf("channel", row.channel).label; });
       document.body.dataset.statsLoaded = "true";
     } catch (error) {
       box.textContent = error.message;

@@ -384,3 +384,14 @@ def test_detail_history_shows_a_move_without_reload(page, live_server, agent, pr
     page.locator(".toast").get_by_role("button", name="Undo").click()
     expect(page.locator('[data-panel="history"] [data-history="lifecycle"]')).to_have_count(2)
     assert problems.items == []
+
+
+def test_overview_lists_sessions_and_leads_per_channel(page, live_server, agent, problems):
+    sessions = month_of_sessions(SiteFactory())
+    ChatSession.objects.filter(pk=sessions[0].pk).update(channel="messenger")
+    sign_in(page, live_server, agent)
+    expect(page.locator("body[data-stats-loaded]")).to_have_count(1), problems.items
+    rows = page.locator("#channels tr")
+    expect(rows.first).to_contain_text("Web widget")
+    expect(page.locator("#channels")).to_contain_text("Messenger")
+    assert problems.items == []

@@ -121,11 +121,32 @@ def test_breakdowns_and_top_lists(dataset):
 
 
 @pytest.mark.django_db
+def test_sessions_and_leads_per_channel_busiest_first(dataset):
+    in_range = ChatSession.objects.filter(
+        started_at__gte=at(9, 0), started_at__lt=at(12, 0), deleted_at__isnull=True
+    ).order_by("started_at")
+    lead, no_lead = (
+        in_range.filter(completion_status=CompletionStatus.COMPLETE).first(),
+        (in_range.exclude(completion_status=CompletionStatus.COMPLETE).first()),
+    )
+    ChatSession.objects.filter(pk=lead.pk).update(channel="messenger")
+    ChatSession.objects.filter(pk=no_lead.pk).update(channel="whatsapp")
+    stats = sessions_stats(date_from=date(2026, 3, 9), date_to=date(2026, 3, 11), tz=UTC)
+    # The trash and the sessions out of the range count nowhere; channels without any are left out.
+    assert stats["channels"] == [
+        {"channel": "web", "sessions": 2, "leads": 1},
+        {"channel": "messenger", "sessions": 1, "leads": 1},
+        {"channel": "whatsapp", "sessions": 1, "leads": 0},
+    ]
+
+
+@pytest.mark.django_db
 def test_empty_range_gives_zeros_not_errors(db):
     stats = sessions_stats(date_from=date(2026, 1, 1), date_to=date(2026, 1, 2), tz=UTC)
     assert stats["totals"]["sessions"] == 0
     assert stats["totals"]["conversion_rate"] == 0.0
     assert stats["totals"]["avg_ai_latency_ms"] is None
+    assert stats["channels"] == []
 
 
 @pytest.mark.django_db
