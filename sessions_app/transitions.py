@@ -1,4 +1,5 @@
-"""The steps every state transition shares: lock the row, check the move, hand the state back.
+"""The steps every state transition shares: lock the row, check the move, hand the state back;
+and the claim by which a worker takes rows (the outbox, the channel inboxes).
 
 Sessions (completion, archive, trash), QA moves and the outbox's people's actions all read the
 same way (STYLE.md: state changes): inside `transaction.atomic()` the service re-reads the row
@@ -8,9 +9,10 @@ its history row, and `copy_state` keeps the caller's instance in step with what 
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from django.db import models
+from django.db import connection, models, transaction
+from django.db.models import Q, QuerySet
 
 from sessions_app.errors import TransitionNotAllowed
 
@@ -81,3 +83,32 @@ def copy_state(source: ModelT, target: ModelT) -> None:
         target.__dict__.update(
             {k: v for k, v in source.__dict__.items() if k != "_state" and not k.startswith("_")}
         )
+
+
+def claim(
+    candidates: QuerySet[ModelT], *, due: Q, values: Mapping[str, Any], limit: int
+) -> list[Any]:
+    """Claim up to `limit` of `candidates` for one worker: set `values` (a status, a lease, a
+    fresh claim token) on them in one short transaction; returns the primary keys picked.
+
+    The outbox and the channel inboxes claim this way. On PostgreSQL rows another worker holds
+    are skipped, not waited for (`of=self`: rows joined in stay unlocked, or every worker would
+    queue on a shared one). SQLite has no row locks: the UPDATE re-checks `due` in its WHERE,
+    so a row another worker claimed between the SELECT and the UPDATE no longer matches. Read
+    the claimed rows back by their claim token: only those were really taken.
+    """
+    manager = candidates.model._default_manager
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            picked = list(
+                candidates.select_for_update(skip_locked=True, of=("self",)).values_list(
+                    "pk", flat=True
+                )[:limit]
+            )
+            if picked:
+                manager.filter(pk__in=picked).update(**values)
+        else:
+            picked = list(candidates.values_list("pk", flat=True)[:limit])
+            if picked:
+                manager.filter(due, pk__in=picked).update(**values)
+    return picked

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -50,7 +50,7 @@ from sessions_app.models import (
     WebhookEvent,
 )
 from sessions_app.services import automation_error_record, session_delivery_state_set
-from sessions_app.transitions import MoveWording, check_move, lock
+from sessions_app.transitions import MoveWording, check_move, claim, lock
 
 ENDPOINT_DISABLED_EMAIL_EVENT = "endpoint.disabled"
 
@@ -389,30 +389,13 @@ def deliveries_claim(
     candidates = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "id")
     if ids is not None:
         candidates = candidates.filter(pk__in=list(ids))
-    claim = {
+    values = {
         "status": DeliveryStatus.SENDING,
         "claim_token": token,
         "claimed_by": worker[:100],
         "lease_until": _lease(now),
     }
-    with transaction.atomic():
-        if connection.features.has_select_for_update_skip_locked:
-            # PostgreSQL: rows another worker holds are skipped, not waited for. `of=self`
-            # keeps the endpoint rows of the join unlocked (or every worker would queue on
-            # a shared endpoint).
-            picked = list(
-                candidates.select_for_update(skip_locked=True, of=("self",)).values_list(
-                    "pk", flat=True
-                )[:limit]
-            )
-            if picked:
-                Delivery.objects.filter(pk__in=picked).update(**claim)
-        else:
-            # SQLite: no row locks. The UPDATE re-checks "due" in its WHERE, so a row another
-            # worker claimed between our SELECT and this UPDATE no longer matches.
-            picked = list(candidates.values_list("pk", flat=True)[:limit])
-            if picked:
-                Delivery.objects.filter(_due(now), pk__in=picked).update(**claim)
+    picked = claim(candidates, due=_due(now), values=values, limit=limit)
     if not picked:
         return []
     return list(

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -44,6 +44,7 @@ from sessions_app.models import (
     MessageRole,
 )
 from sessions_app.services import automation_error_record, message_add, session_start
+from sessions_app.transitions import claim
 from widget.channels.messenger import graph
 from widget.channels.messenger.models import (
     INBOX_OPEN,
@@ -84,27 +85,14 @@ def inbox_claim(
     """Claim up to `limit` due events (at most one per person) in one short transaction."""
     now = now or timezone.now()
     token = uuid.uuid4().hex
-    claim = {
+    values = {
         "status": InboxStatus.PROCESSING,
         "claim_token": token,
         "claimed_by": worker[:100],
         "lease_until": now + timedelta(seconds=settings.MESSENGER_LEASE_SECONDS),
         "attempts": F("attempts") + 1,
     }
-    candidates = _claimable(now).order_by("id")
-    with transaction.atomic():
-        if connection.features.has_select_for_update_skip_locked:
-            picked = list(
-                candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
-            )
-            if picked:
-                MessengerInboxEvent.objects.filter(pk__in=picked).update(**claim)
-        else:
-            # No row locks: the UPDATE re-checks "due" in its WHERE, so an event another
-            # worker claimed meanwhile no longer matches.
-            picked = list(candidates.values_list("pk", flat=True)[:limit])
-            if picked:
-                MessengerInboxEvent.objects.filter(_due(now), pk__in=picked).update(**claim)
+    picked = claim(_claimable(now).order_by("id"), due=_due(now), values=values, limit=limit)
     if not picked:
         return []
     return list(
