@@ -82,6 +82,20 @@ def bodies_write(path: Path, *, posts: int, events_per_post: int, run: int) -> N
             out.write(f"sha256={signature}\t{body}\n")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (what a run cost the server, whatever
+    else the machine was doing: the figure that stays put on a shared machine)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events-per-post", type=int, default=1)
@@ -131,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 posts = max(2000, options.seconds * 3000 // max(1, options.events_per_post))
                 bodies_write(bodies, posts=posts, events_per_post=options.events_per_post, run=run)
                 before = MessengerInboxEvent.objects.count()
+                pids = server.worker_pids()
+                cpu_before = cpu_seconds(pids)
                 result = wrk_json(
                     server.url,
                     WRK_SCRIPT,
@@ -139,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     connections=options.connections,
                 )
                 time.sleep(1)  # requests wrk gave up waiting for may still be committing
+                cpu_ms = 1000 * (cpu_seconds(pids) - cpu_before) / max(1, result["requests"])
                 stored = MessengerInboxEvent.objects.count() - before
                 seconds = result["duration_us"] / 1e6
                 errors = sum(v for k, v in result.items() if k.startswith("errors_"))
@@ -150,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"event(s) in {seconds:.1f} s -> {stored} stored ({rate:.0f} events/s, "
                     f"{result['requests'] / seconds:.0f} POST/s), p50 "
                     f"{result['p50_us'] / 1000:.1f} ms, p99 {result['p99_us'] / 1000:.1f} ms, "
-                    f"errors {errors}, wrapped {result['wrapped']}"
+                    f"errors {errors}, wrapped {result['wrapped']}; web workers' CPU "
+                    f"{cpu_ms:.2f} ms per POST"
                 )
                 if result["wrapped"] == 0 and stored < sent_events:
                     log(f"  !! {sent_events} events answered but only {stored} stored")
