@@ -7,9 +7,9 @@ killed while it waits), the Graph API a loopback server recording every Send API
 """
 
 import threading
-from datetime import timedelta
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
