@@ -38,12 +38,17 @@ from qa.admin.panels import (
     history_context,
     lead_context,
     session_context,
-    transcript_context,
 )
 from qa.admin.review import QA_DONE_LABELS, SessionReviewAdmin
 from qa.display import qa_badge, state_badge
 from qa.export import qa_results_response
 from qa.paginator import EstimatedCountPaginator
+from qa.scorecards.console import (
+    ScorecardConsoleMixin,
+    annotated_transcript_context,
+    scorecard_panel_context,
+    summary_context,
+)
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
 from sessions_app.selectors import sessions_search
@@ -55,7 +60,7 @@ BULK_LIMIT = 500
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(SessionReviewAdmin):
+class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
     list_display = (
         "started",
         "site_name",
@@ -92,14 +97,14 @@ class ChatSessionAdmin(SessionReviewAdmin):
     change_form_template = "admin/sessions_app/chatsession/change_form.html"
 
     panels: list[Panel] = [
-        Panel("qa", "QA review", "admin/qa/panels/qa.html", lambda r, s: {}, area="side"),
+        Panel("qa", "QA review", "admin/qa/panels/qa.html", scorecard_panel_context, area="side"),
         Panel("lead", "Lead", "admin/qa/panels/lead.html", lead_context, area="side"),
         Panel("session", "Session", "admin/qa/panels/session.html", session_context, "side"),
         Panel(
             "transcript",
             "Transcript",
             "admin/qa/panels/transcript.html",
-            transcript_context,
+            annotated_transcript_context,
             "main",
         ),
         Panel("history", "History", "admin/qa/panels/history.html", history_context),
@@ -202,6 +207,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
             **(extra_context or {}),
             "can_export": self.has_export_permission(request),
             "export_query": request.GET.urlencode(),
+            **summary_context(),
         }
         return super().changelist_view(request, extra_context)
 
@@ -322,6 +328,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
                 self.admin_site.admin_view(self.review_view),
                 name="{}_{}_review".format(*info),
             ),
+            *self.scorecard_urls(),
             *super().get_urls(),
         ]
 

@@ -62,3 +62,12 @@ def qa_client(client, qa_user):
 @pytest.fixture
 def admin_client_role(client, admin_role_user):
     return login(client, admin_role_user)
+
+
+@pytest.fixture
+def issue_category(db) -> dict[str, str]:
+    """What the QA panel posts with an issue: a failure category (an issue needs one)."""
+    from qa.models import FailureCategory
+
+    category = FailureCategory.objects.get(name="Hallucination")  # seeded by qa 0004
+    return {"scorecard": "1", "category": str(category.pk)}
