@@ -49,6 +49,8 @@ from qa.scorecards.console import (
     scorecard_panel_context,
     summary_context,
 )
+from qa.scorecards.selectors import active_categories
+from qa.scorecards.services import scorecard_issue_flag
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
 from sessions_app.selectors import sessions_search
@@ -260,12 +262,19 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
     @admin.action(description="Flag issue (with a QA note)", permissions=["review"])
     def flag_issue(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         note = request.POST.get("qa_note", "").replace("\r\n", "\n").strip()
-        if request.POST.get("post") == "yes" and note:
+        # An issue needs a failure category (qa.scorecards): asked for with the note.
+        picked = {v for v in request.POST.getlist("category") if v.isdigit()}
+        if request.POST.get("post") == "yes" and note and picked:
             self._bulk(
                 request,
                 queryset,
                 QA_DONE_LABELS[QAStatus.ISSUE],
-                lambda s: services.qa_mark_issue(session=s, by=signed_in_user(request), note=note),
+                lambda s: scorecard_issue_flag(
+                    session=s,
+                    by=signed_in_user(request),
+                    note=note,
+                    category_ids=[int(v) for v in picked],
+                ),
             )
             return None
         # Ask for the note first: the issue email and the developer both need to know what is
@@ -284,7 +293,11 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
             "opts": self.model._meta,
             "sessions": selected,
             "note": note,
-            "note_missing": request.POST.get("post") == "yes",
+            "note_missing": request.POST.get("post") == "yes" and not note,
+            "category_missing": request.POST.get("post") == "yes" and not picked,
+            "categories": [
+                {"category": c, "checked": str(c.pk) in picked} for c in active_categories()
+            ],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "media": self.media,
         }

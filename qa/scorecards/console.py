@@ -46,7 +46,9 @@ def scorecard_panel_context(request: HttpRequest, session: ChatSession) -> dict[
     categories = selectors.active_categories()
     cards = selectors.session_scorecards(session)
     mine: Scorecard | None = next((c for c in cards if c.reviewer_id == request.user.pk), None)
-    posted = request.POST if request.method == "POST" and card_forms.MARKER in request.POST else None
+    posted = (
+        request.POST if request.method == "POST" and card_forms.MARKER in request.POST else None
+    )
     if posted is not None:
         score_of = {c.pk: posted.get(f"{card_forms.SCORE_PREFIX}{c.pk}", "") for c in criteria}
         picked = set(posted.getlist(card_forms.CATEGORY))

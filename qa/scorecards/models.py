@@ -29,7 +29,9 @@ CRITERION_RANGES: dict[str, tuple[int, int]] = {
 class Criterion(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True, default="")
-    kind = models.CharField(max_length=16, choices=CriterionKind.choices, default=CriterionKind.SCORE)
+    kind = models.CharField(
+        max_length=16, choices=CriterionKind.choices, default=CriterionKind.SCORE
+    )
     # Deactivate instead of deleting: old scorecards keep their scores and their meaning.
     active = models.BooleanField(default=True)
     order = models.PositiveSmallIntegerField(default=0)

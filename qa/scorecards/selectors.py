@@ -69,9 +69,7 @@ def export_prefetches() -> list[Prefetch]:
         ),
         Prefetch(
             "annotations",
-            queryset=MessageAnnotation.objects.select_related("by", "message").order_by(
-                "at", "id"
-            ),
+            queryset=MessageAnnotation.objects.select_related("by", "message").order_by("at", "id"),
         ),
     ]
 

@@ -23,7 +23,14 @@ from qa.scorecards.models import (
     MessageAnnotation,
     Scorecard,
 )
-from qa.services import REVIEW_PERMISSION, QAReview, _lock_reviewable, _require, qa_review_submit
+from qa.services import (
+    REVIEW_PERMISSION,
+    QAReview,
+    _lock_reviewable,
+    _require,
+    qa_mark_issue,
+    qa_review_submit,
+)
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatMessage, ChatSession, MessageRole, QAStatus
 from sessions_app.transitions import copy_state
@@ -148,11 +155,7 @@ def scorecard_save(*, session: ChatSession, by: User, card: ScorecardInput) -> S
         scores = _validated_scores(card.scores)
         categories = _validated_categories(card.category_ids)
         verdicts = _validated_verdicts(card.verdicts)
-        existing = (
-            Scorecard.objects.select_for_update()
-            .filter(session=locked, reviewer=by)
-            .first()
-        )
+        existing = scorecards_for_update(session=locked, reviewer=by).first()
         if existing is None and card.is_empty():
             return None
         now = timezone.now()
@@ -162,7 +165,9 @@ def scorecard_save(*, session: ChatSession, by: User, card: ScorecardInput) -> S
             if existing
             else {}
         )
-        old_categories = set(existing.categories.values_list("pk", flat=True)) if existing else set()
+        old_categories = (
+            set(existing.categories.values_list("pk", flat=True)) if existing else set()
+        )
         new_scores = {c.pk: v for c, v in scores.items()}
         new_verdicts = {name: verdicts.get(name, "") for name in LEAD_FIELD_NAMES}
         unchanged = (
@@ -221,10 +226,41 @@ def scorecard_review_submit(
             dev_feedback=dev_feedback,
         )
         if review.moved_to == QAStatus.ISSUE and not session_has_category(session):
-            raise CategoryRequired(
-                "Pick at least one failure category before flagging an issue."
-            )
+            raise CategoryRequired("Pick at least one failure category before flagging an issue.")
     return review
+
+
+def scorecard_issue_flag(
+    *, session: ChatSession, by: User, note: str, category_ids: Collection[int]
+) -> ChatSession:
+    """Flag an issue with its failure categories (the console's bulk action), atomically: the
+    categories join `by`'s scorecard of the session (scores and verdicts stay), then
+    `qa.services.qa_mark_issue`."""
+    if not category_ids:
+        raise CategoryRequired("Pick at least one failure category before flagging an issue.")
+    _require(by, REVIEW_PERMISSION, "flag issues")
+    with transaction.atomic():
+        locked = _lock_reviewable(session)
+        categories = _validated_categories(category_ids)
+        existing = scorecards_for_update(session=locked, reviewer=by).first()
+        # Scores of deactivated criteria are kept by scorecard_save itself (it never sees them).
+        kept = existing.scores.filter(criterion__active=True) if existing else []
+        card = ScorecardInput(
+            scores={score.criterion_id: score.value for score in kept},
+            category_ids={c.pk for c in categories}
+            | (set(existing.categories.values_list("pk", flat=True)) if existing else set()),
+            verdicts={n: getattr(existing, f"{n}_verdict") for n in LEAD_FIELD_NAMES}
+            if existing
+            else {},
+        )
+        scorecard_save(session=locked, by=by, card=card)
+        flagged = qa_mark_issue(session=locked, by=by, note=note)
+    copy_state(flagged, session)
+    return flagged
+
+
+def scorecards_for_update(*, session: ChatSession, reviewer: User):
+    return Scorecard.objects.select_for_update().filter(session=session, reviewer=reviewer)
 
 
 def session_has_category(session: ChatSession) -> bool:
@@ -269,7 +305,8 @@ def annotation_add(
             by=by,
             at=now,
         )
-        said = f"On the AI message of {timezone.localtime(message.created_at):%Y-%m-%d %H:%M:%S}: {note}"
+        sent = timezone.localtime(message.created_at)
+        said = f"On the AI message of {sent:%Y-%m-%d %H:%M:%S}: {note}"
         if expected_reply:
             said += f"\nExpected reply: {expected_reply}"
         QAHistory.objects.create(

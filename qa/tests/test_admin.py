@@ -218,7 +218,7 @@ def test_bulk_pass_attributes_the_reviewer_and_reports_refusals(qa_client, qa_us
     assert QAHistory.objects.get(session=fresh).by == qa_user
 
 
-def test_bulk_flag_issue_asks_for_a_note_first(qa_client, qa_user):
+def test_bulk_flag_issue_asks_for_a_note_first(qa_client, qa_user, issue_category):
     sessions = [ChatSessionFactory(), ChatSessionFactory()]
     response = post_action(qa_client, "flag_issue", sessions)
     assert response.status_code == 200
@@ -238,6 +238,13 @@ def test_bulk_flag_issue_asks_for_a_note_first(qa_client, qa_user):
     assert not QAHistory.objects.exists()
 
     confirm["qa_note"] = "Greeting is in the wrong language"
+    # An issue needs a failure category too (qa.scorecards).
+    response = qa_client.post(reverse(CHANGELIST) + "?qa_status=all", confirm)
+    assert response.status_code == 200
+    assert b"Pick at least one failure category" in response.content
+    assert not QAHistory.objects.exists()
+
+    confirm["category"] = issue_category["category"]
     response = qa_client.post(reverse(CHANGELIST) + "?qa_status=all", confirm)
     assert response.status_code == 302
     for session in sessions:

@@ -238,9 +238,7 @@ def test_reviewer_annotates_an_ai_message_and_sees_it_beside_the_message(
     assert "Annotation" in history and "Promised a discount we do not give" in history
 
 
-def test_annotating_a_visitor_message_is_refused_and_stores_nothing(
-    qa_client, make_conversation
-):
+def test_annotating_a_visitor_message_is_refused_and_stores_nothing(qa_client, make_conversation):
     session = make_conversation()
     visitor = session.messages.filter(role=MessageRole.VISITOR).first()
     response = qa_client.post(
@@ -383,7 +381,7 @@ def test_export_holds_scores_categories_verdicts_and_annotations_formula_safe(
     assert row["lead_email_verdict"] == "quinn-qa: correct"
     assert row["lead_phone_verdict"] == ""
     assert row["annotations"].endswith(
-        "quinn-qa: See,'=HYPERLINK(\"http://evil.example\") (expected reply: @SUM(1))"
+        'quinn-qa: See,\'=HYPERLINK("http://evil.example") (expected reply: @SUM(1))'
     )
 
 
@@ -423,9 +421,7 @@ def test_export_queries_stay_flat_with_scorecards(
                 by=qa_user,
                 card=ScorecardInput(scores={tone.pk: 3}, category_ids=[hallucination.pk]),
             )
-            annotation_add(
-                session=session, message_id=ai_message(session).pk, by=qa_user, note="n"
-            )
+            annotation_add(session=session, message_id=ai_message(session).pk, by=qa_user, note="n")
 
     add(2)
     few = export_queries()

@@ -10,6 +10,7 @@ from qa.scorecards.services import (
     ScorecardInput,
     ScorecardRefused,
     annotation_add,
+    scorecard_issue_flag,
     scorecard_review_submit,
     scorecard_save,
 )
@@ -190,7 +191,9 @@ def test_issue_counts_a_category_picked_by_an_earlier_scorecard(
     make_conversation, qa_user, hallucination
 ):
     session = make_conversation()
-    scorecard_save(session=session, by=qa_user, card=ScorecardInput(category_ids=[hallucination.pk]))
+    scorecard_save(
+        session=session, by=qa_user, card=ScorecardInput(category_ids=[hallucination.pk])
+    )
     review = scorecard_review_submit(
         session=session, by=qa_user, decision=QAStatus.ISSUE, qa_note="Made up a discount"
     )
@@ -286,9 +289,7 @@ def test_annotation_is_pinned_to_an_ai_message_with_a_history_row(make_conversat
 
 
 @pytest.mark.parametrize("role", [MessageRole.VISITOR, MessageRole.SYSTEM])
-def test_annotation_on_a_message_not_written_by_the_ai_is_refused(
-    make_conversation, qa_user, role
-):
+def test_annotation_on_a_message_not_written_by_the_ai_is_refused(make_conversation, qa_user, role):
     session = make_conversation()
     message = message_add(session=session, role=role, text="Visitor left the page.")
     with pytest.raises(AnnotationRefused, match="AI agent's messages only"):
@@ -314,3 +315,34 @@ def test_annotation_needs_a_note_and_a_reviewer(make_conversation, qa_user, agen
     with pytest.raises(PermissionDenied):
         annotation_add(session=session, message_id=message.pk, by=agent_user, note="x")
     assert not MessageAnnotation.objects.exists()
+
+
+# --- the bulk flag -----------------------------------------------------------------------------
+
+
+def test_bulk_flag_adds_its_categories_to_the_reviewers_scorecard(
+    make_conversation, qa_user, tone, hallucination, missed_lead
+):
+    session = make_conversation()
+    scorecard_save(
+        session=session,
+        by=qa_user,
+        card=ScorecardInput(
+            scores={tone.pk: 2}, category_ids=[missed_lead.pk], verdicts={"email": "wrong"}
+        ),
+    )
+    scorecard_issue_flag(
+        session=session, by=qa_user, note="Made up a price", category_ids=[hallucination.pk]
+    )
+    session.refresh_from_db()
+    assert session.qa_status == QAStatus.ISSUE
+    card = Scorecard.objects.get(session=session)
+    assert {c.name for c in card.categories.all()} == {"Hallucination", "Missed lead"}
+    assert (card.email_verdict, card.scores.get().value) == ("wrong", 2)
+
+
+def test_bulk_flag_without_a_category_is_refused(make_conversation, qa_user):
+    session = make_conversation()
+    with pytest.raises(CategoryRequired):
+        scorecard_issue_flag(session=session, by=qa_user, note="x", category_ids=[])
+    nothing_stored(session)
