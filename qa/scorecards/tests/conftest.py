@@ -1,5 +1,7 @@
 """The QA console's fixtures (qa/tests/conftest.py), plus scorecard configuration."""
 
+import importlib
+
 import pytest
 
 from qa.models import Criterion, FailureCategory
@@ -26,11 +28,21 @@ def tone(db) -> Criterion:
     return Criterion.objects.create(name="Tone", kind=CriterionKind.SCORE, order=2)
 
 
-@pytest.fixture
-def hallucination(db) -> FailureCategory:
-    return FailureCategory.objects.get(name="Hallucination")  # seeded by qa 0004
+@pytest.fixture(autouse=True)
+def seeded_categories(db) -> None:
+    """The categories qa 0004 seeds, again: a transactional (browser) test that ran before in
+    the same database flushed them. The migration's own function, so it is tested too."""
+    from django.apps import apps
+
+    migration = importlib.import_module("qa.migrations.0004_scorecards")
+    migration.seed_categories(apps, None)
 
 
 @pytest.fixture
-def missed_lead(db) -> FailureCategory:
+def hallucination(seeded_categories) -> FailureCategory:
+    return FailureCategory.objects.get(name="Hallucination")
+
+
+@pytest.fixture
+def missed_lead(seeded_categories) -> FailureCategory:
     return FailureCategory.objects.get(name="Missed lead")

@@ -1,5 +1,7 @@
 """Scorecards and annotations through their services: validation, atomicity, history rows."""
 
+import importlib
+
 import pytest
 from django.core.exceptions import PermissionDenied
 
@@ -346,3 +348,17 @@ def test_bulk_flag_without_a_category_is_refused(make_conversation, qa_user):
     with pytest.raises(CategoryRequired):
         scorecard_issue_flag(session=session, by=qa_user, note="x", category_ids=[])
     nothing_stored(session)
+
+
+def test_seeded_categories_are_the_six_of_the_issue_and_seeding_twice_adds_none():
+    from django.apps import apps
+
+    importlib.import_module("qa.migrations.0004_scorecards").seed_categories(apps, None)
+    assert list(FailureCategory.objects.order_by("order").values_list("name", "active")) == [
+        ("Hallucination", True),
+        ("Wrong information", True),
+        ("Missed lead", True),
+        ("Tone", True),
+        ("Policy", True),
+        ("Technical", True),
+    ]
