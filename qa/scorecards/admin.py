@@ -22,7 +22,6 @@ def _is_admin(request: HttpRequest) -> bool:
 
 class ScorecardConfigAdmin(admin.ModelAdmin):
     list_display: tuple[str, ...] = ("name", "active", "order")
-    list_filter = ("active",)
     search_fields = ("name",)
     ordering = ("order", "name")
 
@@ -51,4 +50,5 @@ class CriterionAdmin(ScorecardConfigAdmin):
 
 @admin.register(FailureCategory)
 class FailureCategoryAdmin(ScorecardConfigAdmin):
+    list_filter = ("active",)
     fields = ("name", "description", "active", "order")

@@ -1,6 +1,7 @@
 """Reads of scorecards and annotations, each a fixed number of queries whatever the data."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
@@ -60,7 +61,7 @@ def session_annotations(
     )
 
 
-def export_prefetches() -> list[Prefetch]:
+def export_prefetches() -> "list[Prefetch[Any]]":
     """What the QA export needs per session, fetched once per chunk (no per-row queries)."""
     return [
         Prefetch(

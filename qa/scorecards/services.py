@@ -9,6 +9,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -259,7 +260,7 @@ def scorecard_issue_flag(
     return flagged
 
 
-def scorecards_for_update(*, session: ChatSession, reviewer: User):
+def scorecards_for_update(*, session: ChatSession, reviewer: User) -> QuerySet[Scorecard]:
     return Scorecard.objects.select_for_update().filter(session=session, reviewer=reviewer)
 
 

@@ -25,6 +25,7 @@ def test_reviewer_scores_categorises_judges_the_lead_and_annotates(page: Page, l
     # Seeded by qa 0004; an earlier transactional test may have flushed it.
     FailureCategory.objects.get_or_create(name="Hallucination")
     ai = session.messages.filter(role=MessageRole.AI).order_by("id").last()
+    assert ai is not None
     problems = watch_for_breakage(page)
     base = live_server.url
 
