@@ -180,8 +180,13 @@ class SessionReviewAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Session {QA_DONE_LABELS[review.moved_to]}.", messages.SUCCESS
             )
-        elif review.texts_saved:
-            self.message_user(request, "Notes saved.", messages.SUCCESS)
+        elif review.texts_saved or review.scorecard_saved:
+            saved = {
+                (True, False): "Notes saved.",
+                (False, True): "Scorecard saved.",
+                (True, True): "Notes and scorecard saved.",
+            }[(review.texts_saved, review.scorecard_saved)]
+            self.message_user(request, saved, messages.SUCCESS)
         if data["review_next"]:
             return self._redirect_to_next(request, session)
         return self._redirect_to_change(request, session)

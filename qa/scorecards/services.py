@@ -150,6 +150,13 @@ def scorecard_save(*, session: ChatSession, by: User, card: ScorecardInput) -> S
     judgement stays true). Returns None when there was nothing to store (an empty card and no
     scorecard yet); an unchanged card is no write and no history row.
     """
+    return _scorecard_save(session=session, by=by, card=card)[0]
+
+
+def _scorecard_save(
+    *, session: ChatSession, by: User, card: ScorecardInput
+) -> tuple[Scorecard | None, bool]:
+    """`scorecard_save`, and whether it wrote anything."""
     _require(by, REVIEW_PERMISSION, "score sessions")
     with transaction.atomic():
         locked = _lock_reviewable(session)
@@ -158,7 +165,7 @@ def scorecard_save(*, session: ChatSession, by: User, card: ScorecardInput) -> S
         verdicts = _validated_verdicts(card.verdicts)
         existing = scorecards_for_update(session=locked, reviewer=by).first()
         if existing is None and card.is_empty():
-            return None
+            return None, False
         now = timezone.now()
         scorecard = existing or Scorecard(session=locked, reviewer=by, created_at=now)
         old_scores = (
@@ -178,7 +185,7 @@ def scorecard_save(*, session: ChatSession, by: User, card: ScorecardInput) -> S
             and all(getattr(existing, f"{n}_verdict") == v for n, v in new_verdicts.items())
         )
         if unchanged:
-            return existing
+            return existing, False
         for name, verdict in new_verdicts.items():
             setattr(scorecard, f"{name}_verdict", verdict)
         scorecard.updated_at = now
@@ -197,7 +204,23 @@ def scorecard_save(*, session: ChatSession, by: User, card: ScorecardInput) -> S
             at=now,
             note=scorecard_summary(scores, categories, new_verdicts),
         )
-    return scorecard
+    return scorecard, True
+
+
+@dataclass(frozen=True)
+class ScoredReview:
+    """What one submit of the QA panel did: the move or texts (`review`), and the scorecard."""
+
+    review: QAReview
+    scorecard_saved: bool
+
+    @property
+    def moved_to(self) -> str | None:
+        return self.review.moved_to
+
+    @property
+    def texts_saved(self) -> bool:
+        return self.review.texts_saved
 
 
 def scorecard_review_submit(
@@ -208,7 +231,7 @@ def scorecard_review_submit(
     qa_note: str | None = None,
     dev_feedback: str | None = None,
     scorecard: ScorecardInput | None = None,
-) -> QAReview:
+) -> ScoredReview:
     """The QA panel's submit: the reviewer's scorecard (None: the form did not carry one), then
     the move or the texts (`qa.services.qa_review_submit`), in one transaction.
 
@@ -217,8 +240,9 @@ def scorecard_review_submit(
     also rolls back the issue email queued by the move.
     """
     with transaction.atomic():
+        saved = False
         if scorecard is not None:
-            scorecard_save(session=session, by=by, card=scorecard)
+            saved = _scorecard_save(session=session, by=by, card=scorecard)[1]
         review = qa_review_submit(
             session=session,
             by=by,
@@ -228,7 +252,7 @@ def scorecard_review_submit(
         )
         if review.moved_to == QAStatus.ISSUE and not session_has_category(session):
             raise CategoryRequired("Pick at least one failure category before flagging an issue.")
-    return review
+    return ScoredReview(review=review, scorecard_saved=saved)
 
 
 def scorecard_issue_flag(

@@ -428,3 +428,22 @@ def test_export_queries_stay_flat_with_scorecards(
     add(20)
     assert export_queries() == few
     assert CriterionScore.objects.count() == 22
+
+
+def test_saving_only_the_scorecard_says_so(qa_client, qa_user, make_conversation, tone):
+    session = make_conversation()
+    response = qa_client.post(
+        change_url(session), {"qa_action": "save", "scorecard": "1", f"score_{tone.pk}": "5"}
+    )
+    assert response.status_code == 302
+    assert message_texts(response) == ["Scorecard saved."]
+    assert Scorecard.objects.get(session=session).scores.get().value == 5
+    session.refresh_from_db()
+    assert session.qa_status == QAStatus.UNCHECKED
+    qa_client.get(change_url(session))  # shows (and so consumes) the message
+    # The same card again changes nothing and says nothing.
+    response = qa_client.post(
+        change_url(session), {"qa_action": "save", "scorecard": "1", f"score_{tone.pk}": "5"}
+    )
+    assert message_texts(response) == []
+    assert QAHistory.objects.filter(kind=QAHistory.Kind.SCORECARD).count() == 1

@@ -362,3 +362,16 @@ def test_seeded_categories_are_the_six_of_the_issue_and_seeding_twice_adds_none(
         ("Policy", True),
         ("Technical", True),
     ]
+
+
+def test_erasing_a_lead_removes_their_scorecards_and_annotations(make_conversation, qa_user, tone):
+    from sessions_app.services import lead_erase
+
+    session = make_conversation(email="gone@example.com")
+    kept = make_conversation(email="stays@example.com")
+    for s in (session, kept):
+        scorecard_save(session=s, by=qa_user, card=ScorecardInput(scores={tone.pk: 3}))
+        annotation_add(session=s, message_id=ai_message(s).pk, by=qa_user, note="quote")
+    lead_erase(email="gone@example.com")
+    assert list(Scorecard.objects.values_list("session_id", flat=True)) == [kept.pk]
+    assert list(MessageAnnotation.objects.values_list("session_id", flat=True)) == [kept.pk]
