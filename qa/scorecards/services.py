@@ -146,8 +146,8 @@ def scorecard_summary(
 def scorecard_save(*, session: ChatSession, by: User, card: ScorecardInput) -> Scorecard | None:
     """Replace `by`'s scorecard of `session` with `card`; a history row says what it holds.
 
-    Scores of criteria deactivated since are kept (the form no longer shows them, and the old
-    judgement stays true). Returns None when there was nothing to store (an empty card and no
+    Scores and categories deactivated since are kept (the form no longer shows them, and the
+    old judgement stays true). Returns None when there was nothing to store (an empty card and no
     scorecard yet); an unchanged card is no write and no history row.
     """
     return _scorecard_save(session=session, by=by, card=card)[0]
@@ -163,6 +163,8 @@ def _scorecard_save(
         scores = _validated_scores(card.scores)
         categories = _validated_categories(card.category_ids)
         verdicts = _validated_verdicts(card.verdicts)
+        # The session's lock above serialises this reviewer's submits: two tabs cannot both
+        # insert a first scorecard (the unique constraint would turn the second into a 500).
         existing = scorecards_for_update(session=locked, reviewer=by).first()
         if existing is None and card.is_empty():
             return None, False
@@ -174,8 +176,12 @@ def _scorecard_save(
             else {}
         )
         old_categories = (
-            set(existing.categories.values_list("pk", flat=True)) if existing else set()
+            set(existing.categories.filter(active=True).values_list("pk", flat=True))
+            if existing
+            else set()
         )
+        # As with scores: a category retired since stays on the cards that used it.
+        retired = list(existing.categories.filter(active=False)) if existing else []
         new_scores = {c.pk: v for c, v in scores.items()}
         new_verdicts = {name: verdicts.get(name, "") for name in LEAD_FIELD_NAMES}
         unchanged = (
@@ -194,7 +200,7 @@ def _scorecard_save(
         CriterionScore.objects.bulk_create(
             CriterionScore(scorecard=scorecard, criterion=c, value=v) for c, v in scores.items()
         )
-        scorecard.categories.set(categories)
+        scorecard.categories.set([*categories, *retired])
         QAHistory.objects.create(
             session=locked,
             kind=QAHistory.Kind.SCORECARD,

@@ -375,3 +375,18 @@ def test_erasing_a_lead_removes_their_scorecards_and_annotations(make_conversati
     lead_erase(email="gone@example.com")
     assert list(Scorecard.objects.values_list("session_id", flat=True)) == [kept.pk]
     assert list(MessageAnnotation.objects.values_list("session_id", flat=True)) == [kept.pk]
+
+
+def test_a_category_retired_since_stays_on_the_card(
+    make_conversation, qa_user, hallucination, missed_lead
+):
+    session = make_conversation()
+    scorecard_save(
+        session=session,
+        by=qa_user,
+        card=ScorecardInput(category_ids=[hallucination.pk, missed_lead.pk]),
+    )
+    FailureCategory.objects.filter(pk=missed_lead.pk).update(active=False)
+    scorecard_save(session=session, by=qa_user, card=ScorecardInput(category_ids=[]))
+    card = Scorecard.objects.get()
+    assert [c.name for c in card.categories.all()] == ["Missed lead"]
