@@ -17,6 +17,8 @@ def qa_history_entries(session: ChatSession, limit: int) -> list[HistoryEntry]:
             change=(
                 f"{row.get_from_status_display()} → {row.get_to_status_display()}"
                 if row.kind == QAHistory.Kind.MOVE
+                else "added"
+                if row.kind == QAHistory.Kind.ANNOTATION
                 else "saved"
             ),
             note=row.note,

