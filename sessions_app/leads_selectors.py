@@ -16,7 +16,7 @@ their sites and channels. Nothing is computed per row in Python against the data
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -92,7 +92,7 @@ def person_sessions() -> QuerySet[ChatSession]:
     return ChatSession.objects.not_deleted().exclude(lead_key="")
 
 
-def _groups(filters: SessionFilters, ordering: str) -> QuerySet[ChatSession, dict[str, Any]]:
+def _groups(filters: SessionFilters, ordering: str) -> QuerySet[ChatSession, Mapping[str, Any]]:
     """One dict per person with a matching conversation, ordered: key and aggregates."""
     matching = sessions_filter(filters).exclude(lead_key="").order_by().values("lead_key")
     name = ordering.removeprefix("-")
@@ -181,7 +181,7 @@ def _sites_and_channels(keys: list[str]) -> dict[str, tuple[list[LeadSite], list
     }
 
 
-def _leads(groups: Iterable[dict[str, Any]]) -> list[Lead]:
+def _leads(groups: Iterable[Mapping[str, Any]]) -> list[Lead]:
     """Leads for these group rows, in their order: two queries, whatever their number."""
     groups = list(groups)
     keys = [g["lead_key"] for g in groups]
@@ -236,11 +236,9 @@ def leads_page(
     return LeadPage(leads=_leads(groups), count=count, page=page, page_size=page_size)
 
 
-def leads_iter(
-    filters: SessionFilters, *, ordering: str = DEFAULT_LEAD_ORDERING
-) -> Iterator[Lead]:
+def leads_iter(filters: SessionFilters, *, ordering: str = DEFAULT_LEAD_ORDERING) -> Iterator[Lead]:
     """Every matching person, for exports: groups from a cursor, two queries per LEADS_CHUNK."""
-    chunk: list[dict[str, Any]] = []
+    chunk: list[Mapping[str, Any]] = []
     for group in _groups(filters, ordering).iterator(chunk_size=LEADS_CHUNK):
         chunk.append(group)
         if len(chunk) == LEADS_CHUNK:

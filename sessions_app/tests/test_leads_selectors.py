@@ -155,7 +155,9 @@ def test_trashed_conversations_do_not_count_and_archived_ones_do(people):
     assert rosa.conversations == 2
     assert rosa.latest.pk == people["rosa_second"].pk
     # The default filters (active sessions) still list her through her active visit.
-    assert "Rosa Lopez" in [lead.name for lead in leads_selectors.leads_page(SessionFilters()).leads]
+    assert "Rosa Lopez" in [
+        lead.name for lead in leads_selectors.leads_page(SessionFilters()).leads
+    ]
     services.session_delete(session=people["sven"], by=None)
     assert leads_selectors.leads_count(ALL) == 1
 
