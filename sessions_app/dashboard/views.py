@@ -219,7 +219,9 @@ class LeadListPage(DashboardPage):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        raw = self.request.GET.dict()
+        # The filter form sends every field, the empty ones as "" ("any"): left out, as the
+        # sessions list's script leaves them out of its API calls.
+        raw = {name: value for name, value in self.request.GET.dict().items() if value != ""}
         raw.setdefault("page_size", str(self.page_size))
         params = LeadListParams(data=raw, context={"request": self.request})
         context["filter_errors"] = []

@@ -145,3 +145,12 @@ def test_query_counts_do_not_grow_with_people_or_conversations(
         assert client.get(lead_url("p@example.com")).status_code == 200
     assert len(large_list.captured_queries) == len(small_list.captured_queries)
     assert len(large_lead.captured_queries) == len(small_lead.captured_queries)
+
+
+def test_empty_form_fields_mean_any(client, agent_user, visits):
+    client.force_login(agent_user)
+    form = {"q": "", "completion": "", "qa_status": "", "archive": "active", "site": ""}
+    form |= {"channel": "", "date_from": "", "date_to": "", "ordering": "-last_seen"}
+    response = client.get(LEADS, form)
+    assert response.status_code == 200
+    assert response.context["lead_page"].count == 2
