@@ -21,8 +21,8 @@ def test_leads_page_lists_a_person_with_two_conversations_and_links_to_both(
     problems = Problems(page)
     site = SiteFactory(name="Acme")
     now = timezone.now()
-    first = ChatSessionFactory(site=site, started_at=now - timedelta(days=3))
-    second = ChatSessionFactory(site=site, started_at=now - timedelta(hours=2))
+    first = ChatSessionFactory.create(site=site, started_at=now - timedelta(days=3))
+    second = ChatSessionFactory.create(site=site, started_at=now - timedelta(hours=2))
     ChatMessageFactory(session=first, text="Do you ship to Lisbon?")
     ChatMessageFactory(session=second, text="Back again about the order")
     # Through the one write path, with the email in two spellings: one person.
