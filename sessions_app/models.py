@@ -210,11 +210,20 @@ class ChatSession(models.Model):
             models.Index(fields=["channel", "-started_at"], name="session_channel_started"),
             models.Index(fields=["updated_at"], name="session_updated"),
             models.Index(fields=["lead_email"], name="session_lead_email"),
-            # The Leads page: GROUP BY lead_key, a person's sessions newest first (their latest
-            # name and statuses), a person's page. Sessions without a lead are not indexed.
+            # The Leads page (sessions_app/leads_selectors.py): a person's sessions newest first
+            # (their latest name and statuses, their page), and GROUP BY lead_key answered by
+            # an index-only scan: the trailing columns are what the groups aggregate and the
+            # page's default filter reads. Only sessions that make up people are indexed.
             models.Index(
-                fields=["lead_key", "-started_at", "-id"],
-                condition=~Q(lead_key=""),
+                fields=[
+                    "lead_key",
+                    "-started_at",
+                    "-id",
+                    "last_activity_at",
+                    "lead_captured_at",
+                    "archive_status",
+                ],
+                condition=~Q(lead_key="") & Q(deleted_at__isnull=True),
                 name="session_lead_key",
             ),
             # Leads per day in the stats: only sessions with a lead are indexed.

@@ -48,8 +48,17 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="chatsession",
             index=models.Index(
-                condition=models.Q(("lead_key", ""), _negated=True),
-                fields=["lead_key", "-started_at", "-id"],
+                condition=models.Q(
+                    models.Q(("lead_key", ""), _negated=True), ("deleted_at__isnull", True)
+                ),
+                fields=[
+                    "lead_key",
+                    "-started_at",
+                    "-id",
+                    "last_activity_at",
+                    "lead_captured_at",
+                    "archive_status",
+                ],
                 name="session_lead_key",
             ),
         ),

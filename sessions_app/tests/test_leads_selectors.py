@@ -225,3 +225,23 @@ def test_page_query_count_is_flat_from_10_to_10000_sessions():
     assert page.count == 5000 and len(page.leads) == 50
     assert page.leads[0].conversations == 4  # person 0 of both batches
     assert len(large.captured_queries) == len(small.captured_queries) == 4
+
+
+@pytest.mark.parametrize("archive", [ArchiveStatus.ACTIVE, ArchiveStatus.ARCHIVED, "all"])
+def test_the_opening_page_shortcut_agrees_with_the_filtered_path(people, archive):
+    services.session_archive(session=people["sven"], by=None)
+
+    def summary(filters):
+        page = leads_selectors.leads_page(filters)
+        return page.count, [(lead.key, lead.conversations, lead.name) for lead in page.leads]
+
+    opening = summary(SessionFilters(archive=archive))
+    # A filter that keeps every session sends the selector down the semi-join path.
+    filtered = summary(SessionFilters(archive=archive, date_from=ago(days=400).date()))
+    assert opening == filtered
+    expected = {
+        ArchiveStatus.ACTIVE: ["Rosa Lopez"],
+        ArchiveStatus.ARCHIVED: ["Sven Berg"],
+        "all": ["Rosa Lopez", "Sven Berg"],
+    }[archive]
+    assert [name for _, _, name in opening[1]] == expected
