@@ -108,14 +108,14 @@ def _groups(filters: SessionFilters, ordering: str) -> QuerySet[ChatSession, Map
     if name not in LEAD_ORDERINGS:
         raise ValueError(f"Unknown lead ordering {ordering!r}.")
     people = person_sessions()
-    matches: dict[str, Any] = {}
+    archive_to_match: str | None = None
     if filters.archive == ARCHIVE_ALL and _archive_only(filters):
         pass  # every person: nothing to match
     elif _archive_only(filters):
         # The page as it opens. A count per group (HAVING) instead of the semi-join below: one
         # pass over the person index instead of two over the table (EXPLAIN at 100,000
         # sessions: the join hashed every lead session twice).
-        matches["matches"] = Count("id", filter=Q(archive_status=filters.archive))
+        archive_to_match = filters.archive
     else:
         matching = sessions_filter(filters).exclude(lead_key="").order_by().values("lead_key")
         people = people.filter(lead_key__in=matching)
@@ -130,11 +130,12 @@ def _groups(filters: SessionFilters, ordering: str) -> QuerySet[ChatSession, Map
             last_captured_at=Max("lead_captured_at"),
             conversations=Count("id"),
             **{f"sort_{name}": LEAD_ORDERINGS[name]},
-            **matches,
         )
     )
-    if matches:
-        groups = groups.filter(matches__gt=0)
+    if archive_to_match is not None:
+        groups = groups.annotate(
+            matches=Count("id", filter=Q(archive_status=archive_to_match))
+        ).filter(matches__gt=0)
     return groups.order_by(
         sort.desc() if descending else sort.asc(),
         F("lead_key").desc() if descending else F("lead_key").asc(),
