@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from sessions_app.leads import lead_key
 from sessions_app.models import (
     ArchiveStatus,
     ChatMessage,
@@ -170,6 +171,9 @@ def seed_demo(
                     ]
                     row.completion_status = CompletionStatus.COMPLETE
                     row.lead_name, row.lead_email = f"{first} {last}", email
+                    # Written directly (the demo's history is made up), so the person key that
+                    # lead_capture would set is set here: the Leads page groups by it.
+                    row.lead_key = lead_key(email)
                     row.delivery_state = DeliveryState.DELIVERED
                 elif started > now - timedelta(minutes=30):
                     row.completion_status = CompletionStatus.IN_PROGRESS

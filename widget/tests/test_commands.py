@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from leadchat.testing import command_output
+from sessions_app.leads import lead_key
 from sessions_app.models import (
     ChatMessage,
     ChatSession,
@@ -40,6 +41,9 @@ def test_seed_demo_creates_a_realistic_spread_once():
         assert session.ai_latency_ms_total == sum(m.metadata["latency_ms"] for m in replies)
     complete = sessions.filter(completion_status=CompletionStatus.COMPLETE).first()
     assert complete.lead_name and "@" in complete.lead_email
+    # Every demo lead is a person on the Leads page.
+    assert complete.lead_key == lead_key(complete.lead_email)
+    assert not sessions.exclude(lead_email="").filter(lead_key="").exists()
 
     messages_before = ChatMessage.objects.count()
     assert "nothing to do" in command_output("seed_demo")
