@@ -48,3 +48,9 @@ class QAHistory(models.Model):
         if self.kind == self.Kind.MOVE:
             return f"{self.from_status} -> {self.to_status}"
         return self.get_kind_display()
+
+
+# The replay and sampling models live in their subpackages; imported here so the app registry
+# finds them in app `qa`.
+from qa.replay.models import Replay, ReplayMessage  # noqa: E402, F401
+from qa.sampling.models import SamplingRule, SessionSample  # noqa: E402, F401

@@ -49,7 +49,7 @@ def session_for_review(pk: Any) -> ChatSession | None:
     """The change view's session, with every user it names joined in one query."""
     return (
         ChatSession.objects.select_related(
-            "site", "qa_status_by", "qa_notes_by", "dev_feedback_by", "archived_by"
+            "site", "qa_status_by", "qa_notes_by", "dev_feedback_by", "archived_by", "qa_sample"
         )
         .filter(pk=pk)
         .first()

@@ -78,11 +78,7 @@ def widget_session_start(
             "backend": site.agent_backend,
             "quick_replies": [str(q)[:60] for q in quick[:4]] if isinstance(quick, list) else [],
         }
-    greeting_agent = agent_version(
-        backend=site.agent_backend,
-        config=site.agent_config,
-        model="scripted-v1" if site.agent_backend == BackendName.SCRIPTED else "",
-    )
+    greeting_agent = agent_version(backend=site.agent_backend, config=site.agent_config)
     session, token = session_start(
         site=site,
         page_url=page_url,

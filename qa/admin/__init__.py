@@ -6,5 +6,7 @@ Importing the modules registers their ModelAdmins (admin autodiscovery imports `
 from qa.admin.errors import AutomationErrorAdmin
 from qa.admin.panels import Panel
 from qa.admin.sessions import ChatSessionAdmin
+from qa.replay.admin import ReplayAdmin
+from qa.sampling.admin import SamplingRuleAdmin
 
-__all__ = ["AutomationErrorAdmin", "ChatSessionAdmin", "Panel"]
+__all__ = ["AutomationErrorAdmin", "ChatSessionAdmin", "Panel", "ReplayAdmin", "SamplingRuleAdmin"]

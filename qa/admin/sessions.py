@@ -44,6 +44,8 @@ from qa.admin.review import QA_DONE_LABELS, SessionReviewAdmin
 from qa.display import qa_badge, state_badge
 from qa.export import qa_results_response
 from qa.paginator import EstimatedCountPaginator
+from qa.replay.panels import replays_context
+from qa.sampling.filters import SampledFilter
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
 from sessions_app.selectors import sessions_search
@@ -72,6 +74,8 @@ class ChatSessionAdmin(SessionReviewAdmin):
     sortable_by = ("started",)
     list_filter = (
         QAStatusFilter,
+        # With QA status "unchecked" (the default), the queue is "sampled and unchecked".
+        SampledFilter,
         "completion_status",
         ArchiveFilter,
         "site",
@@ -95,6 +99,13 @@ class ChatSessionAdmin(SessionReviewAdmin):
         Panel("qa", "QA review", "admin/qa/panels/qa.html", lambda r, s: {}, area="side"),
         Panel("lead", "Lead", "admin/qa/panels/lead.html", lead_context, area="side"),
         Panel("session", "Session", "admin/qa/panels/session.html", session_context, "side"),
+        Panel(
+            "replays",
+            "Replays and sampling",
+            "admin/qa/panels/replays.html",
+            replays_context,
+            "side",
+        ),
         Panel(
             "transcript",
             "Transcript",

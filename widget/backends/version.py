@@ -57,9 +57,7 @@ def _effective_prompt(backend: str, config: dict[str, Any]) -> str:
 
 
 def agent_config_hash(backend: str, config: dict[str, Any] | None) -> str:
-    behaviour = {
-        str(k): v for k, v in sorted((config or {}).items()) if not _is_secret_key(str(k))
-    }
+    behaviour = {str(k): v for k, v in sorted((config or {}).items()) if not _is_secret_key(str(k))}
     document = json.dumps(
         {"backend": backend, "config": behaviour, "prompt": _effective_prompt(backend, behaviour)},
         sort_keys=True,
@@ -68,15 +66,15 @@ def agent_config_hash(backend: str, config: dict[str, Any] | None) -> str:
     return hashlib.sha256(document.encode()).hexdigest()[:HASH_LENGTH]
 
 
-def agent_version(
-    *, backend: str, config: dict[str, Any] | None, model: str = ""
-) -> AgentVersion:
+def agent_version(*, backend: str, config: dict[str, Any] | None, model: str = "") -> AgentVersion:
     """The version of `backend` run with `config`; `model` is what the reply named, else the
     config's `model` (n8n may not say), else the backend's name for the scripted flow."""
     config = config or {}
     named = model or str(config.get("model") or "")
     if not named and backend == "scripted":
-        named = "scripted"
+        from widget.backends.scripted import SCRIPTED_MODEL
+
+        named = SCRIPTED_MODEL
     return AgentVersion(
         backend=backend[:32], model=named[:200], config_hash=agent_config_hash(backend, config)
     )

@@ -101,4 +101,4 @@ def test_the_hash_changes_with_the_prompt_and_config_but_not_with_credentials():
 def test_agent_version_names_the_model_from_the_reply_then_the_config():
     assert agent_version(backend="openai", config={"model": "a"}, model="b").model == "b"
     assert agent_version(backend="n8n", config={"model": "a"}).model == "a"
-    assert agent_version(backend="scripted", config={}).model == "scripted"
+    assert agent_version(backend="scripted", config={}).model == "scripted-v1"

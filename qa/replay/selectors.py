@@ -1,0 +1,80 @@
+"""Reads of replays: a session's latest ones, and a replay beside its original, turn by turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import QuerySet
+
+from qa.replay.models import Replay, ReplayMessage
+from qa.selectors import TRANSCRIPT_LIMIT
+from sessions_app.models import ChatMessage, ChatSession, MessageRole
+
+PANEL_REPLAYS = 5
+
+
+def session_replays(session: ChatSession, limit: int = PANEL_REPLAYS) -> list[Replay]:
+    """The session's newest replays (the review page's box): one query, bounded."""
+    return list(
+        session.replays.select_related("requested_by").order_by("-requested_at", "-id")[:limit]
+    )
+
+
+def replays_for_console() -> QuerySet[Replay]:
+    return Replay.objects.select_related("session", "session__site", "requested_by")
+
+
+def replay_for_page(pk: int) -> Replay | None:
+    return (
+        Replay.objects.select_related("session", "session__site", "requested_by")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+@dataclass
+class TurnPair:
+    """One visitor turn with what the agent answered then and what it answers now."""
+
+    visitor: ChatMessage | None  # None for the opening (the greeting, before any turn)
+    original: list[ChatMessage] = field(default_factory=list)
+    replayed: list[ReplayMessage] = field(default_factory=list)
+    replayed_at_all: bool = False  # the replay reached this turn
+
+    @property
+    def changed(self) -> bool:
+        before = [m.text.strip() for m in self.original if m.role == MessageRole.AI]
+        return self.replayed_at_all and before != [m.text.strip() for m in self.replayed]
+
+
+def side_by_side(replay: Replay) -> list[TurnPair]:
+    """The original transcript (bounded) grouped by visitor turn, each with the replay's
+    replies to that turn: two queries whatever the length."""
+    session = replay.session
+    original = (
+        list(session.messages.order_by("created_at", "id")[:TRANSCRIPT_LIMIT])
+        if session is not None
+        else []
+    )
+    replayed: dict[int | None, list[ReplayMessage]] = {}
+    reached: set[int | None] = set()
+    for message in replay.messages.order_by("position"):
+        if message.role == MessageRole.VISITOR:
+            reached.add(message.original_id)
+        else:
+            replayed.setdefault(message.original_id, []).append(message)
+    pairs = [TurnPair(visitor=None)]
+    for message in original:
+        if message.role == MessageRole.VISITOR:
+            pairs.append(
+                TurnPair(
+                    visitor=message,
+                    replayed=replayed.get(message.pk, []),
+                    replayed_at_all=message.pk in reached,
+                )
+            )
+        elif message.role != MessageRole.SYSTEM:
+            pairs[-1].original.append(message)
+    if not pairs[0].original:
+        pairs.pop(0)
+    return pairs
