@@ -159,15 +159,18 @@ def sandbox_run(
             reply: AgentReply = backend.reply(conversation)
         except BackendError as exc:
             used = _tokens(exc.details.get("tokens"))
-            return SandboxOutcome(
-                drafts,
-                tokens + used,
-                version,
-                failure=(
+            if clock() >= ends:
+                # The call was cut at the replay's deadline, not the agent's own timeout.
+                failure = (
+                    f"Time budget exceeded: {time_budget:g} s used up during visitor turn "
+                    f"{number} of {len(visitor_turns)} ({exc})"
+                )
+            else:
+                failure = (
                     f"The {site.agent_backend} agent failed at visitor turn {number} "
                     f"({'permanent' if exc.permanent else 'temporary'}): {exc}"
-                ),
-            )
+                )
+            return SandboxOutcome(drafts, tokens + used, version, failure=failure)
         except Exception as exc:
             logger.exception("Agent backend %s crashed in a replay", site.agent_backend)
             return SandboxOutcome(
