@@ -466,3 +466,35 @@ def test_replay_messages_are_plain_json(qa_user, admin_role_user):
         replay_job_run("test-worker", 5)
     for message in ReplayMessage.objects.all():
         json.dumps(message.metadata)
+
+
+def test_replay_page_renders_stored_payloads_inert(client, qa_user, admin_role_user):
+    from qa.tests.test_xss import PAYLOADS, audit
+
+    hostile = PAYLOADS[:4]
+
+    def agent(request: RecordedRequest) -> Reply:
+        body = request.json()
+        return Reply(
+            200,
+            {
+                "output": f"echo {body['chatInput']}",
+                "lead": {"name": "<script>alert('lead')</script>", "email": "a@example.com"},
+            },
+        )
+
+    with LoopbackServer(agent) as server:
+        session = conversation(n8n_site(server.url), questions=hostile)
+        flag_and_fix(session, qa_user, admin_role_user)
+        replay_job_run("test-worker", 5)
+    replay = Replay.objects.get(session=session)
+    assert replay.status == ReplayStatus.DONE, replay.reason
+    login(client, qa_user)
+    page = audit(client.get(reverse("admin:qa_replay_change", args=[replay.pk])))
+    text = "".join(page.text)
+    for payload in hostile:
+        assert f"echo {payload}".replace("\n", "") in text, payload
+    session_page = audit(
+        client.get(reverse("admin:sessions_app_chatsession_change", args=[session.pk]))
+    )
+    assert "Replays and sampling" in "".join(session_page.text)
