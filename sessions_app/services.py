@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -58,6 +58,14 @@ def visitor_token_matches(session: ChatSession, token: str) -> bool:
     return secrets.compare_digest(hash_visitor_token(token), session.visitor_token_hash)
 
 
+class AgentVersionFields(TypedDict, total=False):
+    """`message_add`'s agent version arguments (built by `widget.backends.version`)."""
+
+    agent_backend: str
+    agent_model: str
+    agent_config_hash: str
+
+
 COMPLETION_WORDING = MoveWording("completion")
 ARCHIVE_WORDING = MoveWording("archive status")
 
@@ -74,7 +82,7 @@ def session_start(
     user_agent: str = "",
     greeting: str = "",
     greeting_metadata: Mapping[str, Any] | None = None,
-    greeting_agent: Mapping[str, str] | None = None,
+    greeting_agent: "AgentVersionFields | None" = None,
 ) -> tuple[ChatSession, str]:
     """Open a session; returns it with the raw visitor token (only its hash is stored).
 
@@ -107,7 +115,7 @@ def session_start(
                 text=greeting,
                 metadata=dict(greeting_metadata or {"kind": "greeting"}),
                 # The agent version of the greeting: message_add's agent_* keyword arguments.
-                **dict(greeting_agent or {}),
+                **(greeting_agent or AgentVersionFields()),
             )
     return session, token
 

@@ -22,6 +22,7 @@ from sessions_app.errors import InvalidLead
 from sessions_app.models import AutomationError, ChatMessage, ChatSession, MessageRole
 from sessions_app.services import (
     UTM_FIELDS,
+    AgentVersionFields,
     automation_error_record,
     lead_capture,
     message_add,
@@ -189,7 +190,7 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
         answer.backend_name,
     )
     stored: list[ChatMessage] = []
-    version_fields = answer.version.as_fields() if answer.version else {}
+    version_fields = answer.version.as_fields() if answer.version else AgentVersionFields()
     # With a lead, its fields and the reply commit together; without one, message_add's own
     # transaction is all there is (no outer block, so no savepoint on the common path).
     with transaction.atomic() if lead else contextlib.nullcontext():

@@ -58,11 +58,11 @@ def side_by_side(replay: Replay) -> list[TurnPair]:
     )
     replayed: dict[int | None, list[ReplayMessage]] = {}
     reached: set[int | None] = set()
-    for message in replay.messages.order_by("position"):
-        if message.role == MessageRole.VISITOR:
-            reached.add(message.original_id)
+    for answer in replay.messages.order_by("position"):
+        if answer.role == MessageRole.VISITOR:
+            reached.add(answer.original_id)
         else:
-            replayed.setdefault(message.original_id, []).append(message)
+            replayed.setdefault(answer.original_id, []).append(answer)
     pairs = [TurnPair(visitor=None)]
     for message in original:
         if message.role == MessageRole.VISITOR:

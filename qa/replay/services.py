@@ -38,10 +38,11 @@ from qa.replay.models import (
     ReplayStatus,
     ReplayTrigger,
 )
-from qa.replay.sandbox import sandbox_run
+from qa.replay.sandbox import DraftMessage, sandbox_run
 from qa.services import can_fix, can_review
 from sessions_app.models import ChatSession, MessageRole
 from sessions_app.transitions import MoveWording, check_move, claim, lock
+from widget.backends.version import AgentVersion
 
 logger = logging.getLogger(__name__)
 
@@ -159,9 +160,9 @@ def _finish(
     *,
     status: str,
     reason: str = "",
-    drafts: list | None = None,
+    drafts: list[DraftMessage] | None = None,
     tokens: int = 0,
-    version_fields: dict[str, str] | None = None,
+    version: AgentVersion | None = None,
     visitor_turns: int = 0,
 ) -> None:
     """Store the outcome on a locked, held replay: its status, reason and messages."""
@@ -173,8 +174,10 @@ def _finish(
     held.lease_until = None
     held.tokens_used = tokens
     held.visitor_turns = visitor_turns
-    for name, value in (version_fields or {}).items():
-        setattr(held, name, value)
+    if version is not None:
+        held.agent_backend = version.backend
+        held.agent_model = version.model
+        held.agent_config_hash = version.config_hash
     held.save(
         update_fields=[
             "status",
@@ -216,7 +219,11 @@ def replay_process(replay: Replay) -> None:
     if replay.attempts > settings.DELIVERY_MAX_CRASHES:
         _fail_held(replay, "Its worker stopped mid-way every time (killed?); not tried again.")
         return
-    session = ChatSession.objects.select_related("site").filter(pk=replay.session_id).first()
+    session = (
+        ChatSession.objects.select_related("site").filter(pk=replay.session_id).first()
+        if replay.session_id is not None
+        else None
+    )
     if session is None:
         _fail_held(replay, "The session no longer exists (it was erased or purged).")
         return
@@ -262,6 +269,6 @@ def replay_process(replay: Replay) -> None:
             reason=outcome.failure,
             drafts=outcome.messages,
             tokens=outcome.tokens,
-            version_fields=outcome.version.as_fields(),
+            version=outcome.version,
             visitor_turns=len(turns),
         )

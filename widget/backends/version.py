@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sessions_app.services import AgentVersionFields
 
 # Config keys whose values are credentials, not behaviour: never hashed (a hash of a short
 # password can be brute-forced) and rotating one is not a new agent.
@@ -28,7 +31,7 @@ class AgentVersion:
     model: str
     config_hash: str
 
-    def as_fields(self) -> dict[str, str]:
+    def as_fields(self) -> AgentVersionFields:
         """`message_add`'s keyword arguments for the stored message."""
         return {
             "agent_backend": self.backend,
