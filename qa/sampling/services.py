@@ -18,6 +18,7 @@ write the same answer (the decision is deterministic; the insert ignores the sec
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -195,9 +196,21 @@ def sessions_sample(*, now: datetime | None = None, limit: int = 200) -> int:
     return len(rows)
 
 
+# When this process's last pass found nothing to decide: the next looks again only after
+# SAMPLING_IDLE_PAUSE, so an idle worker polling every second does not scan the recent sessions
+# every second (a busy one, with a full batch each pass, goes on at once).
+SAMPLING_IDLE_PAUSE = 30.0
+_idle_since: float | None = None
+
+
 def sampling_job_run(worker: str, limit: int) -> int:
     """The worker job: decide a batch of quiet sessions."""
-    return sessions_sample(limit=max(limit, 1) * 4)
+    global _idle_since
+    if _idle_since is not None and time.monotonic() - _idle_since < SAMPLING_IDLE_PAUSE:
+        return 0
+    decided = sessions_sample(limit=max(limit, 1) * 4)
+    _idle_since = None if decided else time.monotonic()
+    return decided
 
 
 def not_sampled_expression() -> Exists:

@@ -249,3 +249,17 @@ def test_only_admins_set_the_rule_in_the_admin(client, qa_user, admin_role_user)
 def test_the_worker_runs_replays_and_sampling():
     names = {job.name for job in worker_jobs()}
     assert {"qa-replay", "qa-sampling"} <= names
+
+
+def test_the_sampling_job_pauses_after_a_pass_with_nothing_to_decide(site, monkeypatch):
+    monkeypatch.setattr(sampling_services, "_idle_since", None)
+    assert sampling_services.sampling_job_run("w", 10) == 0  # nothing quiet yet
+    session = chat(site, "Hello")
+    ChatSession.objects.filter(pk=session.pk).update(
+        last_activity_at=timezone.now() - IDLE - timedelta(minutes=1)
+    )
+    assert sampling_services.sampling_job_run("w", 10) == 0  # paused: no scan
+    assert decision(session) is None
+    monkeypatch.setattr(sampling_services, "SAMPLING_IDLE_PAUSE", 0.0)
+    assert sampling_services.sampling_job_run("w", 10) == 1
+    assert decision(session).sampled is True
