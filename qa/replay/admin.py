@@ -47,10 +47,35 @@ def replay_badge(status: str) -> SafeString:
     )
 
 
+class SessionFilter(admin.SimpleListFilter):
+    """`?session=<id>`: one session's replays (the review page's "All replays" link)."""
+
+    title = "session"
+    parameter_name = "session"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        value = self.value()
+        return [(value, f"Session {value}")] if value and value.isdigit() else []
+
+    def queryset(self, request: HttpRequest, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(session_id=int(value))
+        return queryset
+
+
 @admin.register(Replay)
 class ReplayAdmin(admin.ModelAdmin):
-    list_display = ("requested", "session_link", "status_badge", "trigger", "version", "reason")
-    list_filter = ("status", "trigger")
+    list_display = (
+        "requested",
+        "session_link",
+        "status_badge",
+        "trigger",
+        "requested_by",
+        "version",
+        "reason",
+    )
+    list_filter = ("status", "trigger", SessionFilter)
     list_select_related = ("session", "session__site")
     list_per_page = 50
     show_full_result_count = False

@@ -13,13 +13,13 @@ from sessions_app.models import ChatSession
 
 def replays_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
     sample = session_sample(session)
+    latest = selectors.latest_replay(session)
     return {
         "sample": sample,
         "sample_reasons": sample_reasons_label(sample) if sample is not None else "",
-        "replays": [
-            {"replay": r, "url": reverse("admin:qa_replay_change", args=[r.pk])}
-            for r in selectors.session_replays(session)
-        ],
+        "latest": latest,
+        "latest_url": reverse("admin:qa_replay_change", args=[latest.pk]) if latest else "",
+        "all_url": reverse("admin:qa_replay_changelist") + f"?session={session.pk}",
         "can_replay": can_replay(request.user),
         "request_url": reverse("admin:qa_replay_request", args=[session.pk]),
     }

@@ -4,19 +4,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
-from qa.replay.models import Replay, ReplayMessage
+from qa.replay.models import Replay, ReplayMessage, ReplayStatus, ReplayTrigger
 from qa.selectors import TRANSCRIPT_LIMIT
 from sessions_app.models import ChatMessage, ChatSession, MessageRole
 
-PANEL_REPLAYS = 5
+LATEST_FIELDS = ("pk", "status", "trigger", "requested_at", "reason")
 
 
-def session_replays(session: ChatSession, limit: int = PANEL_REPLAYS) -> list[Replay]:
-    """The session's newest replays (the review page's box): one query, bounded."""
-    return list(
-        session.replays.select_related("requested_by").order_by("-requested_at", "-id")[:limit]
+def latest_replay_annotations() -> dict[str, Subquery]:
+    """The session's newest replay as columns of the session's own row (`latest_replay_<f>`):
+    the review page's box costs no query of its own (its query count is asserted)."""
+    newest = Replay.objects.filter(session=OuterRef("pk")).order_by("-requested_at", "-id")
+    return {f"latest_replay_{name}": Subquery(newest.values(name)[:1]) for name in LATEST_FIELDS}
+
+
+@dataclass(frozen=True)
+class LatestReplay:
+    pk: int
+    status: str
+    trigger: str
+    requested_at: object
+    reason: str
+
+    @property
+    def status_label(self) -> str:
+        return ReplayStatus(self.status).label
+
+    @property
+    def trigger_label(self) -> str:
+        return ReplayTrigger(self.trigger).label
+
+
+def latest_replay(session: ChatSession) -> LatestReplay | None:
+    """The newest replay from the annotations, or one query when the row has none of them."""
+    if not hasattr(session, "latest_replay_pk"):
+        row = (
+            Replay.objects.filter(session=session)
+            .order_by("-requested_at", "-id")
+            .values(*LATEST_FIELDS)
+            .first()
+        )
+        return LatestReplay(**row) if row else None
+    if session.latest_replay_pk is None:
+        return None
+    return LatestReplay(
+        **{name: getattr(session, f"latest_replay_{name}") for name in LATEST_FIELDS}
     )
 
 

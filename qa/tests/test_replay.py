@@ -498,3 +498,38 @@ def test_replay_page_renders_stored_payloads_inert(client, qa_user, admin_role_u
         client.get(reverse("admin:sessions_app_chatsession_change", args=[session.pk]))
     )
     assert "Replays and sampling" in "".join(session_page.text)
+
+
+def test_replays_box_costs_no_query_and_links_to_the_sessions_replays(
+    client, qa_user, make_conversation
+):
+    with_replays, without = make_conversation(), make_conversation(name="Other")
+    for _ in range(3):
+        replay, _ = replay_request(session=with_replays, by=qa_user)
+        Replay.objects.filter(pk=replay.pk).update(status=ReplayStatus.FAILED, reason="old run")
+    latest, _ = replay_request(session=with_replays, by=qa_user)
+    replay_request(session=without, by=qa_user)
+    Replay.objects.filter(session=without).delete()
+    login(client, qa_user)
+
+    def page(session):
+        url = reverse("admin:sessions_app_chatsession_change", args=[session.pk])
+        client.get(url)  # warm the per-process caches
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(url).content.decode()
+        return html, len(queries.captured_queries)
+
+    html, count = page(with_replays)
+    _, count_without = page(without)
+    assert count == count_without
+    assert reverse("admin:qa_replay_change", args=[latest.pk]) in html
+    assert "Queued" in html
+    listed = client.get(reverse("admin:qa_replay_changelist"), {"session": with_replays.pk})
+    assert listed.status_code == 200
+    assert {r.pk for r in listed.context["cl"].result_list} == set(
+        Replay.objects.filter(session=with_replays).values_list("pk", flat=True)
+    )
+    assert len(listed.context["cl"].result_list) == 4
