@@ -294,6 +294,9 @@ ANYMAIL: dict[str, object] = {
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadchat <leadchat@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 QA_NOTIFY_EMAILS = env.list("QA_NOTIFY_EMAILS", default=[])
+# QA sampling (qa.sampling) decides sessions that went quiet within this many days; older ones
+# (from before sampling was set up) are never decided and stay in the queue.
+QA_SAMPLING_LOOKBACK_DAYS = env.int("QA_SAMPLING_LOOKBACK_DAYS", default=7)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING: dict[str, Any] = {
@@ -351,6 +354,26 @@ MESSENGER_LEASE_SECONDS = env.int(
 # days after they were handled; what a person wrote stays in the transcript. Longer than Meta
 # retries a webhook (up to 36 hours), so a late retry still finds its mid and is not stored twice.
 MESSENGER_INBOX_RETENTION_DAYS = env.int("MESSENGER_INBOX_RETENTION_DAYS", default=7)
+
+# --- QA replay (qa.replay): a session's visitor turns asked again of the site's current agent ---
+# The whole replay's time budget (each agent call is also within WIDGET_AGENT_TIMEOUT) and its
+# token budget; past either the replay is recorded as failed, saying which.
+REPLAY_TIME_BUDGET_SECONDS = env.float("REPLAY_TIME_BUDGET_SECONDS", default=120.0)
+REPLAY_TOKEN_BUDGET = env.int("REPLAY_TOKEN_BUDGET", default=20_000)
+# Longer conversations are refused (recorded as failed) rather than replayed in part.
+REPLAY_MAX_TURNS = env.int("REPLAY_MAX_TURNS", default=100)
+# Replays one worker pass claims (each may take the whole time budget).
+REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=2)
+# How long a worker owns a replay: it must outlast the time budget plus one agent call, or a
+# second worker would start the same replay while the first still runs it.
+REPLAY_LEASE_SECONDS = env.int(
+    "REPLAY_LEASE_SECONDS", default=int(REPLAY_TIME_BUDGET_SECONDS + WIDGET_AGENT_TIMEOUT + 30)
+)
+if REPLAY_LEASE_SECONDS < REPLAY_TIME_BUDGET_SECONDS + WIDGET_AGENT_TIMEOUT + 5:
+    raise ImproperlyConfigured(
+        "REPLAY_LEASE_SECONDS must be at least REPLAY_TIME_BUDGET_SECONDS + WIDGET_AGENT_TIMEOUT"
+        " + 5: a shorter lease lets a second worker run a replay the first is still running."
+    )
 
 # --- Outbound HTTP: webhook receivers and agent backends (leadchat.outbound) ----------------------
 # Link-local and cloud-metadata addresses are always refused. Loopback and private ranges

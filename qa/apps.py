@@ -12,3 +12,13 @@ class QaConfig(AppConfig):
         from sessions_app.history import register_history_source
 
         register_history_source(qa_history_entries)
+
+        from qa.replay import receivers as replay_receivers  # noqa: F401
+        from qa.replay.services import JOB_NAME as REPLAY_JOB
+        from qa.replay.services import replay_job_run
+        from qa.sampling.services import JOB_NAME as SAMPLING_JOB
+        from qa.sampling.services import sampling_job_run
+        from sessions_app.delivery import register_worker_job
+
+        register_worker_job(name=REPLAY_JOB, run=replay_job_run)
+        register_worker_job(name=SAMPLING_JOB, run=sampling_job_run)

@@ -54,7 +54,10 @@ class QAHistory(models.Model):
         return self.get_kind_display()
 
 
-# The scorecard models live in their own module (qa/scorecards/) but belong to this app.
+# The scorecard, replay and sampling models live in their subpackages (qa/scorecards/,
+# qa/replay/, qa/sampling/) but belong to this app: imported here so the app registry finds them.
+from qa.replay.models import Replay, ReplayMessage  # noqa: E402
+from qa.sampling.models import SamplingRule, SessionSample  # noqa: E402
 from qa.scorecards.models import (  # noqa: E402
     Criterion,
     CriterionScore,
@@ -69,5 +72,9 @@ __all__ = [
     "FailureCategory",
     "MessageAnnotation",
     "QAHistory",
+    "Replay",
+    "ReplayMessage",
+    "SamplingRule",
     "Scorecard",
+    "SessionSample",
 ]

@@ -47,10 +47,14 @@ def session_automation_errors(
 
 def session_for_review(pk: Any) -> ChatSession | None:
     """The change view's session, with every user it names joined in one query."""
+    from qa.replay.selectors import latest_replay_annotations  # it imports this module
+
     return (
         ChatSession.objects.select_related(
-            "site", "qa_status_by", "qa_notes_by", "dev_feedback_by", "archived_by"
+            "site", "qa_status_by", "qa_notes_by", "dev_feedback_by", "archived_by", "qa_sample"
         )
+        # The Replays box's newest replay, in this same query (qa.replay).
+        .annotate(**latest_replay_annotations())
         .filter(pk=pk)
         .first()
     )

@@ -123,6 +123,8 @@ def _move(
             signals.qa_issue_flagged.send(
                 sender=ChatSession, session=locked, by=by, note=locked.qa_notes
             )
+        if target == QAStatus.FIXED:
+            signals.qa_session_fixed.send(sender=ChatSession, session=locked, by=by)
     copy_state(locked, session)
     return locked
 

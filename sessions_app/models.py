@@ -284,6 +284,13 @@ class ChatMessage(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # The message's id on its channel (ingest's `message_id`): a replayed message is stored once.
     external_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    # The agent version that wrote an AI message (widget.backends.version): its backend, model
+    # and a hash of its prompt and config. Empty for other roles and for AI messages reported by
+    # the ingest API (their agent is not ours to name). Columns, not metadata, so QA's figures
+    # per agent version group by them. Database defaults too, for rows written by raw SQL.
+    agent_backend = models.CharField(max_length=32, blank=True, default="", db_default="")
+    agent_model = models.CharField(max_length=200, blank=True, default="", db_default="")
+    agent_config_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -58,6 +58,14 @@ def visitor_token_matches(session: ChatSession, token: str) -> bool:
     return secrets.compare_digest(hash_visitor_token(token), session.visitor_token_hash)
 
 
+class AgentVersionFields(TypedDict, total=False):
+    """`message_add`'s agent version arguments (built by `widget.backends.version`)."""
+
+    agent_backend: str
+    agent_model: str
+    agent_config_hash: str
+
+
 COMPLETION_WORDING = MoveWording("completion")
 ARCHIVE_WORDING = MoveWording("archive status")
 
@@ -74,6 +82,7 @@ def session_start(
     user_agent: str = "",
     greeting: str = "",
     greeting_metadata: Mapping[str, Any] | None = None,
+    greeting_agent: "AgentVersionFields | None" = None,
 ) -> tuple[ChatSession, str]:
     """Open a session; returns it with the raw visitor token (only its hash is stored).
 
@@ -105,6 +114,8 @@ def session_start(
                 role=MessageRole.AI,
                 text=greeting,
                 metadata=dict(greeting_metadata or {"kind": "greeting"}),
+                # The agent version of the greeting: message_add's agent_* keyword arguments.
+                **(greeting_agent or AgentVersionFields()),
             )
     return session, token
 
@@ -146,6 +157,9 @@ def message_add(
     metadata: Mapping[str, Any] | None = None,
     external_id: str = "",
     created_at: datetime | None = None,
+    agent_backend: str = "",
+    agent_model: str = "",
+    agent_config_hash: str = "",
 ) -> ChatMessage:
     """Append a message to the transcript and update the session's counters and activity.
 
@@ -157,6 +171,7 @@ def message_add(
     is when the message was written on that channel (default: now; never later than now): the
     session's start and last activity widen to take it in, and `updated_at` is now either way,
     so the dashboard's changes feed sees a message that arrives late with an old time.
+    `agent_*` name the agent version of an AI message (`widget.backends.version`).
     """
     if role not in MessageRole.values:
         raise ValueError(f"Unknown message role {role!r}.")
@@ -169,6 +184,9 @@ def message_add(
         metadata=dict(metadata or {}),
         external_id=external_id,
         created_at=min(created_at, now) if created_at is not None else now,
+        agent_backend=agent_backend,
+        agent_model=agent_model,
+        agent_config_hash=agent_config_hash,
     )
     if not _message_store(message, latency=latency, now=now):
         if ChatSession.objects.filter(pk=session.pk).exists():
@@ -222,7 +240,17 @@ _COUNT_VISITOR = [
     "ended_at = CASE WHEN completion_status = %s THEN NULL ELSE ended_at END",
     "completion_status = CASE WHEN completion_status = %s THEN %s ELSE completion_status END",
 ]
-_MESSAGE_COLUMNS = ("session", "role", "text", "created_at", "metadata", "external_id")
+_MESSAGE_COLUMNS = (
+    "session",
+    "role",
+    "text",
+    "created_at",
+    "metadata",
+    "external_id",
+    "agent_backend",
+    "agent_model",
+    "agent_config_hash",
+)
 
 
 def _message_store(message: ChatMessage, *, latency: float | None, now: datetime) -> bool:

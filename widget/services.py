@@ -22,6 +22,7 @@ from sessions_app.errors import InvalidLead
 from sessions_app.models import AutomationError, ChatMessage, ChatSession, MessageRole
 from sessions_app.services import (
     UTM_FIELDS,
+    AgentVersionFields,
     automation_error_record,
     lead_capture,
     message_add,
@@ -31,6 +32,7 @@ from widget import backends, selectors
 from widget.agent_secrets import AgentSecretError, agent_secret_resolve
 from widget.backends import AgentReply, BackendError, Conversation, LeadFields, Turn
 from widget.backends.scripted import ScriptedBackend, extract_lead
+from widget.backends.version import AgentVersion, agent_version
 from widget.budget import metered_backend
 from widget.bulkhead import agent_slot
 from widget.models import BackendName, Site
@@ -77,6 +79,7 @@ def widget_session_start(
             "backend": site.agent_backend,
             "quick_replies": [str(q)[:60] for q in quick[:4]] if isinstance(quick, list) else [],
         }
+    greeting_agent = agent_version(backend=site.agent_backend, config=site.agent_config)
     session, token = session_start(
         site=site,
         page_url=page_url,
@@ -85,6 +88,7 @@ def widget_session_start(
         user_agent=user_agent,
         greeting=site.greeting,
         greeting_metadata=greeting_metadata,
+        greeting_agent=greeting_agent.as_fields(),
     )
     return session, token, selectors.transcript_for_visitor(session)
 
@@ -106,6 +110,8 @@ class AgentAnswer:
     lead: LeadFields | None
     metadata: dict[str, Any]
     backend_name: str
+    # Which agent produced the reply (stored on its message; the replay compares by it).
+    version: AgentVersion | None = None
 
 
 def agent_answer(*, session: ChatSession, text: str) -> AgentAnswer:
@@ -164,7 +170,15 @@ def agent_answer(*, session: ChatSession, text: str) -> AgentAnswer:
         metadata["fallback"] = True
     if not slot:
         metadata["bulkhead"] = True  # turned away, the agent was not asked
-    return AgentAnswer(reply=reply, lead=lead, metadata=metadata, backend_name=backend_name)
+    # The backend that answered: a budget reply names the scripted flow in its metadata.
+    version = agent_version(
+        backend=str(metadata.get("backend") or backend_name),
+        config=site.agent_config if site else {},
+        model=reply.model,
+    )
+    return AgentAnswer(
+        reply=reply, lead=lead, metadata=metadata, backend_name=backend_name, version=version
+    )
 
 
 def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[ChatMessage]:
@@ -176,6 +190,7 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
         answer.backend_name,
     )
     stored: list[ChatMessage] = []
+    version_fields = answer.version.as_fields() if answer.version else AgentVersionFields()
     # With a lead, its fields and the reply commit together; without one, message_add's own
     # transaction is all there is (no outer block, so no savepoint on the common path).
     with transaction.atomic() if lead else contextlib.nullcontext():
@@ -192,7 +207,13 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
             except InvalidLead as exc:
                 problem = exc
         stored.append(
-            message_add(session=session, role=MessageRole.AI, text=reply.text, metadata=metadata)
+            message_add(
+                session=session,
+                role=MessageRole.AI,
+                text=reply.text,
+                metadata=metadata,
+                **version_fields,
+            )
         )
         if problem is not None:
             # The backend passed on a value our rules refuse (n8n may not validate): say why,
@@ -207,6 +228,7 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
                         "kind": "lead_invalid",
                         "expects": "email" if problem.field == "email" else "text",
                     },
+                    **version_fields,
                 )
             )
     return stored

@@ -6,6 +6,8 @@ Importing the modules registers their ModelAdmins (admin autodiscovery imports `
 from qa.admin.errors import AutomationErrorAdmin
 from qa.admin.panels import Panel
 from qa.admin.sessions import ChatSessionAdmin
+from qa.replay.admin import ReplayAdmin
+from qa.sampling.admin import SamplingRuleAdmin
 from qa.scorecards.admin import CriterionAdmin, FailureCategoryAdmin
 
 __all__ = [
@@ -14,4 +16,6 @@ __all__ = [
     "CriterionAdmin",
     "FailureCategoryAdmin",
     "Panel",
+    "ReplayAdmin",
+    "SamplingRuleAdmin",
 ]

@@ -43,6 +43,8 @@ from qa.admin.review import QA_DONE_LABELS, SessionReviewAdmin
 from qa.display import qa_badge, state_badge
 from qa.export import qa_results_response
 from qa.paginator import EstimatedCountPaginator
+from qa.replay.panels import replays_context
+from qa.sampling.filters import SampledFilter
 from qa.scorecards.console import (
     ScorecardConsoleMixin,
     annotated_transcript_context,
@@ -79,6 +81,8 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
     sortable_by = ("started",)
     list_filter = (
         QAStatusFilter,
+        # With QA status "unchecked" (the default), the queue is "sampled and unchecked".
+        SampledFilter,
         "completion_status",
         ArchiveFilter,
         "site",
@@ -102,6 +106,13 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
         Panel("qa", "QA review", "admin/qa/panels/qa.html", scorecard_panel_context, area="side"),
         Panel("lead", "Lead", "admin/qa/panels/lead.html", lead_context, area="side"),
         Panel("session", "Session", "admin/qa/panels/session.html", session_context, "side"),
+        Panel(
+            "replays",
+            "Replays and sampling",
+            "admin/qa/panels/replays.html",
+            replays_context,
+            "side",
+        ),
         Panel(
             "transcript",
             "Transcript",

@@ -86,6 +86,9 @@ class Conversation:
     # Why the site's secret could not be read (an `env:` name that is not allowed, or unset):
     # a backend that needs the secret raises it as a permanent BackendError.
     secret_error: str = ""
+    # A QA replay (qa.replay), not a visitor: a backend tells its peer so (n8n's metadata
+    # `sandbox`), so a workflow can skip its own side effects (a CRM write, a Slack message).
+    sandbox: bool = False
 
     def require_secret(self) -> str:
         if self.secret_error:

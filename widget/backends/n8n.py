@@ -66,6 +66,8 @@ class N8nBackend:
                 ],
             },
         }
+        if conversation.sandbox:
+            payload["metadata"]["sandbox"] = True  # type: ignore[index]
         started = time.monotonic()
         try:
             body, status = post_for_body(

@@ -69,6 +69,8 @@ NAME_STOP_WORDS = {
     "still",
     "also",
 }
+# The scripted flow's "model": its agent version names it (widget.backends.version).
+SCRIPTED_MODEL = "scripted-v1"
 DEFAULT_QUICK_REPLIES = ["I'd like a quote", "Book a demo", "I have a question"]
 
 
@@ -165,7 +167,7 @@ class ScriptedBackend:
             text=text,
             lead=lead or None,
             expects=expects,
-            model="scripted-v1",
+            model=SCRIPTED_MODEL,
             extra={"step": step},
         )
 

@@ -1,0 +1,64 @@
+"""The sampling rule in the admin: one row, set by admins through `sampling_rule_save`."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+
+from accounts.auth import signed_in_user
+from qa.sampling.models import SAMPLING_RULE_PK, SamplingRule
+from qa.sampling.services import sampling_rule_save
+
+
+@admin.register(SamplingRule)
+class SamplingRuleAdmin(admin.ModelAdmin):
+    fields = ("automation_errors", "needs_human", "email_incomplete", "keywords", "random_percent")
+    readonly_fields = ()
+
+    def _is_admin(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_admin(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_admin(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_admin(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._is_admin(request) and not SamplingRule.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        # One rule: the list is its form (the add form with the defaults until first saved).
+        if not self._is_admin(request):
+            return super().changelist_view(request, extra_context)
+        if SamplingRule.objects.filter(pk=SAMPLING_RULE_PK).exists():
+            url = reverse("admin:qa_samplingrule_change", args=[SAMPLING_RULE_PK])
+        else:
+            url = reverse("admin:qa_samplingrule_add")
+        return HttpResponseRedirect(url)
+
+    def save_model(self, request: HttpRequest, obj: SamplingRule, form: Any, change: bool) -> None:
+        saved = sampling_rule_save(
+            by=signed_in_user(request),
+            automation_errors=form.cleaned_data["automation_errors"],
+            needs_human=form.cleaned_data["needs_human"],
+            email_incomplete=form.cleaned_data["email_incomplete"],
+            keywords=form.cleaned_data["keywords"],
+            random_percent=form.cleaned_data["random_percent"],
+        )
+        obj.pk = saved.pk
+        obj._state.adding = False
+        obj._state.db = saved._state.db
+
+    def response_post_save_change(self, request: HttpRequest, obj: SamplingRule):
+        return HttpResponseRedirect(reverse("admin:qa_samplingrule_change", args=[obj.pk]))
+
+    def response_post_save_add(self, request: HttpRequest, obj: SamplingRule):
+        return HttpResponseRedirect(reverse("admin:qa_samplingrule_change", args=[obj.pk]))
