@@ -294,6 +294,11 @@ ANYMAIL: dict[str, object] = {
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadchat <leadchat@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 QA_NOTIFY_EMAILS = env.list("QA_NOTIFY_EMAILS", default=[])
+# A visitor's request for a person that nobody took within this many minutes is emailed to the
+# site's notify list (Site.notify_emails), once (widget.handoff, run by the delivery worker).
+HANDOFF_EMAIL_AFTER_MINUTES = env.int("HANDOFF_EMAIL_AFTER_MINUTES", default=3)
+# Who is emailed every new lead (the lead, its source page, a link to it); empty: nobody.
+LEAD_NOTIFY_EMAILS = env.list("LEAD_NOTIFY_EMAILS", default=[])
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING: dict[str, Any] = {

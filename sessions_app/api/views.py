@@ -86,14 +86,15 @@ class SessionListApi(StaffAPIView):
         operation_id="sessions_list",
         summary="List sessions",
         description="Filtered, searched, ordered and paginated. Default: active sessions "
-        "(not archived, not in the trash), newest first.",
+        "(not archived, not in the trash), newest first. Sessions whose visitor waits for a "
+        "person (`needs_human`) come first in any order.",
         parameters=[params.SessionListParams],
         responses={200: out.SessionPageSerializer, **READ_ERRORS},
         tags=["sessions"],
     )
     def get(self, request: Request) -> Response:
         data = params.validated(params.SessionListParams, request)
-        qs = selectors.sessions_filter(params.session_filters(data, request))
+        qs = selectors.sessions_filter(params.session_filters(data, request), human_first=True)
         meta, rows = _page(qs, data["page"], data["page_size"])
         return Response({**meta, "results": out.SessionRowSerializer(rows, many=True).data})
 
