@@ -107,6 +107,7 @@ BARE_FILLER = {
     "vous",
     "plait",
     "bitte",
+    "svp",
     "einen",
     "ein",
     "eine",
@@ -140,7 +141,7 @@ def asks_for_human(text: str) -> bool:
         return True
     tokens = words.split()
     return (
-        len(tokens) <= 4
+        len(tokens) <= 6
         and any(token in BARE_WORDS for token in tokens)
         and all(token in BARE_WORDS or token in BARE_FILLER for token in tokens)
     )
