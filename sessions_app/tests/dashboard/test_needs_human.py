@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 def started(minutes_ago: int, **fields) -> ChatSession:
     at = timezone.now() - timedelta(minutes=minutes_ago)
-    return ChatSessionFactory(started_at=at, **fields)
+    return ChatSessionFactory.create(started_at=at, **fields)
 
 
 def waiting(minutes_ago: int, **fields) -> ChatSession:
