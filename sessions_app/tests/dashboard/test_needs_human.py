@@ -214,3 +214,43 @@ def test_no_lead_email_without_lead_notify_emails(settings):
     services.lead_capture(session=session, name="Ana", email="ana@example.com")
     assert session.has_lead
     assert not lead_emails().exists()
+
+
+# --- Dismissing a request -----------------------------------------------------------------------
+
+
+def dismiss_url(session) -> str:
+    return reverse("staff-api:session-human-dismiss", args=[session.public_id])
+
+
+def test_an_agent_dismisses_a_request(api, agent_user):
+    session = waiting(10)
+    response = api(agent_user).post(dismiss_url(session))
+    assert response.status_code == 200, response.content
+    assert response.json()["needs_human"] is False
+    row = LifecycleHistory.objects.filter(session=session).first()
+    assert (row.to_status, row.by) == ("none", agent_user)
+
+
+def test_dismissing_twice_is_a_conflict_naming_why(api, agent_user):
+    session = waiting(10)
+    client = api(agent_user)
+    client.post(dismiss_url(session))
+    response = client.post(dismiss_url(session))
+    assert response.status_code == 409
+    assert "no open request" in response.json()["error"]
+    assert LifecycleHistory.objects.filter(session=session).count() == 2
+
+
+def test_qa_reviewers_and_strangers_cannot_dismiss(api, make_user):
+    session = waiting(10)
+    assert api(make_user("qa", username="quinn")).post(dismiss_url(session)).status_code == 403
+    assert api().post(dismiss_url(session)).status_code == 401
+    assert ChatSession.objects.get(pk=session.pk).needs_human
+
+
+def test_dismissing_an_unknown_session_is_404(api, agent_user):
+    missing = reverse(
+        "staff-api:session-human-dismiss", args=["00000000-0000-4000-8000-000000000000"]
+    )
+    assert api(agent_user).post(missing).status_code == 404

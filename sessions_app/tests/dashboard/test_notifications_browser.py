@@ -101,3 +101,16 @@ def test_a_visitor_who_starts_waiting_moves_to_the_top_of_the_list(
     expect(page.locator("#rows tr[data-id]")).to_have_count(1)
     assert "needs_human=true" in page.url
     assert problems.items == []
+
+
+def test_an_agent_dismisses_a_request_on_the_session_page(page, live_server, agent, problems):
+    session = ChatSessionFactory(site=SiteFactory(), lead_name="Dora Done")
+    services.human_request(session=session)
+    sign_in(page, live_server, agent, f"/dashboard/sessions/{session.public_id}/")
+    expect(page.locator("[data-needs-human]")).to_contain_text("Needs a human")
+    page.get_by_role("button", name="Dismiss").click()
+    expect(page.locator("[data-needs-human]")).to_have_count(0)
+    expect(page.locator('[data-panel="history"]')).to_contain_text("Request for a human")
+    session.refresh_from_db()
+    assert not session.needs_human
+    assert problems.items == []
