@@ -23,7 +23,7 @@ from sessions_app.models import (
 from sessions_app.tests.factories import ChatSessionFactory
 from widget import handoff
 from widget.backends.human_request import asks_for_human
-from widget.models import WEEKDAYS
+from widget.models import WEEKDAYS, Site
 from widget.tests.factories import SiteFactory
 
 ORIGIN = "https://landing.example.com"
@@ -515,3 +515,52 @@ def test_the_worker_loop_runs_the_handoff_job(waiting, mailoutbox):
     DeliveryWorker(name="w1", close_idle_sessions=False, poll_seconds=0).run(once=True)
     [email] = mailoutbox
     assert email.to == ["sales@example.com"]
+
+
+# --- The site admin ----------------------------------------------------------------------------
+
+
+def test_admin_sets_opening_hours_and_the_notify_list(client, admin_role_user):
+    from widget.tests.test_admin import form_data
+
+    client.force_login(admin_role_user)
+    site = SiteFactory()
+    response = client.post(
+        f"/admin/widget/site/{site.pk}/change/",
+        form_data(
+            opening_days=["mon", "fri"],
+            opens_at="09:00",
+            closes_at="17:30",
+            hours_timezone="Europe/Madrid",
+            notify_text="sales@example.com\nana@example.com, sales@example.com",
+        ),
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    site.refresh_from_db()
+    assert site.opening_days == ["mon", "fri"]
+    assert (site.opens_at, site.closes_at) == (time(9, 0), time(17, 30))
+    assert site.hours_timezone == "Europe/Madrid"
+    assert site.notify_emails == ["sales@example.com", "ana@example.com"]
+    page = client.get(f"/admin/widget/site/{site.pk}/change/").content.decode()
+    assert "Requests for a person" in page and "sales@example.com\nana@example.com" in page
+
+
+@pytest.mark.parametrize(
+    ("fields", "error_field"),
+    [
+        ({"notify_text": "sales@example.com\nnot an email"}, "notify_text"),
+        ({"opens_at": "09:00"}, "closes_at"),
+        ({"opens_at": "09:00", "closes_at": "17:00", "hours_timezone": "Mars/Olympus"}, None),
+    ],
+)
+def test_admin_refuses_bad_hours_or_addresses_naming_the_field(
+    client, admin_role_user, fields, error_field
+):
+    from widget.tests.test_admin import form_data
+
+    client.force_login(admin_role_user)
+    response = client.post("/admin/widget/site/add/", form_data(**fields))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert (error_field or "hours_timezone") in errors or "__all__" in errors, errors
+    assert not Site.objects.exists()
