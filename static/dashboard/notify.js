@@ -29,9 +29,10 @@
       title: "New lead",
       at: function (row) { return row.lead && row.lead.captured_at; },
     },
-    // A new visitor message in a session this agent holds (the takeover branch's fields):
-    // { name: "message", title: "New message",
-    //   at: function (row) { return row.held_by === cfg.user ? row.last_visitor_message_at : null; } },
+    // A third kind is one more entry, e.g. a new visitor message in a session this agent holds,
+    // once the list rows carry who holds a session and when its visitor last wrote:
+    // { name: "message", title: "New message from a visitor",
+    //   at: function (row) { return row.held_by === cfg.user ? row.visitor_wrote_at : null; } },
   ];
 
   var STORE = "leadchat:notify";
@@ -81,21 +82,37 @@
 
   function sessionUrl(row) { return cfg.sessionUrl.replace("__id__", row.id); }
 
+  /* One audio context per page, made (or resumed) on the user's first click or key: browsers
+     keep audio silent on a page the user has not interacted with. */
+  var audio = null;
+  function wakeAudio() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return null;
+    try {
+      if (!audio) audio = new Context();
+      if (audio.state === "suspended") audio.resume();
+    } catch (e) { audio = null; }
+    return audio;
+  }
+  ["pointerdown", "keydown"].forEach(function (name) {
+    document.addEventListener(name, function () {
+      if (window.localStorage.getItem(SOUND) === "on") wakeAudio();
+    }, { once: true, capture: true });
+  });
+
   function beep() {
     if (window.localStorage.getItem(SOUND) !== "on") return;
-    var Context = window.AudioContext || window.webkitAudioContext;
-    if (!Context) return;
+    var context = wakeAudio();
+    if (!context) return;
     try {
-      var audio = new Context();
-      var tone = audio.createOscillator();
-      var gain = audio.createGain();
+      var tone = context.createOscillator();
+      var gain = context.createGain();
       tone.frequency.value = 880;
-      gain.gain.setValueAtTime(0.15, audio.currentTime);
-      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.3);
-      tone.connect(gain).connect(audio.destination);
+      gain.gain.setValueAtTime(0.15, context.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, context.currentTime + 0.3);
+      tone.connect(gain).connect(context.destination);
       tone.start();
-      tone.stop(audio.currentTime + 0.3);
-      tone.onended = function () { audio.close(); };
+      tone.stop(context.currentTime + 0.3);
     } catch (e) { /* no sound, no harm */ }
   }
 

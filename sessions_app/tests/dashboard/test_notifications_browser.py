@@ -114,3 +114,36 @@ def test_an_agent_dismisses_a_request_on_the_session_page(page, live_server, age
     session.refresh_from_db()
     assert not session.needs_human
     assert problems.items == []
+
+
+COUNT_BEEPS = """
+window.__beeps = 0;
+const make = AudioContext.prototype.createOscillator;
+AudioContext.prototype.createOscillator = function () {
+  window.__beeps += 1;
+  return make.call(this);
+};
+"""
+
+
+def test_the_sound_is_off_until_switched_on_then_beeps_on_an_event(
+    page, live_server, agent, problems
+):
+    site = SiteFactory()
+    page.add_init_script(COUNT_BEEPS)
+    sign_in(page, live_server, agent)
+    sound = page.locator("#notify-sound")
+    expect(sound).to_have_attribute("aria-pressed", "false")
+    page.wait_for_timeout(1000)
+    services.human_request(session=ChatSessionFactory(site=site))
+    expect(page).to_have_title(re.compile(r"^\(1\) "), timeout=LIVE_TIMEOUT_MS)
+    assert page.evaluate("window.__beeps") == 0  # off by default
+
+    sound.click()  # on: it beeps once so the user hears what they chose
+    expect(sound).to_have_attribute("aria-pressed", "true")
+    assert page.evaluate("window.__beeps") == 1
+    services.lead_capture(session=ChatSessionFactory(site=site), name="Al", email="al@example.com")
+    expect(page).to_have_title(re.compile(r"^\(2\) "), timeout=LIVE_TIMEOUT_MS)
+    assert page.evaluate("window.__beeps") == 2
+    assert page.evaluate("localStorage.getItem('leadchat:notify-sound')") == "on"
+    assert problems.items == []
