@@ -564,3 +564,65 @@ def test_admin_refuses_bad_hours_or_addresses_naming_the_field(
     errors = response.context["adminform"].form.errors
     assert (error_field or "hours_timezone") in errors or "__all__" in errors, errors
     assert not Site.objects.exists()
+
+
+# --- Races (PostgreSQL: real row locks) ------------------------------------------------------
+
+
+def race(*jobs):
+    """Run each job in its own thread and connection, all released at once; their results."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(len(jobs))
+    results: list = [None] * len(jobs)
+    errors: list = []
+
+    def run(index, job):
+        try:
+            barrier.wait()
+            results[index] = job()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_at_once_email_a_request_once(waiting):
+    _, t0 = waiting
+    later = t0 + timedelta(minutes=10)
+    results = race(*[lambda: handoff.handoff_emails_queue(now=later)] * 3)
+    assert sorted(results) == [0, 0, 1]
+    assert handoff_emails().count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_clear_racing_the_email_job_leaves_a_consistent_outcome(waiting, agent_user):
+    session, t0 = waiting
+    later = t0 + timedelta(minutes=10)
+    emailed, cleared = race(
+        lambda: handoff.handoff_emails_queue(now=later),
+        lambda: services.human_request_clear(
+            session=ChatSession.objects.get(pk=session.pk), by=agent_user
+        ),
+    )
+    assert cleared is True  # the agent's take always wins over the email
+    session.refresh_from_db()
+    assert not session.needs_human
+    # Either the email got out before the agent took it (then it was queued while the request
+    # was open, under the row lock) or it was never queued: never both an email and a claim
+    # made after the clear.
+    assert handoff_emails().count() == emailed
+    assert (session.human_notified_at is not None) == bool(emailed)
