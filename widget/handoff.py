@@ -111,9 +111,8 @@ def handoff_reply(
     *, site: Site | None, session: ChatSession, now: datetime | None = None
 ) -> HandoffReply:
     """What the visitor is told after asking for a person (the session's lead as stored now)."""
-    if site_is_open(site, now=now):
+    if site is None or site_is_open(site, now=now):
         return HandoffReply(text=IN_HOURS_REPLY, expects="text", in_hours=True)
-    assert site is not None  # closed implies a site with hours
     text = OUT_OF_HOURS_REPLY.format(hours=opening_hours_text(site))
     if session.lead_email:
         return HandoffReply(
@@ -149,7 +148,7 @@ def handoff_emails_queue(*, now: datetime | None = None, limit: int = 100) -> in
                 continue  # taken, cleared or emailed by another worker meanwhile
             handled += 1
             site = session.site
-            recipients = [e for e in (site.notify_emails if site else []) or [] if e]
+            recipients = notify_recipients(site)
             if not recipients:
                 logger.info(
                     "Session %s waits for a person; its site has no notify emails.", session.pk
@@ -157,6 +156,15 @@ def handoff_emails_queue(*, now: datetime | None = None, limit: int = 100) -> in
                 continue
             _handoff_email_enqueue(session=session, site=site, to=recipients, now=now)
     return handled
+
+
+def notify_recipients(site: Site | None) -> list[str]:
+    """The site's notify list as stored (Site.clean checks it; a row written around the admin
+    may hold anything, and a string must not become one address per character)."""
+    emails = site.notify_emails if site is not None else []
+    if not isinstance(emails, list):
+        return []
+    return [e.strip() for e in emails if isinstance(e, str) and "@" in e]
 
 
 def _handoff_email_enqueue(

@@ -626,3 +626,10 @@ def test_a_clear_racing_the_email_job_leaves_a_consistent_outcome(waiting, agent
     # made after the clear.
     assert handoff_emails().count() == emailed
     assert (session.human_notified_at is not None) == bool(emailed)
+
+
+def test_a_notify_list_stored_around_the_admin_never_splits_into_characters():
+    assert handoff.notify_recipients(SiteFactory.build(notify_emails="sales@example.com")) == []
+    site = SiteFactory.build(notify_emails=[" sales@example.com", 7, "nobody", None])
+    assert handoff.notify_recipients(site) == ["sales@example.com"]
+    assert handoff.notify_recipients(None) == []
