@@ -69,6 +69,7 @@
     var badge = document.getElementById("notify-unread");
     if (badge) {
       badge.textContent = state.unread ? String(state.unread) : "";
+      badge.setAttribute("aria-label", state.unread + " unread: mark read");
       badge.classList.toggle("d-none", !state.unread);
     }
   }
