@@ -76,7 +76,7 @@ DOES_NOT_ASK = [
     "Our agency needs a quote",
     "What does your human resources module cost?",
     "Who is your travel agent partner?",
-    "I already spoke to someone yesterday",  # past, not a request (no "to" after speak... ok)
+    "I already spoke to someone yesterday",  # the past tense is not a request
     "Personne ne m'a répondu",  # French: "nobody answered me"
     "Hablé con un agente ayer",  # Spanish: "I spoke with an agent yesterday"
     "Ich habe mit einem Mitarbeiter gesprochen",  # German, past tense
