@@ -297,6 +297,11 @@ QA_NOTIFY_EMAILS = env.list("QA_NOTIFY_EMAILS", default=[])
 # QA sampling (qa.sampling) decides sessions that went quiet within this many days; older ones
 # (from before sampling was set up) are never decided and stay in the queue.
 QA_SAMPLING_LOOKBACK_DAYS = env.int("QA_SAMPLING_LOOKBACK_DAYS", default=7)
+# A visitor's request for a person that nobody took within this many minutes is emailed to the
+# site's notify list (Site.notify_emails), once (widget.handoff, run by the delivery worker).
+HANDOFF_EMAIL_AFTER_MINUTES = env.int("HANDOFF_EMAIL_AFTER_MINUTES", default=3)
+# Who is emailed every new lead (the lead, its source page, a link to it); empty: nobody.
+LEAD_NOTIFY_EMAILS = env.list("LEAD_NOTIFY_EMAILS", default=[])
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING: dict[str, Any] = {

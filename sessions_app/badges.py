@@ -21,6 +21,7 @@ from sessions_app.models import (
     CompletionStatus,
     DeliveryState,
     DeliveryStatus,
+    HumanRequestStatus,
     QAStatus,
 )
 
@@ -105,6 +106,12 @@ BADGES: dict[str, dict[str, Badge]] = {
             Channel.INSTAGRAM: "warning",
             Channel.TELEGRAM: "info",
         },
+    ),
+    # A visitor waiting for a person (`needs_human`): the one badge meant to catch the eye.
+    "human": _badges(
+        HumanRequestStatus,
+        {HumanRequestStatus.NONE: "light", HumanRequestStatus.REQUESTED: "danger"},
+        {HumanRequestStatus.REQUESTED: "Needs a human"},
     ),
     # One outbox row (a webhook or an email): waiting is a warning here, not news.
     "outbox": _badges(

@@ -34,6 +34,13 @@ class TrashStatus(models.TextChoices):
     TRASHED = "trashed", "In the trash"
 
 
+class HumanRequestStatus(models.TextChoices):
+    """Whether the visitor is waiting for a person, as the history names it (`needs_human`)."""
+
+    NONE = "none", "No request"
+    REQUESTED = "requested", "Needs a human"
+
+
 class QAStatus(models.TextChoices):
     UNCHECKED = "unchecked", "Unchecked"
     PASSED = "passed", "Passed"
@@ -161,6 +168,13 @@ class ChatSession(models.Model):
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.NONE
     )
 
+    # The visitor asked for a person (widget.services through `human_request`), until an agent
+    # takes over or dismisses it (`human_request_clear`). `human_notified_at`: when the site's
+    # notify list was emailed about this request (once per request, by the worker's job).
+    needs_human = models.BooleanField(default=False, db_default=False)
+    human_requested_at = models.DateTimeField(null=True, blank=True)
+    human_notified_at = models.DateTimeField(null=True, blank=True)
+
     qa_status = models.CharField(
         max_length=16, choices=QAStatus.choices, default=QAStatus.UNCHECKED
     )
@@ -202,6 +216,21 @@ class ChatSession(models.Model):
                 fields=["archive_status", "-started_at"],
                 condition=Q(deleted_at__isnull=True),
                 name="session_visible_started",
+            ),
+            # The default list with waiting visitors first (sessions_filter's order).
+            models.Index(
+                "archive_status",
+                models.F("needs_human").desc(),
+                models.F("started_at").desc(),
+                models.F("id").desc(),
+                condition=Q(deleted_at__isnull=True),
+                name="session_visible_human_first",
+            ),
+            # The handoff email job: open requests by age (a handful of rows at any time).
+            models.Index(
+                fields=["human_requested_at"],
+                condition=Q(needs_human=True),
+                name="session_human_waiting",
             ),
             models.Index(fields=["-started_at", "-id"], name="session_started"),
             models.Index(fields=["qa_status", "-started_at"], name="session_qa_started"),
@@ -319,6 +348,7 @@ class LifecycleHistory(models.Model):
     class Kind(models.TextChoices):
         ARCHIVE = "archive", "Archive status"
         TRASH = "trash", "Trash"
+        HUMAN = "human", "Request for a human"
 
     session = models.ForeignKey(
         ChatSession,
@@ -329,7 +359,7 @@ class LifecycleHistory(models.Model):
         db_index=False,
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    # An ArchiveStatus for `archive`, a TrashStatus for `trash`.
+    # An ArchiveStatus for `archive`, a TrashStatus for `trash`, a HumanRequestStatus for `human`.
     from_status = models.CharField(max_length=16)
     to_status = models.CharField(max_length=16)
     by = models.ForeignKey(

@@ -80,6 +80,7 @@ class SessionFilters:
     date_from: date | None = None
     date_to: date | None = None
     has_lead: bool | None = None
+    needs_human: bool | None = None
     search: str = ""
     ordering: str = DEFAULT_ORDERING
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(timezone.get_current_timezone_name()))
@@ -113,8 +114,12 @@ def error_count_subquery(*, unresolved_only: bool) -> Coalesce:
 _SessionsT = TypeVar("_SessionsT", bound="QuerySet[ChatSession]")
 
 
-def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
-    """Sessions matching `filters`, ordered, with what a list row shows joined in."""
+def sessions_filter(filters: SessionFilters, *, human_first: bool = False) -> QuerySet[ChatSession]:
+    """Sessions matching `filters`, ordered, with what a list row shows joined in.
+
+    `human_first` (the session lists: dashboard and staff API) puts the sessions whose visitor
+    waits for a person first, whatever the order asked for; exports keep the plain order.
+    """
     qs = ChatSession.objects.all()
     if filters.trash:
         qs = qs.deleted()
@@ -139,14 +144,19 @@ def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
     if filters.has_lead is not None:
         has_lead = Q(completion_status=CompletionStatus.COMPLETE)
         qs = qs.filter(has_lead if filters.has_lead else ~has_lead)
+    if filters.needs_human is not None:
+        qs = qs.filter(needs_human=filters.needs_human)
     if filters.search:
         qs = sessions_search(qs, filters.search)
     ordering = filters.ordering or DEFAULT_ORDERING
     tiebreak = "-id" if ordering.startswith("-") else "id"
+    # Visitors waiting for a person come first: they are what an agent must see (the default
+    # order has its index, session_visible_human_first).
+    order = [F("needs_human").desc(), ordering, tiebreak] if human_first else [ordering, tiebreak]
     return (
         qs.select_related("site")
         .annotate(error_count=error_count_subquery(unresolved_only=True))
-        .order_by(ordering, tiebreak)
+        .order_by(*order)
     )
 
 
@@ -176,6 +186,21 @@ def sessions_search(queryset: _SessionsT, search: str) -> _SessionsT:
             match |= Q(public_id=word)
         queryset = queryset.filter(match)
     return queryset
+
+
+def human_requests_waiting(*, requested_before: datetime, limit: int) -> list[ChatSession]:
+    """Open requests for a person made before `requested_before` and not emailed yet, oldest
+    first, site joined (the handoff email job; index session_human_waiting)."""
+    return list(
+        ChatSession.objects.filter(
+            needs_human=True,
+            human_notified_at__isnull=True,
+            human_requested_at__lte=requested_before,
+            deleted_at__isnull=True,
+        )
+        .select_related("site")
+        .order_by("human_requested_at", "pk")[:limit]
+    )
 
 
 def conversation_session(*, channel: str, external_id: str) -> ChatSession | None:
@@ -347,6 +372,8 @@ def sessions_stats(
         "sessions": Count("*"),
         "converted": Count("id", filter=complete),
         "engaged": Count("id", filter=Q(ai_engaged=True)),
+        # Waiting for a person now (of the sessions in range; the overview's live card).
+        "needs_human": Count("id", filter=Q(needs_human=True)),
         "messages": Sum("message_count", default=0),
         # Per-session counters kept by message_add (the messages themselves are not read).
         "latency_total": Sum("ai_latency_ms_total", default=0),
@@ -423,6 +450,7 @@ def sessions_stats(
             "converted_sessions": converted,
             "conversion_rate": round(converted / n_sessions, 4) if n_sessions else 0.0,
             "ai_engaged_sessions": totals["engaged"],
+            "needs_human": totals["needs_human"],
             "avg_messages": round(totals["messages"] / n_sessions, 2) if n_sessions else 0.0,
             "avg_ai_latency_ms": round(totals["latency_total"] / replies_timed, 1)
             if replies_timed

@@ -37,6 +37,7 @@ from sessions_app.models import (
     ChatSession,
     CompletionStatus,
     DeliveryState,
+    HumanRequestStatus,
     LifecycleHistory,
     MessageRole,
     TrashStatus,
@@ -446,6 +447,93 @@ def _set_trash(*, session: ChatSession, by: User | None, deleted: bool) -> ChatS
         )
     copy_state(locked, session)
     return locked
+
+
+def human_request(*, session: ChatSession, now: datetime | None = None) -> bool:
+    """The visitor asked for a person: mark the session "needs a human" (sorted first, counted,
+    notified). True if this made the request; False if one was already open (asking twice is
+    one request, and its email clock keeps running from the first).
+
+    Called by widget.services inside the transaction that stores the agent's answer, so the
+    flag and the message telling the visitor commit together.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = lock(session)
+        if locked.is_deleted:
+            raise SessionDeleted("This session was deleted; restore it first.")
+        if locked.needs_human:
+            copy_state(locked, session)
+            return False
+        locked.needs_human = True
+        locked.human_requested_at = now
+        locked.human_notified_at = None  # a new request gets its own email
+        locked.updated_at = now
+        locked.save(
+            update_fields=["needs_human", "human_requested_at", "human_notified_at", "updated_at"]
+        )
+        LifecycleHistory.objects.create(
+            session=locked,
+            kind=LifecycleHistory.Kind.HUMAN,
+            from_status=HumanRequestStatus.NONE,
+            to_status=HumanRequestStatus.REQUESTED,
+            by=None,  # the visitor
+            at=now,
+        )
+    copy_state(locked, session)
+    return True
+
+
+def human_request_clear(
+    *, session: ChatSession, by: User | None, now: datetime | None = None
+) -> bool:
+    """Someone answered the request for a person: an agent took the session over (the takeover
+    service calls this inside its own transaction) or dismissed it from the dashboard. True if
+    a request was open; False, with nothing written, if none was (two agents at once: the first
+    clears it). A cleared request is never emailed: the email job re-checks the flag under the
+    row lock.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = lock(session)
+        if not locked.needs_human:
+            copy_state(locked, session)
+            return False
+        locked.needs_human = False
+        locked.updated_at = now
+        # human_requested_at stays: when the visitor last asked (shown on the session page).
+        locked.save(update_fields=["needs_human", "updated_at"])
+        LifecycleHistory.objects.create(
+            session=locked,
+            kind=LifecycleHistory.Kind.HUMAN,
+            from_status=HumanRequestStatus.REQUESTED,
+            to_status=HumanRequestStatus.NONE,
+            by=by,
+            at=now,
+        )
+    copy_state(locked, session)
+    return True
+
+
+def human_request_notify_claim(
+    *, session_id: int, requested_before: datetime, now: datetime
+) -> bool:
+    """Take the one email of a waiting request: True for exactly one caller, and only while the
+    request is still open, older than `requested_before` and not emailed yet.
+
+    One conditional UPDATE: it takes the row lock and re-checks all three in its WHERE, so a
+    second worker, or an agent clearing the request at the same moment, can never get a second
+    email out (call it inside the transaction that queues the email, so both commit or neither).
+    """
+    return bool(
+        ChatSession.objects.filter(
+            pk=session_id,
+            needs_human=True,
+            human_notified_at__isnull=True,
+            human_requested_at__lte=requested_before,
+            deleted_at__isnull=True,
+        ).update(human_notified_at=now)
+    )
 
 
 def sessions_close_idle(*, idle_for: timedelta | None = None) -> int:

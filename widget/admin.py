@@ -10,15 +10,18 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponseBase, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from widget.agent_secrets import ENV_PREFIX, env_name, env_name_problem
-from widget.models import MessengerInboxEvent, Site, SiteDailyUsage
+from widget.models import WEEKDAYS, MessengerInboxEvent, Site, SiteDailyUsage
 from widget.origins import normalize_origin
 
+# A visitor asking for a person (widget.handoff): when the team answers, and who hears of it.
+HANDOFF_FIELDS = ["opening_days", "opens_at", "closes_at", "hours_timezone"]
 BUDGET_FIELDS = [
     "ai_session_token_budget",
     "ai_daily_token_budget",
@@ -70,6 +73,19 @@ class SiteAdminForm(forms.ModelForm):
         f"env:{ENV_PREFIX}NAME reads it from that environment variable instead.",
     )
     clear_page_token = forms.BooleanField(label="Remove the page access token", required=False)
+    opening_days = forms.MultipleChoiceField(
+        choices=[(day, day.capitalize()) for day in WEEKDAYS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Days the team answers. None ticked, with times set: every day.",
+    )
+    notify_text = forms.CharField(
+        label="Notify emails",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="One address per line: told when a visitor waits for a person longer than "
+        "HANDOFF_EMAIL_AFTER_MINUTES. Empty: nobody is emailed.",
+    )
 
     class Meta:
         model = Site
@@ -82,8 +98,11 @@ class SiteAdminForm(forms.ModelForm):
             "agent_config",
             *BUDGET_FIELDS,
             "messenger_page_id",
+            *HANDOFF_FIELDS,
         ]
         widgets = {
+            "opens_at": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "closes_at": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "theme_color": forms.TextInput(attrs={"type": "color"}),
             "greeting": forms.Textarea(attrs={"rows": 2, "cols": 60}),
         }
@@ -102,6 +121,8 @@ class SiteAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and isinstance(self.instance.allowed_origins, list):
             self.fields["origins_text"].initial = "\n".join(self.instance.allowed_origins)
+        if self.instance.pk and isinstance(self.instance.notify_emails, list):
+            self.fields["notify_text"].initial = "\n".join(self.instance.notify_emails)
 
     def clean_origins_text(self) -> list[str]:
         origins: list[str] = []
@@ -132,10 +153,22 @@ class SiteAdminForm(forms.ModelForm):
             raise forms.ValidationError(problem)
         return token
 
+    def clean_notify_text(self) -> list[str]:
+        lines = self.cleaned_data["notify_text"].replace(",", "\n").splitlines()
+        addresses = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
+        for address in addresses:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"{address[:100]!r} is not an email address.") from None
+        return addresses
+
     def _post_clean(self) -> None:
         # Put the derived values on the instance before the model's clean() validates it.
         if "origins_text" in self.cleaned_data:
             self.instance.allowed_origins = self.cleaned_data["origins_text"]
+        if "notify_text" in self.cleaned_data:
+            self.instance.notify_emails = self.cleaned_data["notify_text"]
         if self.cleaned_data.get("clear_secret"):
             self.instance.agent_secret = ""
         elif self.cleaned_data.get("new_secret"):
@@ -184,6 +217,17 @@ class SiteAdmin(admin.ModelAdmin):
                 },
             ),
         ]
+        fieldsets.append(
+            (
+                "Requests for a person",
+                {
+                    "fields": [*HANDOFF_FIELDS, "notify_text" if editable else "notify_emails"],
+                    "description": "Inside these hours a visitor who asks for a person is told "
+                    "someone will join; outside them, that the team will write back by email. "
+                    "No times: always open.",
+                },
+            )
+        )
         token = (
             ["page_token_status", "new_page_token", "clear_page_token"]
             if editable
@@ -211,6 +255,7 @@ class SiteAdmin(admin.ModelAdmin):
             # View-only users get every field read-only; agent_secret is never among them.
             fields += ["name", "is_active", "allowed_origins", "greeting", "theme_color"]
             fields += ["agent_backend", "agent_config", *BUDGET_FIELDS, "messenger_page_id"]
+            fields += [*HANDOFF_FIELDS, "notify_emails"]
         return fields
 
     @admin.display(description="Allowed origins")

@@ -13,9 +13,18 @@ class WidgetConfig(AppConfig):
 
         check_request_enabled.connect(cors_allows_request, dispatch_uid="widget-cors")
         self._messenger_ready()
+        self._handoff_ready()
         site = self.get_model("Site")
         for signal in (post_save, post_delete):
             signal.connect(active_site_origins_forget, sender=site, dispatch_uid="widget-origins")
+
+    def _handoff_ready(self) -> None:
+        # The email about a visitor nobody answered needs the site's notify list (widget's),
+        # so widget owns the job; the delivery worker runs it and sends the outbox row.
+        from sessions_app.delivery import register_worker_job
+        from widget import handoff
+
+        register_worker_job(name=handoff.JOB_NAME, run=handoff.handoff_emails_run)
 
     def _messenger_ready(self) -> None:
         # One worker process serves every channel: sessions_app's delivery worker runs the

@@ -158,6 +158,8 @@ def budget_reply(conversation: Conversation, spent: BudgetSpent) -> AgentReply:
         turn.role == "ai" and turn.metadata.get("budget") for turn in conversation.history[-2:]
     )
     text = scripted.text if already else f"{FALLBACK_REPLY} {scripted.text}"
+    if scripted.handoff:
+        text = ""  # widget.services tells the visitor who will answer; no apology needed
     return AgentReply(
         text=text,
         lead=scripted.lead,
@@ -171,6 +173,7 @@ def budget_reply(conversation: Conversation, spent: BudgetSpent) -> AgentReply:
             # Not an AI reply time: the stats' average latency must not count it.
             "latency_ms": None,
         },
+        handoff=scripted.handoff,
     )
 
 

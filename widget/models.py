@@ -99,6 +99,32 @@ class Site(models.Model):
         validators=[RegexValidator(r"^[0-9]+$", "A Facebook page id is digits only.")],
     )
     messenger_page_token = models.CharField(max_length=500, blank=True, default="")
+    # When a person can answer (widget.handoff): outside these hours a visitor who asks for
+    # one is told the team will write back by email. No times set: always open.
+    opening_days = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Days the team answers, e.g. ["mon", "tue", "wed", "thu", "fri"]. Empty with '
+        "times set: every day.",
+    )
+    opens_at = models.TimeField(null=True, blank=True, help_text="e.g. 09:00. Empty: always open.")
+    closes_at = models.TimeField(
+        null=True, blank=True, help_text="e.g. 17:30 (before opens_at: open past midnight)."
+    )
+    hours_timezone = models.CharField(
+        "opening hours time zone",
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="IANA name, e.g. Europe/Madrid. Empty: the server's TIME_ZONE.",
+    )
+    # Who hears of a visitor waiting for a person (HANDOFF_EMAIL_AFTER_MINUTES).
+    notify_emails = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Addresses emailed when a visitor waits for a person, "
+        'e.g. ["sales@example.com"].',
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -130,6 +156,7 @@ class Site(models.Model):
             errors["allowed_origins"] = (
                 "A list of origins like https://www.example.com (scheme, host, port only)."
             )
+        errors.update(_handoff_problems(self))
         config = self.agent_config
         if not isinstance(config, dict):
             errors["agent_config"] = "A JSON object."
@@ -151,6 +178,38 @@ class Site(models.Model):
                 errors["agent_config"] = f'"base_url" {problem}.'
         if errors:
             raise ValidationError(errors)
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
+
+
+def _handoff_problems(site: Site) -> dict[str, str]:
+    """What is wrong with the site's opening hours and notify list (Site.clean)."""
+    from django.core.validators import validate_email
+
+    from widget.handoff import time_zone_named
+
+    errors: dict[str, str] = {}
+    days = site.opening_days
+    if not isinstance(days, list) or any(d not in WEEKDAYS for d in days):
+        errors["opening_days"] = f"A list of days from: {', '.join(WEEKDAYS)}."
+    if (site.opens_at is None) != (site.closes_at is None):
+        errors["closes_at"] = "Set both times, or neither (always open)."
+    elif site.opens_at is not None and site.opens_at == site.closes_at:
+        errors["closes_at"] = "Closing time equals opening time; leave both empty for always open."
+    if site.hours_timezone and time_zone_named(site.hours_timezone) is None:
+        errors["hours_timezone"] = "Unknown time zone; use an IANA name like Europe/Madrid."
+    emails = site.notify_emails
+    if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
+        errors["notify_emails"] = 'A list of email addresses, e.g. ["sales@example.com"].'
+    else:
+        for address in emails:
+            try:
+                validate_email(address)
+            except ValidationError:
+                errors["notify_emails"] = f"Not an email address: {address[:100]!r}."
+                break
+    return errors
 
 
 def _n8n_auth_problem(config: dict[str, Any], secret: str) -> str | None:

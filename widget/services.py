@@ -24,6 +24,7 @@ from sessions_app.services import (
     UTM_FIELDS,
     AgentVersionFields,
     automation_error_record,
+    human_request,
     lead_capture,
     message_add,
     session_start,
@@ -31,10 +32,12 @@ from sessions_app.services import (
 from widget import backends, selectors
 from widget.agent_secrets import AgentSecretError, agent_secret_resolve
 from widget.backends import AgentReply, BackendError, Conversation, LeadFields, Turn
+from widget.backends.human_request import asks_for_human
 from widget.backends.scripted import ScriptedBackend, extract_lead
 from widget.backends.version import AgentVersion, agent_version
 from widget.budget import metered_backend
 from widget.bulkhead import agent_slot
+from widget.handoff import handoff_reply
 from widget.models import BackendName, Site
 
 logger = logging.getLogger(__name__)
@@ -191,9 +194,10 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
     )
     stored: list[ChatMessage] = []
     version_fields = answer.version.as_fields() if answer.version else AgentVersionFields()
-    # With a lead, its fields and the reply commit together; without one, message_add's own
-    # transaction is all there is (no outer block, so no savepoint on the common path).
-    with transaction.atomic() if lead else contextlib.nullcontext():
+    # With a lead or a request for a person, those and the reply commit together; otherwise
+    # message_add's own transaction is all there is (no outer block, so no savepoint on the
+    # common path).
+    with transaction.atomic() if lead or reply.handoff else contextlib.nullcontext():
         problem: InvalidLead | None = None
         if lead:
             try:
@@ -206,11 +210,14 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
                 )
             except InvalidLead as exc:
                 problem = exc
+        text = reply.text
+        if reply.handoff:
+            text, metadata = _handoff_text(session, text, metadata)
         stored.append(
             message_add(
                 session=session,
                 role=MessageRole.AI,
-                text=reply.text,
+                text=text,
                 metadata=metadata,
                 **version_fields,
             )
@@ -232,6 +239,27 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
                 )
             )
     return stored
+
+
+def _handoff_text(
+    session: ChatSession, text: str, metadata: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Mark the session "needs a human" and word what the visitor is told: the backend's own
+    words (if any) and then who will answer, in or outside the site's opening hours (after the
+    lead fields of this turn are stored, so an email given with the request is not asked for)."""
+    human_request(session=session)
+    answer = handoff_reply(site=session.site, session=session)
+    metadata = {
+        **metadata,
+        "kind": "handoff",
+        "handoff": "in_hours" if answer.in_hours else "out_of_hours",
+        "expects": answer.expects,
+        "quick_replies": [],
+    }
+    if answer.expects == "email":
+        # The scripted agent reads the step of its last message: the next one is the email.
+        metadata["step"] = "email"
+    return (f"{text}\n\n{answer.text}" if text.strip() else answer.text), metadata
 
 
 def _conversation(
@@ -322,6 +350,9 @@ def _fallback_reply(
         email=partial.email or (offered.email if not session.lead_email else None),
         phone=partial.phone,
     )
+    if asks_for_human(text):
+        # The backend is down, but the visitor who asked for a person still gets one.
+        return AgentReply(text="", model="", handoff=True), lead or None
     has_email = bool(session.lead_email or lead.email)
     reply_text = FALLBACK_REPLY + ("" if has_email else FALLBACK_ASK_EMAIL)
     reply = AgentReply(text=reply_text, expects="text" if has_email else "email", model="")

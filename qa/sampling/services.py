@@ -77,13 +77,9 @@ def sampling_rule_save(
 
 
 def session_needs_human(session: ChatSession) -> bool:
-    """Whether the visitor asked for a person.
-
-    WIRE AT MERGE: the handoff branch adds `ChatSession.needs_human`; this reads it when the
-    field exists and is False without it. Replace the getattr with the field (or the handoff's
-    own selector) once both branches are in.
-    """
-    return bool(getattr(session, "needs_human", False))
+    """Whether the visitor asked for a person in this session, even if an agent has since
+    taken it (`needs_human` is cleared then; `human_requested_at` stays)."""
+    return session.needs_human or session.human_requested_at is not None
 
 
 def random_bucket(public_id: object) -> int:

@@ -22,7 +22,14 @@ from qa.sampling.services import (
 from qa.tests.conftest import login
 from sessions_app.delivery.registry import worker_jobs
 from sessions_app.models import ChatSession, MessageRole
-from sessions_app.services import automation_error_record, lead_capture, message_add, session_start
+from sessions_app.services import (
+    automation_error_record,
+    human_request,
+    human_request_clear,
+    lead_capture,
+    message_add,
+    session_start,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -89,13 +96,13 @@ def test_each_rule_puts_its_sessions_in_the_queue_at_zero_percent(
     complete = chat(site, "Quote please")
     lead_capture(session=complete, name="Vera Visitor", email="vera2@example.com")
     human = chat(site, "Can I talk to a person?")
-    # The handoff branch adds ChatSession.needs_human; until then the rule reads it through
-    # session_needs_human, stood in for here.
-    monkeypatch.setattr(
-        sampling_services, "session_needs_human", lambda session: session.pk == human.pk
-    )
+    human_request(session=human)
+    # Asked, then answered by an agent (the flag is cleared): still a request for a person.
+    taken = chat(site, "A real person please")
+    human_request(session=taken)
+    human_request_clear(session=taken, by=admin_role_user)
     clock = timezone.now() + IDLE + timedelta(minutes=1)
-    assert sessions_sample(now=clock) == 7
+    assert sessions_sample(now=clock) == 8
     expected = {
         plain.pk: (False, []),
         errored.pk: (True, ["automation_error"]),
@@ -104,6 +111,7 @@ def test_each_rule_puts_its_sessions_in_the_queue_at_zero_percent(
         emailed.pk: (True, ["email_incomplete"]),
         complete.pk: (False, []),
         human.pk: (True, ["needs_human"]),
+        taken.pk: (True, ["needs_human"]),
     }
     got = {s.session_id: (s.sampled, s.reasons) for s in SessionSample.objects.all()}
     assert got == expected
@@ -123,10 +131,11 @@ def test_rules_switched_off_do_not_sample(site, admin_role_user):
     assert decision(errored).sampled is False
 
 
-def test_needs_human_reads_the_field_when_it_exists():
-    assert session_needs_human(SimpleNamespace(needs_human=True)) is True
-    assert session_needs_human(SimpleNamespace(needs_human=False)) is False
-    assert session_needs_human(SimpleNamespace()) is False  # before the handoff branch
+def test_needs_human_is_a_request_open_or_answered():
+    now = timezone.now()
+    assert session_needs_human(SimpleNamespace(needs_human=True, human_requested_at=now))
+    assert session_needs_human(SimpleNamespace(needs_human=False, human_requested_at=now))
+    assert not session_needs_human(SimpleNamespace(needs_human=False, human_requested_at=None))
 
 
 def test_random_share_is_reproducible_and_grows_with_the_percentage(site, admin_role_user):

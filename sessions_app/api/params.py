@@ -155,6 +155,9 @@ class SessionFilterParams(TimeZoneParam):
     )
     date_to = DayField(required=False, help_text="Last day (YYYY-MM-DD, inclusive) of started_at.")
     has_lead = serializers.BooleanField(required=False)
+    needs_human = serializers.BooleanField(
+        required=False, help_text="true: only sessions whose visitor waits for a person."
+    )
     q = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -192,6 +195,7 @@ def session_filters(data: dict[str, Any], request: Any = None) -> SessionFilters
         date_from=data.get("date_from"),
         date_to=data.get("date_to"),
         has_lead=data.get("has_lead"),
+        needs_human=data.get("needs_human"),
         search=data.get("q") or "",
         ordering=data.get("ordering") or DEFAULT_ORDERING,
         tz=request_time_zone(request, data.get("tz") or ""),

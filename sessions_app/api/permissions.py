@@ -38,6 +38,12 @@ CanArchiveSessions = requires(
     ARCHIVE_SESSIONS,
     message="Your role may not archive, delete or restore sessions.",
 )
+# Answering visitors (dismissing a request for a person): agents and admins, never QA reviewers,
+# who stay read-only. Agents hold no permission of their own for it yet, so it rides on the one
+# QA reviewers lack; a takeover permission, once there is one, belongs here instead.
+CanAnswerVisitors = requires(
+    VIEW_SESSIONS, ARCHIVE_SESSIONS, message="Your role may not answer visitors."
+)
 CanExportSessions = requires(
     VIEW_SESSIONS, EXPORT_SESSIONS, message="Your role may not export sessions."
 )

@@ -60,6 +60,12 @@ class SessionRowSerializer(serializers.Serializer):
     message_count = serializers.IntegerField()
     delivery_state = serializers.CharField()
     qa_status = serializers.CharField()
+    needs_human = serializers.BooleanField(
+        help_text="The visitor asked for a person and nobody has taken the session yet."
+    )
+    human_requested_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the visitor last asked for a person."
+    )
     error_count = serializers.SerializerMethodField()
 
     @extend_schema_field(serializers.IntegerField())
@@ -242,6 +248,9 @@ class StatsTotalsSerializer(serializers.Serializer):
     converted_sessions = serializers.IntegerField()
     conversion_rate = serializers.FloatField()
     ai_engaged_sessions = serializers.IntegerField()
+    needs_human = serializers.IntegerField(
+        help_text="Of these sessions, those whose visitor waits for a person now."
+    )
     avg_messages = serializers.FloatField()
     avg_ai_latency_ms = serializers.FloatField(allow_null=True)
     ai_replies_timed = serializers.IntegerField()

@@ -47,6 +47,11 @@ urlpatterns = [
     path("sessions/changes/", views.SessionChangesApi.as_view(), name="sessions-changes"),
     path("sessions/bulk/", views.SessionBulkApi.as_view(), name="sessions-bulk"),
     path("sessions/<uuid:public_id>/", views.SessionDetailApi.as_view(), name="session"),
+    path(
+        "sessions/<uuid:public_id>/human-request/dismiss/",
+        views.HumanRequestDismissApi.as_view(),
+        name="session-human-dismiss",
+    ),
     # /archive/, /unarchive/, /delete/ and /restore/; reverse with the move as second argument.
     path(
         "sessions/<uuid:public_id>/<session_move:action>/",

@@ -33,6 +33,7 @@ from sessions_app import exports, selectors, services
 from sessions_app.api import params
 from sessions_app.api import serializers as out
 from sessions_app.api.permissions import (
+    CanAnswerVisitors,
     CanArchiveSessions,
     CanExportSessions,
     CanResolveErrors,
@@ -86,14 +87,15 @@ class SessionListApi(StaffAPIView):
         operation_id="sessions_list",
         summary="List sessions",
         description="Filtered, searched, ordered and paginated. Default: active sessions "
-        "(not archived, not in the trash), newest first.",
+        "(not archived, not in the trash), newest first. Sessions whose visitor waits for a "
+        "person (`needs_human`) come first in any order.",
         parameters=[params.SessionListParams],
         responses={200: out.SessionPageSerializer, **READ_ERRORS},
         tags=["sessions"],
     )
     def get(self, request: Request) -> Response:
         data = params.validated(params.SessionListParams, request)
-        qs = selectors.sessions_filter(params.session_filters(data, request))
+        qs = selectors.sessions_filter(params.session_filters(data, request), human_first=True)
         meta, rows = _page(qs, data["page"], data["page_size"])
         return Response({**meta, "results": out.SessionRowSerializer(rows, many=True).data})
 
@@ -221,6 +223,28 @@ class SessionBulkApi(StaffAPIView):
             for public_id, error in outcome.items()
         ]
         return Response({"results": results})
+
+
+class HumanRequestDismissApi(StaffAPIView):
+    """End a visitor's request for a person without taking the session over (the team wrote
+    back by email, or the visitor left): it stops sorting first and is not emailed."""
+
+    permission_classes = [CanAnswerVisitors]
+
+    @extend_schema(
+        operation_id="sessions_human_request_dismiss",
+        summary="Dismiss a visitor's request for a person",
+        description="409 when the session has no open request (another agent took or "
+        "dismissed it first). Answers with the updated list row.",
+        request=None,
+        responses={200: out.SessionRowSerializer, **ONE_ROW_ERRORS, 409: CONFLICT},
+        tags=["sessions"],
+    )
+    def post(self, request: Request, public_id: Any) -> Response:
+        session = _get_session(public_id)
+        if not services.human_request_clear(session=session, by=signed_in_user(request)):
+            raise Conflict("This session has no open request for a person.")
+        return Response(_row(selectors.session_row(pk=session.pk)))
 
 
 class SessionChangesApi(StaffAPIView):

@@ -73,6 +73,8 @@ class DashboardPage(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
         user = self.request.user
         context["config"] = {
             "page": self.page_name,
+            # Who is looking (notify.js: events about sessions this user holds).
+            "user": user.get_username(),
             "pollMs": settings.DASHBOARD_POLL_MS,
             "can": {
                 "archive": user.has_perm(ARCHIVE_SESSIONS),

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role, User
@@ -328,6 +329,32 @@ def channel_reply_enqueue(
 
 def session_console_url(session: ChatSession) -> str:
     return f"{settings.PUBLIC_BASE_URL}/admin/sessions_app/chatsession/{session.pk}/change/"
+
+
+LEAD_NOTIFY_EMAIL_EVENT = "lead.notify"
+
+
+def lead_notify_email_enqueue(*, session: ChatSession) -> Delivery | None:
+    """Queue the new-lead email to LEAD_NOTIFY_EMAILS; None when nobody is to be told."""
+    recipients = [address for address in settings.LEAD_NOTIFY_EMAILS if address]
+    if not recipients:
+        return None
+    path = reverse("dashboard:session", kwargs={"public_id": session.public_id})
+    context = {
+        "session": session,
+        "site_name": session.site.name if session.site is not None else "",
+        "url": f"{settings.PUBLIC_BASE_URL}{path}",
+    }
+    who = session.lead_name or session.lead_email
+    return email_enqueue(
+        event_type=LEAD_NOTIFY_EMAIL_EVENT,
+        to=recipients,
+        subject=f"[leadchat] New lead: {who}",
+        text=render_to_string("emails/lead_new.txt", context),
+        html=render_to_string("emails/lead_new.html", context),
+        session=session,
+        subject_email=session.lead_email,
+    )
 
 
 def qa_issue_email_enqueue(*, session: ChatSession, by: User | None, note: str) -> Delivery | None:

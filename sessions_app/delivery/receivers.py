@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 @receiver(lead_captured, dispatch_uid="sessions_app.delivery.lead_captured")
 def queue_lead_webhooks(sender: type, *, session: ChatSession, **kwargs: object) -> None:
     outbox.lead_deliveries_enqueue(session=session)
+    # The people on LEAD_NOTIFY_EMAILS, in the same transaction for the same reason.
+    outbox.lead_notify_email_enqueue(session=session)
 
 
 @receiver(qa_issue_flagged, dispatch_uid="sessions_app.delivery.qa_issue_flagged")

@@ -32,7 +32,7 @@ def lead_keys_fill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sessions_app", "0010_messenger_delivery"),
+        ("sessions_app", "0012_handoff"),
     ]
 
     operations = [

@@ -42,6 +42,10 @@ EXPECTED = {
         "instagram": ("Instagram", "warning", "Instagram"),
         "telegram": ("Telegram", "info", "Telegram"),
     },
+    "human": {
+        "none": ("No request", "light", "No request"),
+        "requested": ("Needs a human", "danger", "Needs a human"),
+    },
     "outbox": {
         "pending": ("Pending", "warning", "Pending"),
         "sending": ("Sending", "warning", "Sending"),

@@ -62,6 +62,24 @@
     });
   });
 
+  var dismiss = document.querySelector("button[data-dismiss-human]");
+  if (dismiss) {
+    dismiss.addEventListener("click", async function () {
+      dismiss.disabled = true;
+      try {
+        await LC.api(cfg.api.sessions + session.id + "/human-request/dismiss/", { method: "POST" });
+        var entry = dismiss.closest("[data-needs-human]");
+        if (entry && entry.previousElementSibling) entry.previousElementSibling.remove();
+        if (entry) entry.remove();
+        refreshHistory();
+        LC.toast("Request for a person dismissed.");
+      } catch (error) {
+        dismiss.disabled = false;
+        LC.toast(error.message, { error: true });
+      }
+    });
+  }
+
   document.addEventListener("click", async function (event) {
     var button = event.target.closest("button[data-resolve]");
     if (!button) return;

@@ -46,6 +46,7 @@
       sessions: number(totals.sessions),
       leads: number(totals.leads),
       conversion_rate: number(totals.conversion_rate * 100, 1) + " %",
+      needs_human: number(totals.needs_human),
       avg_messages: number(totals.avg_messages, 1),
       avg_ai_latency_ms: totals.avg_ai_latency_ms === null ? "—" : number(totals.avg_ai_latency_ms / 1000, 2) + " s",
       ai_tokens: number(totals.ai_tokens),
@@ -160,6 +161,13 @@
     load();
   });
   document.addEventListener("leadchat:theme", applyTheme);
+  /* The KPIs follow the changes feed (polled by notify.js): a changed session re-reads the
+     stats, at most once per burst. */
+  var reloadTimer = null;
+  document.addEventListener("leadchat:changes", function (event) {
+    if (event.detail.first || !event.detail.rows.length || reloadTimer) return;
+    reloadTimer = window.setTimeout(function () { reloadTimer = null; load(); }, 300);
+  });
   setRange(30);
   load();
 })();

@@ -5,8 +5,8 @@
   var cfg = LC.config();
   var trash = !!cfg.trash;
   var canArchive = !!(cfg.can && cfg.can.archive);
-  var FILTERS = ["q", "completion", "has_lead", "qa_status", "archive", "site", "channel",
-    "date_from", "date_to", "ordering"];
+  var FILTERS = ["q", "completion", "has_lead", "needs_human", "qa_status", "archive", "site",
+    "channel", "date_from", "date_to", "ordering"];
   var INVERSE = { archive: "unarchive", unarchive: "archive", delete: "restore", restore: "delete" };
   var DONE = { archive: "archived", unarchive: "unarchived", delete: "moved to the trash", restore: "restored" };
 
@@ -96,6 +96,10 @@
       row.lead.email ? LC.el("div", { className: "small text-body-secondary text-break", text: row.lead.email }) : null,
     ]));
     var statuses = LC.el("td", { className: "status-cell" }, [LC.badge("completion", row.completion_status)]);
+    if (row.needs_human) {
+      tr.classList.add("row-needs-human");
+      statuses.prepend(LC.badge("human", "requested", "human-badge"), " ");
+    }
     if (row.channel && row.channel !== "web") statuses.append(" ", LC.badge("channel", row.channel));
     if (row.archive_status === "archived") statuses.append(" ", LC.badge("archive", "archived", "archive-badge"));
     if (row.qa_status !== "unchecked") statuses.append(" ", LC.badge("qa", row.qa_status));
@@ -235,6 +239,8 @@
       var hadCursor = !!cursor;
       cursor = data.cursor;
       if (hadCursor) applyChanges(data.results);
+      // The notifications (notify.js) read the same feed: one poller per page.
+      document.dispatchEvent(new CustomEvent("leadchat:changes", { detail: { rows: data.results, first: !hadCursor, cursor: data.cursor } }));
       setLive(true);
       if (data.truncated) window.setTimeout(poll, 0);
     } catch (error) {
@@ -244,8 +250,22 @@
     }
   }
 
+  /* Waiting visitors sort first (the API's order): a row that starts or stops waiting, or a
+     new waiting session, moves, so the page reloads instead of patching in place. */
+  function waitingMoved(row) {
+    var tr = findRow(row.id);
+    var wasWaiting = !!(tr && tr.classList.contains("row-needs-human"));
+    return !!row.matches && !!row.needs_human !== wasWaiting && (!!tr || !!row.needs_human);
+  }
+
   function applyChanges(changed) {
     var touched = false;
+    if (state.page === 1 && changed.some(function (row) {
+      return shown.get(row.id) !== row.updated_at && waitingMoved(row);
+    })) {
+      load();
+      return;
+    }
     changed.forEach(function (row) {
       if (shown.get(row.id) === row.updated_at) return; // already on screen as is
       var present = !!findRow(row.id);

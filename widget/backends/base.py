@@ -115,6 +115,10 @@ class AgentReply:
     tokens: dict[str, int] | None = None
     # Backend-specific facts worth keeping on the message (e.g. the scripted step).
     extra: dict[str, Any] = field(default_factory=dict)
+    # The visitor asked for a person (the scripted phrase table, n8n's `handoff`, the OpenAI
+    # `request_human` tool). widget.services marks the session "needs a human" and tells the
+    # visitor who will answer; `text` may then be empty (that message is all they need).
+    handoff: bool = False
 
 
 class AgentBackend(Protocol):

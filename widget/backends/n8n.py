@@ -8,7 +8,10 @@ or, in the Chat Trigger's "Streaming" response mode, NDJSON chunks
 (`{"type": "begin" | "item" | "end" | "error", "content", "metadata": {nodeId, runIndex, ...}}`,
 one a line, as n8n's chat widget reads them). A workflow may also return
 `lead: {name, email, phone}` when it extracted them (not in streaming mode, which carries text
-only); we validate before storing.
+only); we validate before storing. `handoff: true` asks for a person (the session is marked
+"needs a human"; `output` may then be left out); in streaming mode a chunk with
+`"handoff": true` (or in its `metadata`) does the same, as does a streamed answer that is the
+JSON document `{"output": ..., "handoff": true}`.
 
 Site settings (`agent_config`):
 - `webhook_url`: the Chat Trigger's Chat URL (or a Webhook node's production URL);
@@ -77,7 +80,10 @@ class N8nBackend:
             raise _explained(exc, basic="basic_auth_user" in config) from None
         data = _answer(body, status)
         output = data.get("output")
-        if not isinstance(output, str) or not output.strip():
+        handoff = data.get("handoff") is True
+        if handoff and not (isinstance(output, str) and output.strip()):
+            output = ""  # a bare {"handoff": true}: widget.services tells the visitor
+        elif not isinstance(output, str) or not output.strip():
             raise BackendError(
                 f"{WHAT} answered without a text `output` field.",
                 permanent=True,
@@ -95,6 +101,7 @@ class N8nBackend:
             expects="email" if data.get("expects") == "email" else "text",
             quick_replies=_strings(data.get("quick_replies")),
             model=str(config.get("model") or "n8n"),
+            handoff=handoff,
         )
 
 
@@ -203,7 +210,23 @@ def _streamed(chunks: list[dict[str, Any]], body: bytes) -> dict[str, Any]:
         if chunk["type"] == "item" and isinstance(chunk.get("content"), str):
             runs.setdefault(key, []).append(chunk["content"])
     text = "\n\n".join(t for t in ("".join(parts).strip() for parts in runs.values()) if t)
-    return {"output": text}
+    # A stream carries text only, so a workflow asks for a person one of two ways: a chunk
+    # flagged `"handoff": true` (itself or in its metadata), or an agent whose whole streamed
+    # answer is the JSON document `{"output": ..., "handoff": true}`.
+    handoff = any(
+        chunk.get("handoff") is True
+        or (isinstance(chunk.get("metadata"), dict) and chunk["metadata"].get("handoff") is True)
+        for chunk in chunks
+    )
+    if text.startswith("{") and text.endswith("}"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and document.get("handoff") is True:
+            output = document.get("output")
+            return {"output": output if isinstance(output, str) else "", "handoff": True}
+    return {"output": text, "handoff": handoff}
 
 
 def _lead_from(data: dict[str, Any]) -> LeadFields | None:

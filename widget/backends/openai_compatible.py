@@ -3,7 +3,9 @@
 The model sees the site's system prompt and the transcript, and hands lead fields over through
 a `save_lead` tool call. We validate them with the same rules as `lead_capture` and send the
 result back as the tool's answer, so the model itself asks again when an email is invalid; then
-a second request gets the reply the visitor sees. Both requests share one time budget.
+a second request gets the reply the visitor sees. Both requests share one time budget. A
+`request_human` call hands the conversation to a person: no second request then, since
+widget.services words what the visitor is told.
 
 Site settings: `agent_config = {"base_url": "https://api.openai.com/v1", "model": "...",
 "system_prompt": "...", "temperature": 0.3, "max_tokens": 400}`; the API key is the site's agent
@@ -34,7 +36,8 @@ DEFAULT_SYSTEM_PROMPT = (
     "Find out what the visitor needs, then ask for their name and email address so the team "
     "can follow up. As soon as the visitor gives a name, an email or a phone number, call the "
     "save_lead tool with them. If the tool says a value is invalid, tell the visitor why and "
-    "ask again. Never invent contact details."
+    "ask again. Never invent contact details. If the visitor asks to talk to a person (a "
+    "human, a real person, an agent, someone from the team), call the request_human tool."
 )
 SAVE_LEAD_TOOL = {
     "type": "function",
@@ -47,6 +50,20 @@ SAVE_LEAD_TOOL = {
                 "name": {"type": "string", "description": "The visitor's name."},
                 "email": {"type": "string", "description": "The visitor's email address."},
                 "phone": {"type": "string", "description": "The visitor's phone number."},
+            },
+        },
+    },
+}
+REQUEST_HUMAN_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "request_human",
+        "description": "Hand the conversation to a person from the team, when the visitor "
+        "asks to talk to a human.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "reason": {"type": "string", "description": "What the visitor wants, briefly."}
             },
         },
     },
@@ -74,7 +91,7 @@ class OpenAICompatibleBackend:
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,
-            "tools": [SAVE_LEAD_TOOL],
+            "tools": [SAVE_LEAD_TOOL, REQUEST_HUMAN_TOOL],
             "tool_choice": "auto",
         }
         for key in ("temperature", "max_tokens"):
@@ -85,6 +102,23 @@ class OpenAICompatibleBackend:
         message = self._complete(url, body, headers, conversation, tokens)
         lead = LeadFields()
         calls = _tool_calls(message)
+        handoff = any(_tool_name(call) == "request_human" for call in calls)
+        if handoff:
+            # No second completion: the visitor's answer is widget.services' own ("someone
+            # will join", or the team writes back by email outside the site's hours), and the
+            # lead fields of any save_lead call in the same turn are kept.
+            for call in calls:
+                lead = _merge(lead, _run_tool(call)[1])
+            text = message.get("content")
+            text, truncated = capped_reply(text.strip() if isinstance(text, str) else "")
+            return AgentReply(
+                text=text,
+                lead=lead or None,
+                model=model,
+                tokens=tokens,
+                extra={"truncated": True} if truncated else {},
+                handoff=True,
+            )
         if calls:
             messages.append(
                 {"role": "assistant", "content": message.get("content"), "tool_calls": calls}
@@ -181,6 +215,11 @@ def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
             details={"tool_calls_type": type(calls).__name__},
         )
     return calls
+
+
+def _tool_name(call: dict[str, Any]) -> str:
+    function = call.get("function")
+    return str(function.get("name") or "") if isinstance(function, dict) else ""
 
 
 def _run_tool(call: Any) -> tuple[dict[str, Any], LeadFields]:

@@ -14,6 +14,7 @@ from typing import Any
 from sessions_app.errors import InvalidLead
 from sessions_app.leads import normalize_email, normalize_name
 from widget.backends.base import AgentReply, Conversation, LeadFields
+from widget.backends.human_request import asks_for_human
 
 EMAIL_CANDIDATE = re.compile(r"[^\s<>(),;:\"']*@[^\s<>(),;:\"']*")
 # "I'm Ana", "my name is Ana Silva", "this is Ana", "name: Ana" (up to four words).
@@ -99,6 +100,16 @@ class ScriptedBackend:
         )
         first = (name or "").split(" ")[0]
 
+        if asks_for_human(text):
+            # widget.services words the answer (someone joins, or the team writes back by
+            # email outside the site's hours); the flow resumes at the same step afterwards.
+            return AgentReply(
+                text="",
+                lead=update or None,
+                model="scripted-v1",
+                extra={"step": step},
+                handoff=True,
+            )
         if lead.name and lead.email:
             return self._answer(
                 "Thanks! I've added that to your conversation; the team will see it.",

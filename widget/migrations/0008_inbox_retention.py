@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('sessions_app', '0010_messenger_delivery'),
-        ('widget', '0003_messenger'),
+        ('widget', '0004_handoff'),
     ]
 
     operations = [
