@@ -4,6 +4,10 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 20)
 os.environ.setdefault("DEBUG", "false")
+# No .env: a developer's (written by `make run`, DEBUG=true) must not change what the tests see;
+# subprocesses the tests start inherit this too.
+os.environ["LEADCHAT_ENV_FILE"] = ""
+os.environ.pop("LEADCHAT_RUN_URL", None)
 
 from leadchat.settings import *  # noqa: F403
 
