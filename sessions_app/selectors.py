@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
+    Case,
+    CharField,
     Count,
     DecimalField,
     F,
@@ -27,8 +29,11 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    Value,
+    When,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, Left, StrIndex, TruncDate
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from sessions_app.models import (
@@ -400,12 +405,16 @@ def sessions_stats(
         .annotate(n=Count("*"))
         .order_by()
     }
+    # Grouped by the page as the overview shows it: without the query string (and fragment),
+    # so "/pricing?utm_source=a" and "/pricing?utm_source=b" are one page, not two rows that
+    # look the same.
     top_pages = [
-        {"page_url": row["page_url"], "sessions": row["n"], "leads": row["leads"]}
+        {"page_url": row["page"], "sessions": row["n"], "leads": row["leads"]}
         for row in started.exclude(page_url="")
-        .values("page_url")
+        .annotate(page=page_url_without_query())
+        .values("page")
         .annotate(n=Count("id"), leads=Count("id", filter=complete))
-        .order_by("-n", "page_url")[:TOP_N]
+        .order_by("-n", "page")[:TOP_N]
     ]
 
     days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
@@ -443,6 +452,21 @@ def sessions_stats(
         "utm_sources": utm_sources,
         "channels": channels,
     }
+
+
+def _cut_at(expression: Any, char: str) -> Case:
+    """`expression` up to (not including) the first `char`, or all of it without one."""
+    position = StrIndex(expression, Value(char))
+    return Case(
+        When(GreaterThan(position, 0), then=Left(expression, position - 1)),
+        default=expression,
+        output_field=CharField(),
+    )
+
+
+def page_url_without_query() -> Case:
+    """A session's page_url without its #fragment and ?query (SQL on SQLite and PostgreSQL)."""
+    return _cut_at(_cut_at(F("page_url"), "#"), "?")
 
 
 def _money(value: Decimal) -> Decimal:

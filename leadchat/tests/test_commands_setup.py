@@ -28,7 +28,8 @@ PROJECT_APPS = {"accounts", "sessions_app", "widget", "qa", "leadchat"}
 FAKE_PYTHON = """#!/usr/bin/env bash
 # Records `manage.py` calls with the environment make gave them; anything else is real python.
 if [ "$1" = "manage.py" ]; then
-  echo "$* | LEADCHAT_RUN_URL=${LEADCHAT_RUN_URL:-} DEBUG=${DEBUG:-}" >> "$(dirname "$0")/../../calls.log"
+  log="$(dirname "$0")/../../calls.log"
+  echo "$* | LEADCHAT_RUN_URL=${LEADCHAT_RUN_URL:-} DEBUG=${DEBUG:-}" >> "$log"
   # The server and the worker run side by side until one ends: both get to start.
   case "$2" in runserver|deliver_webhooks) sleep 1 ;; esac
   exit 0
