@@ -32,7 +32,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Left, StrIndex, TruncDate
+from django.db.models.functions import Coalesce, Left, Lower, StrIndex, TruncDate
 from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
@@ -146,13 +146,38 @@ def sessions_filter(filters: SessionFilters) -> QuerySet[ChatSession]:
         qs = qs.filter(has_lead if filters.has_lead else ~has_lead)
     if filters.search:
         qs = sessions_search(qs, filters.search)
-    ordering = filters.ordering or DEFAULT_ORDERING
-    tiebreak = "-id" if ordering.startswith("-") else "id"
     return (
         qs.select_related("site")
         .annotate(error_count=error_count_subquery(unresolved_only=True))
-        .order_by(ordering, tiebreak)
+        .order_by(*session_ordering(filters.ordering or DEFAULT_ORDERING))
     )
+
+
+# Orderings on text a visitor may never have given: anonymous visitors (no name, no email) go
+# last in both directions, and letters sort regardless of case ("ana" beside "Ana", not after
+# "Zoe"), so "Lead name A-Z" starts with the leads, not with a page of "Anonymous visitor".
+BLANK_LAST_ORDERINGS = ("lead_name", "lead_email")
+
+
+def session_ordering(ordering: str) -> list[Any]:
+    """ORDER BY terms for one of SESSION_ORDERINGS ('-' for descending), with a tiebreak."""
+    descending = ordering.startswith("-")
+    name = ordering.removeprefix("-")
+    tiebreak = "-id" if descending else "id"
+    if name not in BLANK_LAST_ORDERINGS:
+        return [ordering, tiebreak]
+    blank = Case(
+        When(Q(**{name: ""}) | Q(**{f"{name}__isnull": True}), then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    text = Lower(name)
+    return [
+        blank.asc(),
+        text.desc() if descending else text.asc(),
+        ordering,
+        tiebreak,
+    ]
 
 
 _UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
