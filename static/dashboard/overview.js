@@ -188,12 +188,16 @@
     clearFigures();
   }
 
-  /* The API's message for the field it refused, without the "field: " prefix. */
+  /* The API's message for the parameter it refused, named by the control's label. */
+  var LABELS = { date_from: "From", date_to: "To", site: "Site", tz: "Time zone" };
   function messageOf(error) {
     var fields = error.data && error.data.fields;
     if (fields && typeof fields === "object" && !Array.isArray(fields)) {
-      var first = Object.values(fields)[0];
-      if (Array.isArray(first) && typeof first[0] === "string") return first[0];
+      var name = Object.keys(fields)[0];
+      var first = fields[name];
+      if (LABELS[name] && Array.isArray(first) && typeof first[0] === "string") {
+        return LABELS[name] + ": " + first[0];
+      }
     }
     return error.message;
   }
