@@ -1,12 +1,30 @@
 #!/usr/bin/env python
 import os
 import sys
+from pathlib import Path
+
+
+def _use_the_checkouts_venv() -> None:
+    """`python manage.py ...` as the README writes it, from a shell whose python lacks Django:
+    run again with this checkout's .venv (which `make run` / `make install` set up)."""
+    venv = Path(__file__).resolve().parent / ".venv"
+    python = venv / "bin" / "python"
+    if python.exists() and Path(sys.prefix).resolve() != venv.resolve():
+        os.execv(python, [str(python), *sys.argv])  # noqa: S606 - our own interpreter, no shell
+    sys.stderr.write(
+        "Django is not installed for this python: run `make install` (or `make run`) once, "
+        "then `python manage.py ...` uses .venv.\n"
+    )
+    sys.exit(1)
 
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadchat.settings")
-    from django.core.exceptions import ImproperlyConfigured
-    from django.core.management import execute_from_command_line
+    try:
+        from django.core.exceptions import ImproperlyConfigured
+        from django.core.management import execute_from_command_line
+    except ModuleNotFoundError:
+        _use_the_checkouts_venv()
 
     try:
         execute_from_command_line(sys.argv)

@@ -114,9 +114,14 @@ def test_the_env_file_is_git_ignored():
     assert ignored.returncode == 0
 
 
+def shell_python(env: dict[str, str]) -> str:
+    """The `python3` a newcomer's shell finds (maybe one without Django), else this one."""
+    return shutil.which("python3", path=env["PATH"]) or sys.executable
+
+
 def run_manage(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [shell_python(env), "manage.py", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -135,6 +140,7 @@ def checkout_env(made_checkout, tmp_path_factory) -> dict[str, str]:
 def test_readme_commands_run_as_written_after_make_run(checkout_env):
     migrated = run_manage("migrate", "--noinput", env=checkout_env, timeout=300)
     assert migrated.returncode == 0, migrated.stderr
+    # `python manage.py ...` with the shell's python: without Django it runs again in .venv.
     created = run_manage(
         "createuser",
         "ana",
