@@ -41,3 +41,12 @@ def qa_emails_have_recipients(app_configs, **kwargs) -> list[Warning]:
             id="leadchat.W002",
         )
     ]
+
+
+def log_start_up_warnings() -> None:
+    """Log the start-up warnings above for a web server that runs no system checks (gunicorn)."""
+    import logging
+
+    logger = logging.getLogger("leadchat")
+    for warning in public_base_url_is_set_in_production(None):
+        logger.warning("%s (%s) %s", warning.msg, warning.id, warning.hint)

@@ -279,3 +279,25 @@ def test_qa_recipients_check_speaks_only_under_make_run(settings):
     assert warning.id == "leadchat.W002"
     settings.LEADCHAT_RUN_URL = ""  # production, a script, the tests
     assert qa_emails_have_recipients(None) == []
+
+
+def test_the_web_server_logs_the_missing_public_base_url_at_start(tmp_path):
+    """gunicorn runs no system checks; loading the WSGI app logs the warning instead."""
+    env = clean_env(
+        LEADCHAT_ENV_FILE="",
+        LEADCHAT_VAR_DIR=str(tmp_path),
+        DEBUG="false",
+        SECRET_KEY="p" * 60,
+        DJANGO_SETTINGS_MODULE="leadchat.settings",
+    )
+    code = "import leadchat.wsgi"
+    started = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert started.returncode == 0, started.stderr
+    assert "WARNING leadchat: PUBLIC_BASE_URL is not set" in started.stderr
+    env["PUBLIC_BASE_URL"] = "https://leadchat.example.com"
+    started = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert "PUBLIC_BASE_URL" not in started.stderr
