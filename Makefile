@@ -29,12 +29,19 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 # The embedded run: SQLite under var/, the scripted agent, console email, no settings needed.
+# It writes a git-ignored .env for local development once (DEBUG=true and a generated
+# SECRET_KEY; an existing .env is never touched), so the README's `python manage.py ...` commands
+# work in this checkout afterwards too. PUBLIC_BASE_URL, when unset, follows HOST and PORT
+# (LEADCHAT_RUN_URL): the admin's embed code and the links in webhooks and emails point here.
 run: export DEBUG ?= true
-run: $(VENV)/.installed
+# Its system check warnings (an empty QA_NOTIFY_EMAILS, leadchat.W002) print at migrate and
+# again when the server starts; the steps between skip the checks so they print only there.
+run: export LEADCHAT_RUN_URL = http://$(HOST):$(PORT)
+run: $(VENV)/.installed .env
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py setup_roles >/dev/null
-	LEADCHAT_PASSWORD='$(DEMO_PASSWORD)' $(PY) manage.py createuser $(DEMO_USER) --role admin --exists-ok
-	$(PY) manage.py seed_demo --origin http://$(HOST):$(PORT)
+	$(PY) manage.py setup_roles --skip-checks >/dev/null
+	LEADCHAT_PASSWORD='$(DEMO_PASSWORD)' $(PY) manage.py createuser $(DEMO_USER) --role admin --exists-ok --skip-checks
+	$(PY) manage.py seed_demo --origin http://$(HOST):$(PORT) --skip-checks
 	@echo ""
 	@echo "  leadchat is starting on http://$(HOST):$(PORT)/"
 	@echo "  Sign in as '$(DEMO_USER)' with password '$(DEMO_PASSWORD)'."
@@ -42,6 +49,18 @@ run: $(VENV)/.installed
 	@echo "  Demo landing page with the widget: http://$(HOST):$(PORT)/demo/"
 	@echo ""
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) scripts/run_dev.sh
+
+.env:
+	@printf '%s\n' \
+	  '# Written by `make run` for local development. Git-ignored: never commit it, never use' \
+	  '# it in production. Every variable is explained in .env.example.' \
+	  'DEBUG=true' \
+	  "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+	  '# Who gets an email when a QA reviewer flags an issue (comma separated); until it is set' \
+	  '# make run warns (leadchat.W002) that flagged issues send nothing:' \
+	  '# QA_NOTIFY_EMAILS=qa-team@example.com' > $@.tmp
+	@chmod 600 $@.tmp && mv $@.tmp $@
+	@echo "Wrote .env for local development (DEBUG=true, a generated SECRET_KEY)."
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)

@@ -2,6 +2,8 @@ from datetime import timedelta
 
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from knox.models import AuthToken
 
@@ -41,12 +43,34 @@ def user_set_role(*, user: User, role: str) -> User:
 
 
 @transaction.atomic
+def user_validate_identity(*, username: str, email: str = "") -> None:
+    """Refuse a username the admin's own form would refuse ("bad name!": letters, digits and
+    @.+-_ only, at most 150) and an email that is not one. Raises ValueError with the reason."""
+    if not username:
+        raise ValueError("The username must not be empty.")
+    max_length = User._meta.get_field("username").max_length or 150
+    if len(username) > max_length:
+        raise ValueError(f"The username is longer than {max_length} characters.")
+    try:
+        User.username_validator(username)
+    except ValidationError:
+        raise ValueError(
+            f"The username {username!r} is not valid: use letters, digits and @ . + - _ only."
+        ) from None
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise ValueError(f"The email {email!r} is not a valid email address.") from None
+
+
 def user_create(
     *, username: str, password: str, role: str, email: str = "", validate: bool = True
 ) -> User:
     """Create a staff user with a role. Raises ValueError / ValidationError on bad input."""
     if role not in Role.values:
         raise ValueError(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
+    user_validate_identity(username=username, email=email)
     if User.objects.filter(username__iexact=username).exists():
         raise ValueError(f"A user named {username!r} already exists.")
     user = User(username=username, email=email)

@@ -18,8 +18,13 @@ VAR_DIR = Path(environ.Env().str("LEADCHAT_VAR_DIR", default=str(BASE_DIR / "var
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
-if (BASE_DIR / ".env").is_file():
-    env.read_env(BASE_DIR / ".env")
+# The git-ignored .env beside manage.py (`make run` writes one for local development, see the
+# Makefile), read without overriding the real environment. LEADCHAT_ENV_FILE names another file,
+# or none when empty: the test settings set it empty, so a developer's .env never leaks into the
+# tests (or hides a missing production setting from them).
+ENV_FILE = environ.Env().str("LEADCHAT_ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    env.read_env(ENV_FILE)
 
 VERSION = "0.1.0"
 
@@ -31,9 +36,12 @@ def _secret_key() -> str:
     if key:
         return key
     if not DEBUG:
+        # One line (manage.py prints it as is): what to set, for development and production.
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off. Generate one with: "
-            'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+            "SECRET_KEY must be set when DEBUG is off. For local development run `make run` "
+            "once (it writes a git-ignored .env with DEBUG=true) or set DEBUG=true; in "
+            'production set SECRET_KEY (python -c "import secrets; '
+            'print(secrets.token_urlsafe(50))").'
         )
     # A development key that survives restarts (so logins survive them too) but never leaves
     # this machine: var/ is git-ignored.
@@ -48,8 +56,15 @@ SECRET_KEY = _secret_key()
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# Absolute base URL used in links that leave the request cycle (webhook payloads, emails).
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Absolute base URL used in links that leave the request cycle (webhook payloads, emails) and
+# in the admin's embed code. Unset, it is where `make run` serves (it exports LEADCHAT_RUN_URL
+# from its HOST and PORT), else http://127.0.0.1:8000; a production start without it warns
+# (system check leadchat.W001), since every link it hands out would point at loopback.
+PUBLIC_BASE_URL_SET = bool(env.str("PUBLIC_BASE_URL", default=""))
+LEADCHAT_RUN_URL = env.str("LEADCHAT_RUN_URL", default="")
+PUBLIC_BASE_URL = (
+    env.str("PUBLIC_BASE_URL", default="") or LEADCHAT_RUN_URL or "http://127.0.0.1:8000"
+).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

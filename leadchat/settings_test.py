@@ -4,6 +4,10 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 20)
 os.environ.setdefault("DEBUG", "false")
+# No .env: a developer's (written by `make run`, DEBUG=true) must not change what the tests see;
+# subprocesses the tests start inherit this too.
+os.environ["LEADCHAT_ENV_FILE"] = ""
+os.environ.pop("LEADCHAT_RUN_URL", None)
 
 from leadchat.settings import *  # noqa: F403
 
@@ -20,6 +24,7 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 PUBLIC_BASE_URL = "http://testserver"
+PUBLIC_BASE_URL_SET = True  # as a deployment sets it: no leadchat.W001 in test subprocesses
 # Every fake receiver and agent the tests start listens on loopback; the tests of the address
 # policy itself turn this off (leadchat/tests/test_outbound.py).
 OUTBOUND_ALLOW_PRIVATE_NETWORKS = True

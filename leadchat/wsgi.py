@@ -5,3 +5,9 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadchat.settings")
 
 application = get_wsgi_application()
+
+# gunicorn runs no system checks: the warnings that concern a server at start-up are logged
+# here too, once per worker (leadchat.W001: links and embed code would point at loopback).
+from leadchat.checks import log_start_up_warnings  # noqa: E402 (needs the app set up)
+
+log_start_up_warnings()

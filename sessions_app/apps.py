@@ -6,4 +6,5 @@ class SessionsAppConfig(AppConfig):
     verbose_name = "Chat sessions"
 
     def ready(self) -> None:
+        from leadchat import checks as leadchat_checks  # noqa: F401 (registers them)
         from sessions_app.delivery import checks, receivers  # noqa: F401

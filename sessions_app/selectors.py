@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
+    Case,
+    CharField,
     Count,
     DecimalField,
     F,
@@ -27,8 +29,11 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    Value,
+    When,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, Left, Lower, StrIndex, TruncDate
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from sessions_app.models import (
@@ -148,16 +153,43 @@ def sessions_filter(filters: SessionFilters, *, human_first: bool = False) -> Qu
         qs = qs.filter(needs_human=filters.needs_human)
     if filters.search:
         qs = sessions_search(qs, filters.search)
-    ordering = filters.ordering or DEFAULT_ORDERING
-    tiebreak = "-id" if ordering.startswith("-") else "id"
-    # Visitors waiting for a person come first: they are what an agent must see (the default
-    # order has its index, session_visible_human_first).
-    order = [F("needs_human").desc(), ordering, tiebreak] if human_first else [ordering, tiebreak]
+    order = session_ordering(filters.ordering or DEFAULT_ORDERING)
+    if human_first:
+        # Visitors waiting for a person come first: they are what an agent must see (the
+        # default order has its index, session_visible_human_first).
+        order = [F("needs_human").desc(), *order]
     return (
         qs.select_related("site")
         .annotate(error_count=error_count_subquery(unresolved_only=True))
         .order_by(*order)
     )
+
+
+# Orderings on text a visitor may never have given: anonymous visitors (no name, no email) go
+# last in both directions, and letters sort regardless of case ("ana" beside "Ana", not after
+# "Zoe"), so "Lead name A-Z" starts with the leads, not with a page of "Anonymous visitor".
+BLANK_LAST_ORDERINGS = ("lead_name", "lead_email")
+
+
+def session_ordering(ordering: str) -> list[Any]:
+    """ORDER BY terms for one of SESSION_ORDERINGS ('-' for descending), with a tiebreak."""
+    descending = ordering.startswith("-")
+    name = ordering.removeprefix("-")
+    tiebreak = "-id" if descending else "id"
+    if name not in BLANK_LAST_ORDERINGS:
+        return [ordering, tiebreak]
+    blank = Case(
+        When(Q(**{name: ""}) | Q(**{f"{name}__isnull": True}), then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    text = Lower(name)
+    return [
+        blank.asc(),
+        text.desc() if descending else text.asc(),
+        ordering,
+        tiebreak,
+    ]
 
 
 _UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
@@ -427,12 +459,16 @@ def sessions_stats(
         .annotate(n=Count("*"))
         .order_by()
     }
+    # Grouped by the page as the overview shows it: without the query string (and fragment),
+    # so "/pricing?utm_source=a" and "/pricing?utm_source=b" are one page, not two rows that
+    # look the same.
     top_pages = [
-        {"page_url": row["page_url"], "sessions": row["n"], "leads": row["leads"]}
+        {"page_url": row["page"], "sessions": row["n"], "leads": row["leads"]}
         for row in started.exclude(page_url="")
-        .values("page_url")
+        .annotate(page=page_url_without_query())
+        .values("page")
         .annotate(n=Count("id"), leads=Count("id", filter=complete))
-        .order_by("-n", "page_url")[:TOP_N]
+        .order_by("-n", "page")[:TOP_N]
     ]
 
     days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
@@ -471,6 +507,21 @@ def sessions_stats(
         "utm_sources": utm_sources,
         "channels": channels,
     }
+
+
+def _cut_at(expression: Any, char: str) -> Case:
+    """`expression` up to (not including) the first `char`, or all of it without one."""
+    position = StrIndex(expression, Value(char))
+    return Case(
+        When(GreaterThan(position, 0), then=Left(expression, position - 1)),
+        default=expression,
+        output_field=CharField(),
+    )
+
+
+def page_url_without_query() -> Case:
+    """A session's page_url without its #fragment and ?query (SQL on SQLite and PostgreSQL)."""
+    return _cut_at(_cut_at(F("page_url"), "#"), "?")
 
 
 def _money(value: Decimal) -> Decimal:

@@ -104,6 +104,7 @@ def test_check_deploy_passes_with_production_values(tmp_path):
             DEBUG="false",
             SECRET_KEY="k" * 20 + "-production-like-secret-key-value-9876",
             ALLOWED_HOSTS="leadchat.example.com",
+            PUBLIC_BASE_URL="https://leadchat.example.com",
             LEADCHAT_VAR_DIR=str(tmp_path),
         ),
         capture_output=True,

@@ -29,6 +29,7 @@ PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": "a-production-secret-key-for-this-test-only-" + "y" * 20,
     "ALLOWED_HOSTS": "leadchat.example.com",
+    "PUBLIC_BASE_URL": "https://leadchat.example.com",
 }
 
 

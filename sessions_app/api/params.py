@@ -137,6 +137,10 @@ class TimeZoneParam(serializers.Serializer):
     )
 
 
+def reversed_range_message(start: date, end: date) -> str:
+    return f"The start date ({start}) is after the end date ({end}): pick a start on or before it."
+
+
 class SessionFilterParams(TimeZoneParam):
     completion = ChoiceListField(choices=CompletionStatus.values, required=False)
     archive = serializers.ChoiceField(
@@ -179,7 +183,7 @@ class SessionFilterParams(TimeZoneParam):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("date_from"), attrs.get("date_to")
         if start and end and start > end:
-            raise serializers.ValidationError({"date_from": "date_from is after date_to."})
+            raise serializers.ValidationError({"date_from": reversed_range_message(start, end)})
         return attrs
 
 
@@ -271,7 +275,9 @@ class StatsParams(TimeZoneParam):
         date_to = attrs.get("date_to") or today
         date_from = attrs.get("date_from") or date_to - timedelta(days=DEFAULT_STATS_DAYS - 1)
         if date_from > date_to:
-            raise serializers.ValidationError({"date_from": "date_from is after date_to."})
+            raise serializers.ValidationError(
+                {"date_from": reversed_range_message(date_from, date_to)}
+            )
         if (date_to - date_from).days + 1 > MAX_STATS_DAYS:
             raise serializers.ValidationError(
                 {"date_from": f"The range is longer than {MAX_STATS_DAYS} days."}

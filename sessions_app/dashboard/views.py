@@ -174,6 +174,9 @@ class SessionDetailPage(DashboardPage):
         return context
 
 
+ERROR_SHOW_CHOICES = ("open", "resolved", "all")
+
+
 class ErrorListPage(DashboardPage):
     template_name = "dashboard/errors.html"
     page_name = "errors"
@@ -183,7 +186,12 @@ class ErrorListPage(DashboardPage):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         show = self.request.GET.get("show", "open")
-        if show not in {"open", "resolved", "all"}:
+        if show not in ERROR_SHOW_CHOICES:
+            # Said on the page, not silently swapped for another list (issue 16).
+            context["unknown_filter"] = (
+                f"Unknown value {show!r} for show; choose from: {', '.join(ERROR_SHOW_CHOICES)}. "
+                "Showing the open errors."
+            )
             show = "open"
         resolved = {"open": False, "resolved": True, "all": None}[show]
         paginator = Paginator(selectors.automation_errors_filter(resolved=resolved), self.page_size)

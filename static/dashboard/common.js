@@ -109,6 +109,8 @@
     });
   }
 
+  var UNDO_TOAST_MS = 20000;
+
   function toast(message, options) {
     options = options || {};
     var container = document.getElementById("toasts");
@@ -133,7 +135,10 @@
     body.append(el("button", { type: "button", className: "btn-close", "data-bs-dismiss": "toast", "aria-label": "Close" }));
     container.append(node);
     node.addEventListener("hidden.bs.toast", function () { node.remove(); });
-    window.bootstrap.Toast.getOrCreateInstance(node, { delay: options.undo ? 8000 : 5000 }).show();
+    /* An Undo offer stays 20 s (7 s went by before people found the button); Bootstrap's toast
+       also pauses its countdown while the pointer is over it or it has the keyboard focus, and
+       restarts it in full when they leave. */
+    window.bootstrap.Toast.getOrCreateInstance(node, { delay: options.undo ? UNDO_TOAST_MS : 5000 }).show();
     return node;
   }
 

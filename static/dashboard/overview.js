@@ -26,6 +26,7 @@
   }
 
   function setRange(days) {
+    quickDays = days;
     var today = new Date();
     var start = new Date(today.getFullYear(), today.getMonth(), today.getDate() - (days - 1));
     form.elements.namedItem("date_from").value = LC.localISODate(start);
@@ -123,15 +124,104 @@
     }));
   }
 
+  /* The range is in the address, so a reload keeps it and a link shares it: ?days=7 for a
+     quick range (none for the default 30), ?date_from=...&date_to=... for a custom one. A value
+     no control can hold (?site=bogus, a mistyped date) is sent as it is: the API's 400 names it
+     on the page instead of the overview quietly showing something else. */
+  var FIELDS = ["date_from", "date_to", "site"];
+  var unheld = {};
+  var quickDays = 30;
+
+  function input(name) { return form.elements.namedItem(name); }
+
+  function readUrl() {
+    var params = new URLSearchParams(window.location.search);
+    var days = params.get("days");
+    if (days !== null && !/^(7|30|90)$/.test(days)) unheld.days = days;
+    setRange(days && !unheld.days ? Number(days) : 30);
+    if (params.has("date_from") || params.has("date_to")) markCustom();
+    FIELDS.forEach(function (name) {
+      var control = input(name);
+      if (!params.has(name)) return;
+      var raw = params.get(name);
+      if (control) control.value = raw;
+      if (raw && (!control || control.value !== raw)) unheld[name] = raw;
+    });
+  }
+
+  function writeUrl() {
+    var params = new URLSearchParams();
+    if (quickDays) {
+      if (quickDays !== 30) params.set("days", String(quickDays));
+    } else {
+      params.set("date_from", input("date_from").value);
+      params.set("date_to", input("date_to").value);
+    }
+    var site = input("site");
+    if (site && site.value) params.set("site", site.value);
+    var query = params.toString();
+    window.history.replaceState(null, "", query ? "?" + query : window.location.pathname);
+  }
+
+  function markCustom() {
+    quickDays = 0;
+    form.querySelectorAll("[data-range]").forEach(function (button) {
+      button.classList.remove("active");
+      button.setAttribute("aria-pressed", "false");
+    });
+  }
+
+  /* No figure of another range stays on screen beside an error. */
+  function clearFigures() {
+    document.querySelectorAll("[data-kpi]").forEach(function (node) { node.textContent = "–"; });
+    Object.keys(charts).forEach(function (id) { charts[id].destroy(); delete charts[id]; });
+    ["top-pages", "utm-sources", "channels"].forEach(function (id) {
+      var body = document.getElementById(id);
+      if (body) body.replaceChildren();
+    });
+    delete document.body.dataset.statsLoaded;
+  }
+
+  function showProblem(message) {
+    var box = document.getElementById("stats-error");
+    box.textContent = message;
+    box.classList.remove("d-none");
+    clearFigures();
+  }
+
+  /* The API's message for the parameter it refused, named by the control's label. */
+  var LABELS = { date_from: "From", date_to: "To", site: "Site", tz: "Time zone" };
+  function messageOf(error) {
+    var fields = error.data && error.data.fields;
+    if (fields && typeof fields === "object" && !Array.isArray(fields)) {
+      var name = Object.keys(fields)[0];
+      var first = fields[name];
+      if (LABELS[name] && Array.isArray(first) && typeof first[0] === "string") {
+        return LABELS[name] + ": " + first[0];
+      }
+    }
+    return error.message;
+  }
+
   async function load() {
     var params = new URLSearchParams();
-    ["date_from", "date_to", "site"].forEach(function (name) {
-      var input = form.elements.namedItem(name);
-      if (input && input.value) params.set(name, input.value);
+    FIELDS.forEach(function (name) {
+      var control = input(name);
+      if (control && control.value) params.set(name, control.value);
+      else if (unheld[name]) params.set(name, unheld[name]);
     });
     var zone = LC.timeZone();
     if (zone) params.set("tz", zone);
     var box = document.getElementById("stats-error");
+    if (unheld.days) {
+      showProblem('Unknown range "' + unheld.days + '" in the address: use 7, 30 or 90 days, or pick the dates.');
+      return;
+    }
+    var from = params.get("date_from"), to = params.get("date_to");
+    if (from && to && /^\d{4}-\d{2}-\d{2}$/.test(from) && /^\d{4}-\d{2}-\d{2}$/.test(to) && from > to) {
+      showProblem("The start date (" + from + ") is after the end date (" + to + "): pick a start on or before the end.");
+      return;
+    }
     try {
       var stats = await LC.api(cfg.api.stats + "?" + params.toString());
       box.classList.add("d-none");
@@ -144,20 +234,23 @@
       renderTable("channels", stats.channels, function (row) { return LC.badgeOf("channel", row.channel).label; });
       document.body.dataset.statsLoaded = "true";
     } catch (error) {
-      box.textContent = error.message;
-      box.classList.remove("d-none");
+      showProblem(messageOf(error));
     }
   }
 
   form.querySelectorAll("[data-range]").forEach(function (button) {
-    button.addEventListener("click", function () { setRange(Number(button.dataset.range)); load(); });
+    button.addEventListener("click", function () {
+      unheld = {};
+      setRange(Number(button.dataset.range));
+      writeUrl();
+      load();
+    });
   });
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    form.querySelectorAll("[data-range]").forEach(function (button) {
-      button.classList.remove("active");
-      button.setAttribute("aria-pressed", "false");
-    });
+    unheld = {};
+    markCustom();
+    writeUrl();
     load();
   });
   document.addEventListener("leadchat:theme", applyTheme);
@@ -168,6 +261,6 @@
     if (event.detail.first || !event.detail.rows.length || reloadTimer) return;
     reloadTimer = window.setTimeout(function () { reloadTimer = null; load(); }, 300);
   });
-  setRange(30);
+  readUrl();
   load();
 })();

@@ -20,11 +20,19 @@
 
   function field(name) { return form.elements.namedItem(name); }
 
+  /* Values from the address that no control can hold (?qa_status=bogus, a mistyped date): they
+     are sent to the API as they are, so its 400 names them on the page instead of the list
+     silently dropping the filter and showing everything. Changing that control forgets it. */
+  var unheld = {};
+
   function readUrl() {
     var params = new URLSearchParams(window.location.search);
     FILTERS.forEach(function (name) {
       var input = field(name);
-      if (input && params.has(name)) input.value = params.get(name);
+      if (!input || !params.has(name)) return;
+      var raw = params.get(name);
+      input.value = raw;
+      if (raw && input.value !== raw) unheld[name] = raw;
     });
     state.page = Math.max(1, parseInt(params.get("page"), 10) || 1);
   }
@@ -34,6 +42,7 @@
     FILTERS.forEach(function (name) {
       var input = field(name);
       if (input && input.value) params.set(name, input.value);
+      else if (unheld[name]) params.set(name, unheld[name]);
     });
     if (trash) params.set("trash", "true");
     var zone = LC.timeZone();
@@ -230,7 +239,8 @@
   }
 
   async function poll() {
-    if (document.hidden || inFlight) return;
+    // A filter the API refuses would fail every poll: the list's error says what is wrong.
+    if (document.hidden || inFlight || Object.keys(unheld).length) return;
     inFlight = true;
     try {
       var params = filterParams();
@@ -348,16 +358,21 @@
       return;
     }
     var moved = [];
+    var dropped = 0;
     data.results.forEach(function (result) {
       if (!result.session) return;
       if (result.ok) moved.push(result.id);
       if (belongsHere(result.session)) {
         if (findRow(result.id) || !withUndo) putRow(result.session);
-      } else {
-        dropRow(result.id);
+      } else if (dropRow(result.id) >= 0) {
+        dropped += 1;
       }
     });
     refreshChrome();
+    /* Rows that left the list leave a short (or, after a full page, an empty) page while more
+       sessions match: load the page again, so the table never says "No sessions match" under a
+       count of 201. */
+    if (dropped) await load();
     var failed = data.results.length - moved.length;
     var message = moved.length + " session" + (moved.length === 1 ? "" : "s") + " " + DONE[action] + "." +
       (failed ? " " + failed + " could not be changed." : "");
@@ -405,9 +420,11 @@
     load();
   });
   form.addEventListener("reset", function () {
+    unheld = {};
     window.setTimeout(function () { state.page = 1; writeUrl(); load(); }, 0);
   });
   form.addEventListener("change", function (event) {
+    if (event.target.name) delete unheld[event.target.name];
     if (event.target.tagName === "SELECT" || event.target.type === "date") form.requestSubmit();
   });
   var emptyClear = document.getElementById("empty-clear");

@@ -1,13 +1,14 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounts.models import User
 from accounts.services import api_token_issue
+from leadchat.commands import LeadchatCommand
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = (
         "Issue a staff API token for a user (sent as `Authorization: Token <token>`). The token "
         "is printed once on standard output and stored only as a digest; it expires after "

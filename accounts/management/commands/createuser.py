@@ -3,15 +3,16 @@ import os
 import sys
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounts.models import Role, User
-from accounts.services import user_create, user_set_role
+from accounts.services import user_create, user_set_role, user_validate_identity
+from leadchat.commands import LeadchatCommand
 
 PASSWORD_ENV = "LEADCHAT_PASSWORD"  # noqa: S105 - the name of the variable, not a password
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = (
         "Create a staff user with a role. The password comes from the LEADCHAT_PASSWORD "
         "environment variable or an interactive prompt, never from an argument (shell history)."
@@ -33,9 +34,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, username: str, role: str, email: str, **options) -> None:
-        username = username.strip()
-        if not username:
-            raise CommandError("The username must not be empty.")
+        username, email = username.strip(), email.strip()
+        try:  # before the password prompt: a bad name is refused before anything is typed
+            user_validate_identity(username=username, email=email)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         existing = User.objects.filter(username__iexact=username).first()
         if existing is not None:
             if options["update_role"]:

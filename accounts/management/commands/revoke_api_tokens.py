@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounts.models import User
 from accounts.services import api_tokens_revoke
+from leadchat.commands import LeadchatCommand
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = "Revoke every staff API token of a user (at once; clients then get 401)."
 
     def add_arguments(self, parser) -> None:

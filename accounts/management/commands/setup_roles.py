@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
 from accounts.services import roles_setup
+from leadchat.commands import LeadchatCommand
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = "Create or update the role groups (Admins, QA reviewers, Agents) and their permissions."
 
     def handle(self, *args, **options) -> None:

@@ -1,8 +1,9 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from leadchat.commands import LeadchatCommand
 from sessions_app.services import sessions_close_idle
 
 # A hundred years: far beyond any real timeout, and far from the ends of Python's calendar, where
@@ -10,7 +11,7 @@ from sessions_app.services import sessions_close_idle
 MAX_MINUTES = 100 * 365 * 24 * 60
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = "Mark in-progress sessions idle longer than the timeout, with no lead, as incomplete."
 
     def add_arguments(self, parser) -> None:

@@ -1,12 +1,13 @@
 import signal
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from leadchat.commands import LeadchatCommand
 from sessions_app.delivery import DeliveryWorker
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = (
         "Send queued lead webhooks and QA emails from the outbox, retrying failures for about "
         "three days. Run one or more beside the web server; stop with SIGTERM (finishes the "

@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from leadchat.commands import LeadchatCommand
 from sessions_app.errors import InvalidLead
 from sessions_app.services import lead_erase
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = (
         "Erase one person's data for good (GDPR): every session with this lead email or "
         "mentioning it, their messages, related automation errors and other apps' rows "

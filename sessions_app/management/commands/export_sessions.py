@@ -1,8 +1,9 @@
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from leadchat.commands import LeadchatCommand
 from sessions_app import exports, selectors
 from sessions_app.api.params import ExportParams, session_filters
 from sessions_app.models import Channel
@@ -25,7 +26,7 @@ FILTER_OPTIONS = {
 }
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = (
         "Export sessions to a file as CSV or JSON Lines, with the staff API's filters "
         "(streamed: flat memory at any size)."

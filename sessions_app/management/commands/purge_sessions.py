@@ -1,12 +1,13 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from leadchat.commands import LeadchatCommand
 from sessions_app.services import sessions_purge
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = (
         "Remove for good sessions (with their messages) started more than DAYS ago, sessions in "
         "the trash longer than the trash retention, and automation errors older than DAYS."

@@ -1,9 +1,10 @@
 from datetime import datetime
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from leadchat.commands import LeadchatCommand
 from sessions_app.delivery import deliveries_failed_since, deliveries_redeliver_failed
 from sessions_app.management.endpoints import endpoint_named
 
@@ -26,7 +27,7 @@ def parse_moment(value: str):
     return moment
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = (
         "Send failed lead webhooks again (same event id, so receivers can deduplicate): every "
         "delivery that failed at or after --failed-since, for one endpoint or all."

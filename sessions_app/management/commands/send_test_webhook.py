@@ -1,11 +1,12 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from leadchat.commands import LeadchatCommand
 from sessions_app.delivery import EndpointUnavailable, endpoint_from_settings, webhook_ping_send
 from sessions_app.management.endpoints import endpoint_named
 from sessions_app.models import DeliveryStatus, WebhookEndpoint
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = (
         "Send one signed test event (type webhook.test) to an endpoint now and print the "
         "outcome. The attempt is logged like any delivery; a test event is never retried."

@@ -259,3 +259,29 @@ def test_stats_api_reports_ai_tokens_and_cost_per_lead(api, agent_user, priced_s
     assert totals["ai_cost"] == "6.5005"
     assert totals["ai_cost_per_lead"] == "3.2503"
     assert totals["ai_tokens_per_lead"] == 3000.5
+
+
+@pytest.mark.django_db
+def test_top_landing_pages_group_by_the_page_as_shown_without_the_query():
+    """Issue 16: one row per page as the overview shows it (host and path), not one per query
+    string; on SQLite and PostgreSQL alike (CI runs this file on both)."""
+    site = SiteFactory()
+    pages = [
+        ("https://acme.example.com/pricing?utm_source=google", CompletionStatus.COMPLETE),
+        ("https://acme.example.com/pricing?utm_source=bing&x=1", CompletionStatus.IN_PROGRESS),
+        ("https://acme.example.com/pricing#plans", CompletionStatus.COMPLETE),
+        ("https://acme.example.com/pricing", CompletionStatus.IN_PROGRESS),
+        ("https://acme.example.com/blog?p=2#top", CompletionStatus.IN_PROGRESS),
+        ("https://acme.example.com/blog", CompletionStatus.COMPLETE),
+        ("https://acme.example.com/pricing/enterprise", CompletionStatus.IN_PROGRESS),
+    ]
+    for page_url, completion in pages:
+        ChatSessionFactory(
+            site=site, started_at=at(10, 12), page_url=page_url, completion_status=completion
+        )
+    stats = sessions_stats(date_from=date(2026, 3, 10), date_to=date(2026, 3, 10), tz=UTC)
+    assert stats["top_pages"] == [
+        {"page_url": "https://acme.example.com/pricing", "sessions": 4, "leads": 2},
+        {"page_url": "https://acme.example.com/blog", "sessions": 2, "leads": 1},
+        {"page_url": "https://acme.example.com/pricing/enterprise", "sessions": 1, "leads": 0},
+    ]

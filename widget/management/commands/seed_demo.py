@@ -1,12 +1,13 @@
 from urllib.parse import urlsplit
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from leadchat.commands import LeadchatCommand
 from leadchat.http_urls import is_http_url
 from widget.demo import seed_demo
 
 
-class Command(BaseCommand):
+class Command(LeadchatCommand):
     help = "Create the demo site and a realistic month of demo conversations (idempotent)."
 
     def add_arguments(self, parser) -> None:
