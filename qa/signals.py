@@ -5,3 +5,6 @@ from django.dispatch import Signal
 # kwargs: session, by (user), note (str). Sent when a session enters `issue`; the notification
 # email hangs off it (through the outbox, so it survives a restart).
 qa_issue_flagged = Signal()
+# kwargs: session, by (user), feedback (str). Sent when a developer marks a session fixed: QA is
+# told it awaits a re-check (an outbox email).
+qa_session_fixed = Signal()

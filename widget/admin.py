@@ -82,10 +82,12 @@ class SiteAdminForm(forms.ModelForm):
             "agent_config",
             *BUDGET_FIELDS,
             "messenger_page_id",
+            "developer_emails",
         ]
         widgets = {
             "theme_color": forms.TextInput(attrs={"type": "color"}),
             "greeting": forms.Textarea(attrs={"rows": 2, "cols": 60}),
+            "developer_emails": forms.Textarea(attrs={"rows": 2, "cols": 60}),
         }
         help_texts = {
             "agent_config": (
@@ -174,6 +176,7 @@ class SiteAdmin(admin.ModelAdmin):
             (None, {"fields": ["name", "is_active", origins]}),
             ("Look and greeting", {"fields": ["greeting", "theme_color"]}),
             ("AI agent", {"fields": ["agent_backend", "agent_config", *secret]}),
+            ("QA", {"fields": ["developer_emails"]}),
             (
                 "AI budget",
                 {
@@ -211,6 +214,7 @@ class SiteAdmin(admin.ModelAdmin):
             # View-only users get every field read-only; agent_secret is never among them.
             fields += ["name", "is_active", "allowed_origins", "greeting", "theme_color"]
             fields += ["agent_backend", "agent_config", *BUDGET_FIELDS, "messenger_page_id"]
+            fields += ["developer_emails"]
         return fields
 
     @admin.display(description="Allowed origins")

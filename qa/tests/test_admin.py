@@ -258,10 +258,18 @@ def test_reviewer_cannot_run_mark_fixed_by_posting_it(qa_client):
 
 
 def test_admin_marks_fixed_and_archives_in_bulk(admin_client_role, admin_role_user):
-    issue = ChatSessionFactory(qa_status=QAStatus.ISSUE)
-    post_action(admin_client_role, "mark_fixed", [issue])
+    issue = ChatSessionFactory(qa_status=QAStatus.ISSUE, dev_feedback="Prompt updated")
+    unexplained = ChatSessionFactory(qa_status=QAStatus.ISSUE)
+    response = post_action(admin_client_role, "mark_fixed", [issue, unexplained])
     issue.refresh_from_db()
+    unexplained.refresh_from_db()
     assert (issue.qa_status, issue.qa_status_by) == (QAStatus.FIXED, admin_role_user)
+    # "Fixed" needs developer feedback: the one without is refused, and the message says why.
+    assert unexplained.qa_status == QAStatus.ISSUE
+    assert any(
+        "1 session not marked fixed: Write developer feedback" in t
+        for t in message_texts(response)
+    )
     response = post_action(admin_client_role, "archive_sessions", [issue])
     issue.refresh_from_db()
     assert (issue.archive_status, issue.archived_by) == (ArchiveStatus.ARCHIVED, admin_role_user)
