@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounts.models import User
@@ -106,8 +106,9 @@ def _lock_session(session: ChatSession) -> ChatSession:
     return locked
 
 
-def qa_claim(*, session: ChatSession, by: User, now: datetime | None = None) -> ReviewClaim:
-    """Claim `session` for `by` for CLAIM_DURATION, or renew `by`'s own claim (the heartbeat).
+def qa_claim(*, session: ChatSession, by: User, now: datetime | None = None) -> datetime:
+    """Claim `session` for `by` for CLAIM_DURATION, or renew `by`'s own claim (the heartbeat);
+    returns when the claim ends.
 
     Raises ClaimHeld while someone else's claim lives. The session row is locked first, so of two
     reviewers opening the same session at once exactly one gets it (the second waits for the
@@ -117,6 +118,14 @@ def qa_claim(*, session: ChatSession, by: User, now: datetime | None = None) -> 
     if not can_claim(by):
         raise PermissionDenied("You are not allowed to review sessions.")
     now = now or timezone.now()
+    until = now + CLAIM_DURATION
+    # A renewal is one conditional UPDATE (the heartbeat's whole cost). Its WHERE names the
+    # holder and a live claim, so it cannot revive a claim someone else has taken over since:
+    # that writer holds the row, and PostgreSQL re-checks the WHERE after its commit.
+    if ReviewClaim.objects.filter(
+        session_id=session.pk, claimed_by_id=by.pk, claimed_until__gt=now
+    ).update(claimed_until=until):
+        return until
     with transaction.atomic():
         locked = _lock_session(session)
         claim = ReviewClaim.objects.select_related("claimed_by").filter(session=locked).first()
@@ -131,7 +140,7 @@ def qa_claim(*, session: ChatSession, by: User, now: datetime | None = None) -> 
         renewal = holder is not None
         if claim is None:
             claim = ReviewClaim(session=locked)
-        claim.claimed_by, claim.claimed_until = by, now + CLAIM_DURATION
+        claim.claimed_by, claim.claimed_until = by, until
         claim.save()
         if not renewal:
             QAHistory.objects.create(
@@ -141,10 +150,21 @@ def qa_claim(*, session: ChatSession, by: User, now: datetime | None = None) -> 
                 to_status=locked.qa_status,
                 by=by,
                 at=now,
-                note=f"claimed for review until {clock(claim.claimed_until)}",
+                note=f"claimed for review until {clock(until)}",
             )
     copy_state(locked, session)
-    return claim
+    return until
+
+
+def reviewers(limit: int = 200) -> list[User]:
+    """Who an admin may assign sessions to: active QA reviewers and admins, by name."""
+    from accounts.models import Role
+
+    return list(
+        User.objects.filter(is_active=True, role__in=[Role.QA, Role.ADMIN]).order_by(
+            "username"
+        )[:limit]
+    )
 
 
 def qa_assign(
@@ -184,19 +204,30 @@ def qa_assign(
 # --- reads --------------------------------------------------------------------------------------
 
 
-def claimed_by_other_expression(user: User, now: datetime) -> Exists:
-    """True for sessions with a live claim of someone other than `user` (review next skips them)."""
+def claimed_by_other_expression(user_pk: int, now: datetime) -> Exists:
+    """True for sessions with a live claim of someone other than the user (review next skips
+    them)."""
     return Exists(
         ReviewClaim.objects.filter(session=OuterRef("pk"), claimed_until__gt=now).exclude(
-            claimed_by_id=user.pk
+            claimed_by_id=user_pk
         )
     )
 
 
-def my_queue_expression(user: User, now: datetime) -> Exists:
-    """Sessions claimed by `user` (live) or assigned to `user`: the "My queue" filter."""
+def my_queue_expression(user_pk: int, now: datetime) -> Exists:
+    """Sessions claimed by the user (live) or assigned to them: the "My queue" filter."""
     return Exists(
         ReviewClaim.objects.filter(session=OuterRef("pk")).filter(
-            Q(claimed_by_id=user.pk, claimed_until__gt=now) | Q(assigned_to_id=user.pk)
+            Q(claimed_by_id=user_pk, claimed_until__gt=now) | Q(assigned_to_id=user_pk)
         )
+    )
+
+
+def list_claim_holder_expression(now: datetime) -> Subquery:
+    """Who holds a live claim on each listed session (a username, or NULL): one subquery on the
+    unique session key, no query per row."""
+    return Subquery(
+        ReviewClaim.objects.filter(session=OuterRef("pk"), claimed_until__gt=now).values(
+            "claimed_by__username"
+        )[:1]
     )
