@@ -64,9 +64,11 @@ def live_holder(claim: ReviewClaim | None, now: datetime) -> User | None:
 
 
 def session_claim(session: ChatSession) -> ReviewClaim | None:
-    return ReviewClaim.objects.select_related("claimed_by", "assigned_to").filter(
-        session_id=session.pk
-    ).first()
+    return (
+        ReviewClaim.objects.select_related("claimed_by", "assigned_to")
+        .filter(session_id=session.pk)
+        .first()
+    )
 
 
 def held_by_other_message(holder: User, until: datetime) -> str:
@@ -161,9 +163,9 @@ def reviewers(limit: int = 200) -> list[User]:
     from accounts.models import Role
 
     return list(
-        User.objects.filter(is_active=True, role__in=[Role.QA, Role.ADMIN]).order_by(
-            "username"
-        )[:limit]
+        User.objects.filter(is_active=True, role__in=[Role.QA, Role.ADMIN]).order_by("username")[
+            :limit
+        ]
     )
 
 

@@ -5,7 +5,6 @@ from qa.models import QAHistory
 from sessions_app.history import HistoryEntry
 from sessions_app.models import ChatSession
 
-
 # Claims and assignments say what happened in their note ("assigned to Quinn"): it is the change.
 _NOTE_IS_THE_CHANGE = {QAHistory.Kind.CLAIM, QAHistory.Kind.ASSIGN}
 

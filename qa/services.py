@@ -39,7 +39,7 @@ class NoteRequired(DomainError):
 
 
 class FeedbackRequired(DomainError):
-    """"Fixed" with no word of what was changed proves nothing: QA cannot re-check it."""
+    """ "Fixed" with no word of what was changed proves nothing: QA cannot re-check it."""
 
 
 class StaleDecision(DomainError):
@@ -221,7 +221,7 @@ _CHANGED_WORDS: dict[str, str] = {
 
 
 def stale_message(locked: ChatSession) -> str:
-    """"X marked this passed at 14:02 since you opened it." for the row as it is now."""
+    """ "X marked this passed at 14:02 since you opened it." for the row as it is now."""
     words = _CHANGED_WORDS.get(locked.qa_status, f"moved this to {locked.qa_status}")
     if locked.qa_status_by is None and locked.qa_status == QAStatus.UNCHECKED:
         who, words = "The visitor wrote again: leadchat", "reopened this"

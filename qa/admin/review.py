@@ -307,12 +307,13 @@ class SessionReviewAdmin(admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
         if not claims.can_assign(request.user):
             raise PermissionDenied
-        to = self._reviewer_from_post(request)
-        if to is False:
+        try:
+            to = self._reviewer_from_post(request)
+        except ValueError:
             self.message_user(request, "Choose a reviewer from the list.", messages.ERROR)
             return self._redirect_to_change(request, session)
         try:
-            claims.qa_assign(session=session, to=to or None, by=signed_in_user(request))
+            claims.qa_assign(session=session, to=to, by=signed_in_user(request))
         except DomainError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
@@ -323,17 +324,17 @@ class SessionReviewAdmin(admin.ModelAdmin):
             )
         return self._redirect_to_change(request, session)
 
-    def _reviewer_from_post(self, request: HttpRequest) -> User | None | bool:
-        """The reviewer named by the POST's `assign_to`: a User, None for "nobody" (an empty
-        value), False for a value that names no active reviewer."""
+    def _reviewer_from_post(self, request: HttpRequest) -> User | None:
+        """The reviewer named by the POST's `assign_to`, None for "nobody" (an empty value).
+        Raises ValueError for a value that names no active reviewer."""
         raw = request.POST.get("assign_to", "").strip()
         if not raw:
             return None
-        try:
-            pk = int(raw)
-        except ValueError:
-            return False
-        return next((user for user in claims.reviewers() if user.pk == pk), False)
+        pk = int(raw)  # ValueError for junk, as for an unknown reviewer below
+        for user in claims.reviewers():
+            if user.pk == pk:
+                return user
+        raise ValueError(f"No active reviewer with id {pk}.")
 
     def navigate_view(self, request: HttpRequest, object_id: str, backwards: bool) -> HttpResponse:
         """Next / Previous without deciding (the links and the j / k keys)."""

@@ -318,15 +318,20 @@ class ChatSessionAdmin(SessionReviewAdmin):
     @admin.action(description="Assign to a reviewer", permissions=["assign"])
     def assign_reviewer(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         """Assign the selection (or the whole filter, with "select all") to one reviewer."""
-        to = self._reviewer_from_post(request) if request.POST.get("post") == "yes" else False
-        if to is not False:
-            self._bulk(
-                request,
-                queryset,
-                f"assigned to {claims.person(to)}" if to else "unassigned",
-                lambda s: claims.qa_assign(session=s, to=to or None, by=signed_in_user(request)),
-            )
-            return None
+        choice_missing = False
+        if request.POST.get("post") == "yes":
+            try:
+                to = self._reviewer_from_post(request)
+            except ValueError:
+                choice_missing = True
+            else:
+                self._bulk(
+                    request,
+                    queryset,
+                    f"assigned to {claims.person(to)}" if to else "unassigned",
+                    lambda s: claims.qa_assign(session=s, to=to, by=signed_in_user(request)),
+                )
+                return None
         selected = list(queryset.order_by("-started_at", "-id")[: BULK_LIMIT + 1])
         if len(selected) > BULK_LIMIT:
             self.message_user(
@@ -341,7 +346,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
             "opts": self.model._meta,
             "sessions": selected,
             "reviewers": claims.reviewers(),
-            "choice_missing": request.POST.get("post") == "yes",
+            "choice_missing": choice_missing,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "media": self.media,
         }

@@ -268,8 +268,7 @@ def test_admin_marks_fixed_and_archives_in_bulk(admin_client_role, admin_role_us
     # "Fixed" needs developer feedback: the one without is refused, and the message says why.
     assert unexplained.qa_status == QAStatus.ISSUE
     assert any(
-        "1 session not marked fixed: Write developer feedback" in t
-        for t in message_texts(response)
+        "1 session not marked fixed: Write developer feedback" in t for t in message_texts(response)
     )
     response = post_action(admin_client_role, "archive_sessions", [issue])
     issue.refresh_from_db()
