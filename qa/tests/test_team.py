@@ -144,7 +144,7 @@ def test_next_and_previous_links_move_through_the_list_without_deciding(qa_clien
 
 
 def test_next_follows_an_oldest_first_order(qa_client):
-    newest, middle, oldest = queue(3)
+    newest, middle, _oldest = queue(3)
     # The "Started" column sorted ascending (o=1): next from the middle is the newer one.
     filters = urlencode({"o": "1"})
     response = qa_client.get(admin_url("next", middle, _changelist_filters=filters))
@@ -185,7 +185,8 @@ def test_a_decision_on_a_session_claimed_by_someone_else_is_refused(
     response = qa_client.post(
         CHANGELIST, {"action": "mark_passed", ACTION_CHECKBOX_NAME: [session.pk], "index": 0}
     )
-    assert any("1 session not marked passed: Being reviewed by olga-qa" in t for t in texts(response))
+    refusal = "1 session not marked passed: Being reviewed by olga-qa"
+    assert any(refusal in t for t in texts(response))
     session.refresh_from_db()
     assert session.qa_status == QAStatus.UNCHECKED
 
@@ -268,13 +269,15 @@ def test_admin_assigns_a_session_on_its_page_and_it_lands_in_my_queue(
 ):
     qa_client = login(Client(), qa_user)
     assigned, other = queue(2)
-    response = admin_client_role.post(
-        admin_url("assign", assigned), {"assign_to": str(qa_user.pk)}
-    )
+    response = admin_client_role.post(admin_url("assign", assigned), {"assign_to": str(qa_user.pk)})
     assert path_of(response) == change_url(assigned)
     assert "Assigned to quinn-qa." in texts(response)
     row = QAHistory.objects.get(kind=QAHistory.Kind.ASSIGN)
-    assert (row.session_id, row.by, row.note) == (assigned.pk, admin_role_user, "assigned to quinn-qa")
+    assert (row.session_id, row.by, row.note) == (
+        assigned.pk,
+        admin_role_user,
+        "assigned to quinn-qa",
+    )
 
     listed = qa_client.get(CHANGELIST, {"mine": "yes"}).context["cl"].result_list
     assert [s.pk for s in listed] == [assigned.pk]
@@ -461,11 +464,18 @@ def test_feedback_from_an_earlier_fix_does_not_count(admin_role_user, qa_user):
 
 def test_the_issue_email_goes_to_qa_and_the_sites_developers(settings, qa_user):
     settings.QA_NOTIFY_EMAILS = ["qa-team@example.com"]
-    site = SiteFactory(developer_emails="dev-one@example.com,\nDev-Two@example.com\nqa-team@example.com")
+    site = SiteFactory(
+        developer_emails="dev-one@example.com,\nDev-Two@example.com\nqa-team@example.com"
+    )
     session = ChatSessionFactory(site=site, lead_name="Vera Visitor")
     services.qa_mark_issue(session=session, by=qa_user, note="Invented a discount")
     email = Delivery.objects.get(kind=DeliveryKind.EMAIL, event_type="qa.issue_flagged")
-    assert email.payload["to"] == ["qa-team@example.com", "dev-one@example.com", "Dev-Two@example.com"]
+    # QA first, then the developers; an address on both lists once.
+    assert email.payload["to"] == [
+        "qa-team@example.com",
+        "dev-one@example.com",
+        "Dev-Two@example.com",
+    ]
     assert "Invented a discount" in email.payload["text"]
 
 
