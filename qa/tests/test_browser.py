@@ -126,7 +126,8 @@ def test_reviewer_flags_an_issue_reviews_next_and_admin_marks_it_fixed(page: Pag
         developer,
     )
     assert [
-        (h.to_status, h.by) for h in QAHistory.objects.filter(session=first).order_by("id")
+        (h.to_status, h.by)
+        for h in QAHistory.objects.filter(session=first, kind=QAHistory.Kind.MOVE).order_by("id")
     ] == [
         (QAStatus.ISSUE, reviewer),
         (QAStatus.FIXED, developer),
