@@ -119,7 +119,8 @@ def test_keyboard_shortcuts_review_the_queue(page: Page, live_server):
     page.keyboard.press("f")
     expect(page.locator(".messagelist")).to_contain_text("Session flagged as an issue.")
     newest.refresh_from_db()
-    assert (newest.qa_status, newest.qa_notes) == (QAStatus.ISSUE, "Says we ship to Mars: just joking")
+    assert newest.qa_status == QAStatus.ISSUE
+    assert newest.qa_notes == "Says we ship to Mars: just joking"
 
     # p passes and goes on to the next one of the list.
     page.goto(f"{live_server.url}/admin/sessions_app/chatsession/{middle.pk}/change/")
