@@ -47,7 +47,8 @@ def queue(count: int, **fields) -> list[ChatSession]:
     """`count` sessions, newest first, a minute apart."""
     now = timezone.now()
     return [
-        ChatSessionFactory(started_at=now - timedelta(minutes=i), **fields) for i in range(count)
+        ChatSessionFactory.create(started_at=now - timedelta(minutes=i), **fields)
+        for i in range(count)
     ]
 
 
