@@ -1,8 +1,9 @@
-"""Messenger webhook intake on PostgreSQL: signed POSTs stored in the inbox, nothing else.
+"""Messenger on PostgreSQL: webhook intake (signed POSTs into the inbox), then processing.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/leadchat \
         .venv/bin/python -m bench.messenger_intake
     ... --events-per-post 1 --seconds 20 --connections 16
+    ... --process-events 2000 --process-workers 1,2     (0 events: intake only)
 
 Like `bench.run`, it never touches the database DATABASE_URL names: it creates
 `<that name>_messenger_bench` on the same server, migrates it, serves the product with its
@@ -13,6 +14,12 @@ measured: no worker runs (processing is a separate figure). The target is 500 ev
 
 Prints one result line per run and the median; `--events-per-post` above 1 measures Meta's
 batches (one POST with several events).
+
+Processing is measured separately, after the intake: N pending events from distinct people
+(a few messages each), handled by `manage.py deliver_webhooks --once` processes (the scripted
+agent, every reply a Send API call to a loopback Graph API that answers at once). It reports
+events/s from the first claim to the last reply, and checks every event is done and every
+reply went out exactly once.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ WRK_SCRIPT = ROOT / "bench" / "wrk" / "messenger.lua"
 APP_SECRET = secrets.token_hex(16)
 PAGE_ID = "100200300400"
 TARGET_EVENTS_PER_SECOND = 500
+# The loopback Graph API takes any token: not a credential.
+PAGE_TOKEN = secrets.token_hex(8)
 
 
 def bench_database(url: str) -> tuple[str, str]:
@@ -82,6 +91,140 @@ def bodies_write(path: Path, *, posts: int, events_per_post: int, run: int) -> N
             out.write(f"sha256={signature}\t{body}\n")
 
 
+class GraphApi:
+    """A loopback Send API answering 200 at once, in one send (see bench.run.WebhookReceiver
+    for why), counting each reply's text per recipient."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        graph = self
+        self.replies: list[tuple[str, str]] = []
+        self.last_at = 0.0
+        self._lock = threading.Lock()
+        answer = b'{"recipient_id":"1","message_id":"m_bench"}'
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+        )
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                text = (body.get("message") or {}).get("text")
+                if text is not None:
+                    with graph._lock:
+                        graph.replies.append((body["recipient"]["id"], text))
+                        graph.last_at = time.perf_counter()
+                self.wfile.write(head + answer)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v23.0"
+
+    def __enter__(self) -> GraphApi:
+        import threading
+
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def processing_run(*, events: int, workers: int, env: dict[str, str], round_no: int) -> float:
+    """`events` pending events (4 per person) handled by `workers` worker processes; events/s."""
+    from widget.channels.messenger.intake import inbox_events_store
+    from widget.channels.messenger.models import InboxStatus, MessengerInboxEvent
+
+    # The intake runs left their events pending: out of the way, so only this round's count.
+    MessengerInboxEvent.objects.filter(status=InboxStatus.PENDING).update(
+        status=InboxStatus.SKIPPED
+    )
+    now = int(time.time() * 1000)
+    texts = ["Hi there", "We need a quote for 40 people", "Ana Lima", "ana@example.com"]
+    items = [
+        {
+            "sender": {"id": f"{8_000_000 + round_no * 100_000 + n // len(texts)}"},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": now + n,
+            "message": {"mid": f"m_proc_{round_no}_{n}", "text": texts[n % len(texts)]},
+        }
+        for n in range(events)
+    ]
+    for start in range(0, events, 500):
+        inbox_events_store(
+            data={
+                "object": "page",
+                "entry": [{"id": PAGE_ID, "time": now, "messaging": items[start : start + 500]}],
+            }
+        )
+    with GraphApi() as graph:
+        worker_env = {**env, "MESSENGER_GRAPH_API_URL": graph.url}
+        started = time.perf_counter()
+        # `--once` ends a worker when nothing is due to it; a person's next event waits for the
+        # previous one, so a worker can stop while another still holds work: go on until none
+        # is open.
+        passes = 0
+        while MessengerInboxEvent.objects.filter(status__in=["pending", "processing"]).exists():
+            passes += 1
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "deliver_webhooks", "--once"],
+                    cwd=ROOT,
+                    env=worker_env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for _ in range(workers)
+            ]
+            for proc in procs:
+                proc.wait()
+            if passes > 20:
+                raise RuntimeError("the inbox did not drain in 20 passes of the workers")
+        seconds = (graph.last_at or time.perf_counter()) - started
+        handled = MessengerInboxEvent.objects.filter(
+            mid__startswith=f"m_proc_{round_no}_", status=InboxStatus.DONE
+        ).count()
+        replies = len(graph.replies)
+        twice = len(graph.replies) - len(set(graph.replies))
+    rate = handled / seconds
+    log(
+        f"processing, {workers} worker(s): {handled} / {events} events done in {seconds:.1f} s "
+        f"({rate:.0f} events/s), {replies} Send API replies, {twice} repeated text(s) to one "
+        f"person, {passes} pass(es)"
+    )
+    if handled < events:
+        log(f"  !! only {handled} of {events} events done")
+    return rate
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (what a run cost the server, whatever
+    else the machine was doing: the figure that stays put on a shared machine)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events-per-post", type=int, default=1)
@@ -89,6 +232,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--process-events", type=int, default=2000, help="0 measures the intake only"
+    )
+    parser.add_argument(
+        "--process-workers",
+        default="1,2",
+        help="comma-separated worker counts, one processing round each",
+    )
     options = parser.parse_args(argv)
     user_url = database_url_check(os.environ.get("DATABASE_URL", ""))
     if not Path(WRK).exists():
@@ -123,7 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rates: list[float] = []
     try:
         call_command("migrate", verbosity=0, interactive=False)
-        Site.objects.create(name="Bench page", messenger_page_id=PAGE_ID)
+        Site.objects.create(
+            name="Bench page", messenger_page_id=PAGE_ID, messenger_page_token=PAGE_TOKEN
+        )
         with Gunicorn("messenger", "leadchat.settings", env) as server:
             for run in range(options.runs):
                 bodies = OUT_DIR / f"messenger-bodies-{run}.txt"
@@ -131,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 posts = max(2000, options.seconds * 3000 // max(1, options.events_per_post))
                 bodies_write(bodies, posts=posts, events_per_post=options.events_per_post, run=run)
                 before = MessengerInboxEvent.objects.count()
+                pids = server.worker_pids()
+                cpu_before = cpu_seconds(pids)
                 result = wrk_json(
                     server.url,
                     WRK_SCRIPT,
@@ -139,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     connections=options.connections,
                 )
                 time.sleep(1)  # requests wrk gave up waiting for may still be committing
+                cpu_ms = 1000 * (cpu_seconds(pids) - cpu_before) / max(1, result["requests"])
                 stored = MessengerInboxEvent.objects.count() - before
                 seconds = result["duration_us"] / 1e6
                 errors = sum(v for k, v in result.items() if k.startswith("errors_"))
@@ -150,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"event(s) in {seconds:.1f} s -> {stored} stored ({rate:.0f} events/s, "
                     f"{result['requests'] / seconds:.0f} POST/s), p50 "
                     f"{result['p50_us'] / 1000:.1f} ms, p99 {result['p99_us'] / 1000:.1f} ms, "
-                    f"errors {errors}, wrapped {result['wrapped']}"
+                    f"errors {errors}, wrapped {result['wrapped']}; web workers' CPU "
+                    f"{cpu_ms:.2f} ms per POST"
                 )
                 if result["wrapped"] == 0 and stored < sent_events:
                     log(f"  !! {sent_events} events answered but only {stored} stored")
@@ -172,6 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             found = re.search(r"Requests/sec:\s+(\S+)", floor.stdout)
             log(f"yardstick: GET /health {found.group(1) if found else '?'} requests/s")
+        for round_no, workers in enumerate(
+            int(w) for w in options.process_workers.split(",") if options.process_events
+        ):
+            processing_run(
+                events=options.process_events, workers=workers, env=env, round_no=round_no
+            )
     finally:
         connections.close_all()
         if not options.keep_db:

@@ -102,6 +102,14 @@ READS: list[ReadEntry] = [
     ),
     ReadEntry("sessions API, search", "/api/sessions/?q=silva", 100, max_queries=4),
     ReadEntry("dashboard overview", "/dashboard/", 300, max_queries=6),
+    # The Leads page (issue 14): one row per person, GROUP BY lead_key over the sessions the
+    # filters pick, rendered on the server (sessions_app/leads_selectors.py). Issue 17 wants p95
+    # <= 100 ms at 1,000,000 sessions; here at the default size. The seed gives about ten
+    # sessions to a person (bench/seed.py). Queries: session, user, the sites of the filter,
+    # then the selector's four (people count, page of groups, latest sessions, sites/channels).
+    ReadEntry("Leads page", "/dashboard/leads/", 100, max_queries=7),
+    ReadEntry("Leads page, search", "/dashboard/leads/?q=silva", 100, max_queries=7),
+    ReadEntry("leads API, first page", "/api/leads/", 100, max_queries=6),
     # QA console (qa/admin/): the default queue is qa_status=unchecked and archive=active
     # (qa/admin/filters.py); `q` searches lead name, email and the transcript.
     ReadEntry(

@@ -24,6 +24,8 @@ from django.db import connection
 from django.db.models import Field
 from django.utils import timezone
 
+from sessions_app.leads import lead_key
+
 # The one session the admin change view is measured on ("a session with 500 messages").
 BIG_SESSION_MESSAGES = 500
 MESSAGE_GAP = timedelta(seconds=17)
@@ -152,6 +154,7 @@ def plan_build(
 def _session_rows(plan: SeedPlan) -> Iterator[tuple[Any, ...]]:
     rng = plan.rng
     sites = plan.site_ids
+    people = max(1, plan.sessions // 10)
     for i in range(plan.sessions):
         started = plan.started_at[i]
         count = plan.message_counts[i]
@@ -169,7 +172,9 @@ def _session_rows(plan: SeedPlan) -> Iterator[tuple[Any, ...]]:
         if complete:
             first, family = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             name = f"{first} {family}"
-            email = f"{first.lower()}.{i}@example.com"
+            # About ten sessions share a person (2-3 of them with a lead, at 28% complete), so
+            # the Leads page groups returning visitors as it would in production.
+            email = f"lead.{i % people}@example.com"
             captured = last
             roll = rng.random()
             delivery = "delivered" if roll < 0.95 else "failed" if roll < 0.98 else "pending"
@@ -207,6 +212,7 @@ def _session_rows(plan: SeedPlan) -> Iterator[tuple[Any, ...]]:
             last if deleted else None,  # deleted_at
             name,  # lead_name
             email,  # lead_email
+            lead_key(email),  # lead_key
             captured,  # lead_captured_at
             count > 1,  # ai_engaged
             count,  # message_count
@@ -355,8 +361,8 @@ SESSION_COLUMNS = (
     "id", "public_id", "site_id", "channel", "page_url", "referrer", "utm_source", "utm_medium",
     "utm_campaign", "user_agent", "started_at", "last_activity_at", "ended_at", "updated_at",
     "completion_status", "archive_status", "archived_at", "deleted_at", "lead_name", "lead_email",
-    "lead_captured_at", "ai_engaged", "message_count", "ai_replies_timed", "ai_latency_ms_total",
-    "delivery_state", "qa_status", "qa_status_at",
+    "lead_key", "lead_captured_at", "ai_engaged", "message_count", "ai_replies_timed",
+    "ai_latency_ms_total", "delivery_state", "qa_status", "qa_status_at",
 )  # fmt: skip
 
 # The data set, in dependency order. The outbox drain's due rows are not part of it: each drain

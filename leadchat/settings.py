@@ -347,6 +347,10 @@ MESSENGER_REQUESTS_PER_IP_PER_MINUTE = env.int("MESSENGER_REQUESTS_PER_IP_PER_MI
 MESSENGER_LEASE_SECONDS = env.int(
     "MESSENGER_LEASE_SECONDS", default=int(WIDGET_AGENT_TIMEOUT * 2 + 30)
 )
+# Handled inbox events (their raw payloads, PSIDs included) are deleted by the worker this many
+# days after they were handled; what a person wrote stays in the transcript. Longer than Meta
+# retries a webhook (up to 36 hours), so a late retry still finds its mid and is not stored twice.
+MESSENGER_INBOX_RETENTION_DAYS = env.int("MESSENGER_INBOX_RETENTION_DAYS", default=7)
 
 # --- Outbound HTTP: webhook receivers and agent backends (leadchat.outbound) ----------------------
 # Link-local and cloud-metadata addresses are always refused. Loopback and private ranges

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leadchat import csvsafe
+from qa.scorecards.export import SCORECARD_COLUMNS, scorecard_cells
 from qa.selectors import export_sessions
 from sessions_app.models import ChatSession
 
@@ -34,6 +35,8 @@ COLUMNS = [
     "dev_feedback",
     "dev_feedback_by",
     "dev_feedback_at",
+    # qa.scorecards: every reviewer's scorecard and the annotations (see scorecard_cells).
+    *SCORECARD_COLUMNS,
     "console_url",
 ]
 
@@ -75,6 +78,7 @@ def session_row(session: ChatSession) -> list[str]:
         session.dev_feedback,
         _user(session.dev_feedback_by),
         session.dev_feedback_at,
+        *scorecard_cells(session),
         url,
     ]
     return [_cell(v) for v in values]

@@ -14,6 +14,8 @@ def _change(row: QAHistory) -> str:
         return f"{row.get_from_status_display()} → {row.get_to_status_display()}"
     if row.kind in _NOTE_IS_THE_CHANGE:
         return row.note
+    if row.kind == QAHistory.Kind.ANNOTATION:
+        return "added"
     return "saved"
 
 

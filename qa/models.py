@@ -6,7 +6,8 @@ from sessions_app.models import QAStatus
 
 
 class QAHistory(models.Model):
-    """One QA change of a session: a status move, or a QA note / developer feedback saved.
+    """One QA change of a session: a status move, a QA note / developer feedback / scorecard
+    saved, or an annotation added.
 
     Written only by `qa.services`, in the transaction that makes the change, so the history can
     never disagree with the session's QA fields.
@@ -19,6 +20,9 @@ class QAHistory(models.Model):
         # qa.claims: who took a session for review, or was given it by an admin.
         CLAIM = "claim", "Review claim"
         ASSIGN = "assign", "Assignment"
+        # qa.scorecards: a reviewer's scorecard saved, a note pinned to an AI message.
+        SCORECARD = "scorecard", "Scorecard"
+        ANNOTATION = "annotation", "Annotation"
 
     session = models.ForeignKey(
         "sessions_app.ChatSession",
@@ -99,3 +103,22 @@ class ReviewClaim(models.Model):
 
     def __str__(self) -> str:
         return f"claim of session {self.session_id}"
+
+
+# The scorecard models live in their own module (qa/scorecards/) but belong to this app.
+from qa.scorecards.models import (  # noqa: E402
+    Criterion,
+    CriterionScore,
+    FailureCategory,
+    MessageAnnotation,
+    Scorecard,
+)
+
+__all__ = [
+    "Criterion",
+    "CriterionScore",
+    "FailureCategory",
+    "MessageAnnotation",
+    "QAHistory",
+    "Scorecard",
+]

@@ -80,7 +80,12 @@ def next_unchecked_session(
 
 
 def export_sessions(queryset: QuerySet[ChatSession]) -> Iterable[ChatSession]:
-    """Sessions for the QA results export, streamed in chunks with every named user joined."""
-    return queryset.select_related(
-        "site", "qa_status_by", "qa_notes_by", "dev_feedback_by"
-    ).iterator(chunk_size=2000)
+    """Sessions for the QA results export, streamed in chunks with every named user joined and
+    the scorecards and annotations prefetched per chunk (a fixed number of queries per chunk)."""
+    from qa.scorecards.selectors import export_prefetches
+
+    return (
+        queryset.select_related("site", "qa_status_by", "qa_notes_by", "dev_feedback_by")
+        .prefetch_related(*export_prefetches())
+        .iterator(chunk_size=2000)
+    )

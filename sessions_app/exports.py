@@ -22,6 +22,7 @@ from django.utils import timezone
 from rest_framework.renderers import BaseRenderer
 
 from leadchat import csvsafe
+from sessions_app.leads_selectors import Lead
 from sessions_app.models import ChatMessage, ChatSession
 from sessions_app.selectors import error_count_subquery
 
@@ -204,3 +205,71 @@ class CSVRenderer(BaseRenderer):
 class JSONLinesRenderer(CSVRenderer):
     media_type = "application/jsonl"
     format = JSONL
+
+
+# --- Leads (one row per person, sessions_app.leads_selectors) ------------------------------------
+
+LEAD_COLUMNS = [
+    "id",
+    "email",
+    "name",
+    "phone",
+    "first_seen",
+    "last_seen",
+    "last_captured_at",
+    "conversations",
+    "sites",
+    "channels",
+    "latest_session",
+    "latest_completion_status",
+    "latest_qa_status",
+    "latest_delivery_state",
+]
+
+
+def lead_export_rows(leads: Iterable[Lead], *, tz: ZoneInfo) -> Iterator[dict[str, Any]]:
+    for lead in leads:
+        yield {
+            "id": lead.key,
+            "email": lead.email,
+            "name": lead.name,
+            "phone": lead.phone,
+            "first_seen": _iso(lead.first_seen, tz),
+            "last_seen": _iso(lead.last_seen, tz),
+            "last_captured_at": _iso(lead.last_captured_at, tz),
+            "conversations": lead.conversations,
+            "sites": [site.name for site in lead.sites],
+            "channels": lead.channels,
+            "latest_session": str(lead.latest.public_id),
+            "latest_completion_status": lead.latest.completion_status,
+            "latest_qa_status": lead.latest.qa_status,
+            "latest_delivery_state": lead.latest.delivery_state,
+        }
+
+
+def _lead_csv_cell(value: Any) -> str:
+    if isinstance(value, list):  # sites, channels: one cell, comma separated
+        return ", ".join(str(v) for v in value)
+    return _csv_cell(value)
+
+
+def lead_export_response(
+    leads: Iterable[Lead], *, file_format: str, tz: ZoneInfo
+) -> StreamingHttpResponse:
+    """The people as a streamed file: the same CSV (formula-safe) and JSON Lines as sessions."""
+    rows = lead_export_rows(leads, tz=tz)
+    if file_format == CSV:
+        table = ([_lead_csv_cell(row[c]) for c in LEAD_COLUMNS] for row in rows)
+        lines = csvsafe.csv_lines(itertools.chain([LEAD_COLUMNS], table))
+    elif file_format == JSONL:
+        lines = jsonl_lines(rows)
+    else:
+        raise ValueError(f"Unknown export format {file_format!r}; use csv or jsonl.")
+    response = StreamingHttpResponse(
+        (line.encode() for line in lines), content_type=CONTENT_TYPES[file_format]
+    )
+    filename = f"leadchat-leads-{timezone.now():%Y%m%d-%H%M%S}.{file_format}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Accel-Buffering"] = "no"
+    response["Cache-Control"] = "no-store"
+    return response

@@ -5,6 +5,8 @@ spot a name or an email in what the visitor typed (so a backend never offers a l
 would refuse).
 """
 
+import hashlib
+
 from email_validator import EmailNotValidError, validate_email
 
 from sessions_app.errors import InvalidLead
@@ -27,3 +29,16 @@ def normalize_name(name: str) -> str:
     if len(cleaned) > MAX_NAME_LENGTH:
         raise InvalidLead(f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
     return cleaned
+
+
+def lead_key(email: str) -> str:
+    """The key that makes sessions with the same email one person on the Leads page.
+
+    The email as `normalize_email` returns it, trimmed and lower-cased (validate_email keeps the
+    local part's case; no mail provider in practice tells Bob@ from bob@), then hashed: the key
+    also names the person in URLs, where an email must not appear. "" for no email.
+    """
+    cleaned = email.strip().lower()
+    if not cleaned:
+        return ""
+    return hashlib.sha256(cleaned.encode()).hexdigest()

@@ -136,6 +136,14 @@ class ChatSession(models.Model):
     lead_phone = models.CharField(max_length=50, blank=True, default="")
     lead_data = models.JSONField(default=dict, blank=True)
     lead_captured_at = models.DateTimeField(null=True, blank=True)
+    # Who the lead is, across sessions: the SHA-256 of the normalised, lower-cased email
+    # (sessions_app.leads.lead_key), set by lead_capture with the email; empty without one. The
+    # Leads page groups on it and names a person by it in URLs, so no email lands in an address
+    # bar, a proxy log or a Referer. A database default too, so raw SQL and COPY rows need not
+    # list it.
+    lead_key = models.CharField(
+        max_length=64, blank=True, default="", db_default="", editable=False
+    )
 
     ai_engaged = models.BooleanField(default=False)
     message_count = models.PositiveIntegerField(default=0)
@@ -202,6 +210,22 @@ class ChatSession(models.Model):
             models.Index(fields=["channel", "-started_at"], name="session_channel_started"),
             models.Index(fields=["updated_at"], name="session_updated"),
             models.Index(fields=["lead_email"], name="session_lead_email"),
+            # The Leads page (sessions_app/leads_selectors.py): a person's sessions newest first
+            # (their latest name and statuses, their page), and GROUP BY lead_key answered by
+            # an index-only scan: the trailing columns are what the groups aggregate and the
+            # page's default filter reads. Only sessions that make up people are indexed.
+            models.Index(
+                fields=[
+                    "lead_key",
+                    "-started_at",
+                    "-id",
+                    "last_activity_at",
+                    "lead_captured_at",
+                    "archive_status",
+                ],
+                condition=~Q(lead_key="") & Q(deleted_at__isnull=True),
+                name="session_lead_key",
+            ),
             # Leads per day in the stats: only sessions with a lead are indexed.
             models.Index(
                 fields=["lead_captured_at"],

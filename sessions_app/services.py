@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.models import User
 from sessions_app import signals
 from sessions_app.errors import SessionDeleted, TransitionNotAllowed
-from sessions_app.leads import normalize_email, normalize_name
+from sessions_app.leads import lead_key, normalize_email, normalize_name
 from sessions_app.models import (
     ARCHIVE_MOVES,
     COMPLETION_MOVES,
@@ -322,7 +322,8 @@ def lead_capture(
             fields.append("lead_name")
         if clean_email is not None:
             locked.lead_email = clean_email
-            fields.append("lead_email")
+            locked.lead_key = lead_key(clean_email)
+            fields += ["lead_email", "lead_key"]
         if phone is not None:
             locked.lead_phone = phone.strip()[:50]
             fields.append("lead_phone")
@@ -554,12 +555,14 @@ def lead_erase(*, email: str, dry_run: bool = False) -> ErasureReport:
 
     Raises InvalidLead when `email` is not an email address.
     """
-    normalize_email(email)  # refuse "bob" or "" with a clear message
+    # Refuses "bob" or "" with a clear message; the key finds the person the Leads page shows.
+    person = lead_key(normalize_email(email))
     needle = email.strip()
     with transaction.atomic():
         session_ids = list(
             ChatSession.objects.filter(
                 Q(lead_email__iexact=needle)
+                | Q(lead_key=person)
                 | Q(
                     Exists(
                         ChatMessage.objects.filter(session=OuterRef("pk"), text__icontains=needle)

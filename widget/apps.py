@@ -32,5 +32,8 @@ class WidgetConfig(AppConfig):
             send=graph.messenger_reply_send,
             error_source=AutomationError.Source.MESSENGER,
             label="Messenger reply",
+            # Meta's Send API has no idempotency key: a reply cut short by a killed worker is
+            # failed for a person to redeliver, never sent twice.
+            resend_after_interruption=False,
         )
         sessions_erasing.connect(erase_messenger_rows, dispatch_uid="widget.messenger.erase")

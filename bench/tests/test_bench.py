@@ -12,6 +12,7 @@ import pytest
 from bench import run
 from bench.seed import BIG_SESSION_MESSAGES, seed_database
 from bench.views import FLOOR_REPLY
+from sessions_app.leads import lead_key
 from sessions_app.models import ChatMessage, ChatSession, Delivery
 from sessions_app.tests.factories import ChatSessionFactory
 
@@ -78,6 +79,12 @@ def test_seeder_copies_the_requested_counts_consistently():
             len(replies),
             sum(replies),
         )
+    # Leads carry their person key, and people come back (the Leads page groups them).
+    with_lead = ChatSession.objects.exclude(lead_email="")
+    assert with_lead.exists()
+    assert all(s.lead_key == lead_key(s.lead_email) for s in with_lead)
+    assert not ChatSession.objects.filter(lead_email="").exclude(lead_key="").exists()
+    assert with_lead.values("lead_key").distinct().count() < with_lead.count()
     # Columns the seed does not list got the model's defaults (qa_notes is NOT NULL).
     assert ChatSession.objects.filter(qa_notes="", lead_data={}).count() == 40
     # The id sequence moved past the copied ids: the ORM can insert afterwards.

@@ -129,7 +129,9 @@ SERVED = _served_schema()
 # operations with a `tz` parameter (the TimeZone enum, ~600 names) that is ~800 requests each,
 # minutes in all. They keep the examples and fuzzing phases here; that every documented zone is
 # accepted is test_schema_agreement's job.
-WITH_TZ = r"^/api/(sessions/|sessions/changes/|stats/|exports/sessions\.(csv|jsonl))$"
+WITH_TZ = (
+    r"^/api/(sessions/|sessions/changes/|stats/|leads/|exports/(sessions|leads)\.(csv|jsonl))$"
+)
 CONFIG = SchemathesisConfig.from_dict(
     {
         "operations": [

@@ -6,5 +6,12 @@ Importing the modules registers their ModelAdmins (admin autodiscovery imports `
 from qa.admin.errors import AutomationErrorAdmin
 from qa.admin.panels import Panel
 from qa.admin.sessions import ChatSessionAdmin
+from qa.scorecards.admin import CriterionAdmin, FailureCategoryAdmin
 
-__all__ = ["AutomationErrorAdmin", "ChatSessionAdmin", "Panel"]
+__all__ = [
+    "AutomationErrorAdmin",
+    "ChatSessionAdmin",
+    "CriterionAdmin",
+    "FailureCategoryAdmin",
+    "Panel",
+]

@@ -3,7 +3,8 @@
 Nothing on a session is edited through the model form (no fieldsets); the panels show it
 read-only. The QA panel is a `QAReviewForm` posting to `review_view` (the admin URL
 `<id>/review/`, wired in `ChatSessionAdmin.get_urls`), which hands it to
-`services.qa_review_submit`: the permissions, the move and the transaction are the service's.
+`qa.scorecards.services.scorecard_review_submit` (the reviewer's scorecard, then
+`services.qa_review_submit`): the permissions, the move and the transaction are the services'.
 """
 
 import copy
@@ -33,6 +34,8 @@ from qa import claims, queue, selectors, services
 from qa.admin.panels import Panel
 from qa.display import qa_badge
 from qa.forms import QAReviewForm
+from qa.scorecards.forms import ScorecardInputError, scorecard_input
+from qa.scorecards.services import scorecard_review_submit
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
 
@@ -166,7 +169,14 @@ class SessionReviewAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, session):
             raise PermissionDenied
         form = QAReviewForm(request.POST)
-        if not form.is_valid():
+        scorecard_error = ""
+        try:
+            scorecard = scorecard_input(request.POST)
+        except ScorecardInputError as exc:
+            scorecard, scorecard_error = None, str(exc)
+        if not form.is_valid() or scorecard_error:
+            if scorecard_error:
+                self.message_user(request, f"Scorecard: {scorecard_error}", messages.ERROR)
             for name, errors in form.errors.items():
                 # The button's error says it all; a box's names the box ("QA note: ...").
                 prefix = "" if name == "qa_action" else f"{form.fields[name].label}: "
@@ -175,13 +185,15 @@ class SessionReviewAdmin(admin.ModelAdmin):
             return self._render_review_page(request, session, form)
         data = form.cleaned_data
         try:
-            review = services.qa_review_submit(
+            # The scorecard (None when the page showed none) and the move, in one transaction.
+            review = scorecard_review_submit(
                 session=session,
                 by=signed_in_user(request),
                 decision=data["decision"],
                 qa_note=data["qa_notes"],
                 dev_feedback=data["dev_feedback"],
                 opened_version=data["qa_version"] or None,
+                scorecard=scorecard,
             )
         except DomainError as exc:
             self.message_user(request, str(exc), messages.ERROR)
@@ -194,8 +206,13 @@ class SessionReviewAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Session {QA_DONE_LABELS[review.moved_to]}.", messages.SUCCESS
             )
-        elif review.texts_saved:
-            self.message_user(request, "Notes saved.", messages.SUCCESS)
+        elif review.texts_saved or review.scorecard_saved:
+            saved = {
+                (True, False): "Notes saved.",
+                (False, True): "Scorecard saved.",
+                (True, True): "Notes and scorecard saved.",
+            }[(review.texts_saved, review.scorecard_saved)]
+            self.message_user(request, saved, messages.SUCCESS)
         if data["review_next"]:
             return self._redirect_to_next(request, session)
         return self._redirect_to_change(request, session)

@@ -39,12 +39,19 @@ from qa.admin.panels import (
     history_context,
     lead_context,
     session_context,
-    transcript_context,
 )
 from qa.admin.review import QA_DONE_LABELS, SessionReviewAdmin
 from qa.display import qa_badge, state_badge
 from qa.export import qa_results_response
 from qa.paginator import EstimatedCountPaginator
+from qa.scorecards.console import (
+    ScorecardConsoleMixin,
+    annotated_transcript_context,
+    scorecard_panel_context,
+    summary_context,
+)
+from qa.scorecards.selectors import active_categories
+from qa.scorecards.services import scorecard_issue_flag
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
 from sessions_app.selectors import sessions_search
@@ -56,7 +63,7 @@ BULK_LIMIT = 500
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(SessionReviewAdmin):
+class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
     list_display = (
         "started",
         "site_name",
@@ -101,14 +108,14 @@ class ChatSessionAdmin(SessionReviewAdmin):
     change_form_template = "admin/sessions_app/chatsession/change_form.html"
 
     panels: list[Panel] = [
-        Panel("qa", "QA review", "admin/qa/panels/qa.html", lambda r, s: {}, area="side"),
+        Panel("qa", "QA review", "admin/qa/panels/qa.html", scorecard_panel_context, area="side"),
         Panel("lead", "Lead", "admin/qa/panels/lead.html", lead_context, area="side"),
         Panel("session", "Session", "admin/qa/panels/session.html", session_context, "side"),
         Panel(
             "transcript",
             "Transcript",
             "admin/qa/panels/transcript.html",
-            transcript_context,
+            annotated_transcript_context,
             "main",
         ),
         Panel("history", "History", "admin/qa/panels/history.html", history_context),
@@ -224,6 +231,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
             **(extra_context or {}),
             "can_export": self.has_export_permission(request),
             "export_query": request.GET.urlencode(),
+            **summary_context(),
         }
         return super().changelist_view(request, extra_context)
 
@@ -276,12 +284,19 @@ class ChatSessionAdmin(SessionReviewAdmin):
     @admin.action(description="Flag issue (with a QA note)", permissions=["review"])
     def flag_issue(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         note = request.POST.get("qa_note", "").replace("\r\n", "\n").strip()
-        if request.POST.get("post") == "yes" and note:
+        # An issue needs a failure category (qa.scorecards): asked for with the note.
+        picked = {v for v in request.POST.getlist("category") if v.isdigit()}
+        if request.POST.get("post") == "yes" and note and picked:
             self._bulk(
                 request,
                 queryset,
                 QA_DONE_LABELS[QAStatus.ISSUE],
-                lambda s: services.qa_mark_issue(session=s, by=signed_in_user(request), note=note),
+                lambda s: scorecard_issue_flag(
+                    session=s,
+                    by=signed_in_user(request),
+                    note=note,
+                    category_ids=[int(v) for v in picked],
+                ),
             )
             return None
         # Ask for the note first: the issue email and the developer both need to know what is
@@ -300,7 +315,11 @@ class ChatSessionAdmin(SessionReviewAdmin):
             "opts": self.model._meta,
             "sessions": selected,
             "note": note,
-            "note_missing": request.POST.get("post") == "yes",
+            "note_missing": request.POST.get("post") == "yes" and not note,
+            "category_missing": request.POST.get("post") == "yes" and not picked,
+            "categories": [
+                {"category": c, "checked": str(c.pk) in picked} for c in active_categories()
+            ],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "media": self.media,
         }
@@ -401,6 +420,7 @@ class ChatSessionAdmin(SessionReviewAdmin):
                 self.admin_site.admin_view(self.previous_view),
                 name="{}_{}_previous".format(*info),
             ),
+            *self.scorecard_urls(),
             *super().get_urls(),
         ]
 

@@ -62,3 +62,13 @@ def qa_client(client, qa_user):
 @pytest.fixture
 def admin_client_role(client, admin_role_user):
     return login(client, admin_role_user)
+
+
+@pytest.fixture
+def issue_category(db) -> dict[str, str]:
+    """What the QA panel posts with an issue: a failure category (an issue needs one)."""
+    from qa.models import FailureCategory
+
+    # Seeded by qa 0004, but a transactional (browser) test that ran before flushed it.
+    category, _ = FailureCategory.objects.get_or_create(name="Hallucination")
+    return {"scorecard": "1", "category": str(category.pk)}

@@ -219,7 +219,7 @@ def test_bulk_pass_attributes_the_reviewer_and_reports_refusals(qa_client, qa_us
     assert QAHistory.objects.get(session=fresh).by == qa_user
 
 
-def test_bulk_flag_issue_asks_for_a_note_first(qa_client, qa_user):
+def test_bulk_flag_issue_asks_for_a_note_first(qa_client, qa_user, issue_category):
     sessions = [ChatSessionFactory(), ChatSessionFactory()]
     response = post_action(qa_client, "flag_issue", sessions)
     assert response.status_code == 200
@@ -239,6 +239,13 @@ def test_bulk_flag_issue_asks_for_a_note_first(qa_client, qa_user):
     assert not QAHistory.objects.exists()
 
     confirm["qa_note"] = "Greeting is in the wrong language"
+    # An issue needs a failure category too (qa.scorecards).
+    response = qa_client.post(reverse(CHANGELIST) + "?qa_status=all", confirm)
+    assert response.status_code == 200
+    assert b"Pick at least one failure category" in response.content
+    assert not QAHistory.objects.exists()
+
+    confirm["category"] = issue_category["category"]
     response = qa_client.post(reverse(CHANGELIST) + "?qa_status=all", confirm)
     assert response.status_code == 302
     for session in sessions:
@@ -321,17 +328,18 @@ def test_admin_sees_mark_fixed_and_feedback_on_an_issue(admin_client_role):
     assert 'value="passed"' not in html
 
 
-def test_reviewer_flags_an_issue_from_the_change_view(qa_client, qa_user):
+def test_reviewer_flags_an_issue_from_the_change_view(qa_client, qa_user, issue_category):
     session = ChatSessionFactory()
     response = qa_client.post(
-        change_url(session), {"qa_action": "issue", "qa_notes": "Bot\r\ninvented a price"}
+        change_url(session),
+        {"qa_action": "issue", "qa_notes": "Bot\r\ninvented a price", **issue_category},
     )
     assert response.status_code == 302
     assert response["Location"] == change_url(session)
     session.refresh_from_db()
     assert (session.qa_status, session.qa_status_by) == (QAStatus.ISSUE, qa_user)
     assert session.qa_notes == "Bot\ninvented a price"
-    entry = QAHistory.objects.get(session=session)
+    entry = QAHistory.objects.get(session=session, kind=QAHistory.Kind.MOVE)
     assert (entry.from_status, entry.to_status, entry.by, entry.note) == (
         "unchecked",
         "issue",
@@ -403,7 +411,9 @@ def test_change_view_of_a_trashed_or_missing_session_redirects(qa_client):
 # --- review next ---------------------------------------------------------------------------------
 
 
-def test_review_next_opens_the_next_unchecked_session_of_the_current_filter(qa_client, site):
+def test_review_next_opens_the_next_unchecked_session_of_the_current_filter(
+    qa_client, site, issue_category
+):
     now = timezone.now()
     other_site = SiteFactory(name="Elsewhere")
     newest = ChatSessionFactory(site=site, started_at=now)
@@ -425,7 +435,7 @@ def test_review_next_opens_the_next_unchecked_session_of_the_current_filter(qa_c
 
     response = qa_client.post(
         change_url(second, _changelist_filters=filters),
-        {"qa_action": "issue+next", "qa_notes": "Off-topic answer"},
+        {"qa_action": "issue+next", "qa_notes": "Off-topic answer", **issue_category},
     )
     location = urlsplit(response["Location"])
     assert location.path == reverse(CHANGELIST)
@@ -518,9 +528,11 @@ def test_changelist_and_change_view_queries_are_bounded(
         services.qa_note_save(session=session, by=qa_user, note="checked")
     with django_assert_max_num_queries(10):
         assert qa_client.get(reverse(CHANGELIST)).status_code == 200
-    # The first opening claims the session (lock, claim row, history row); the next ones renew it
-    # with one UPDATE.
-    with django_assert_max_num_queries(18):
+    # 12 before scorecards, which add at most 6 fixed queries (criteria, categories, the
+    # session's scorecards with their scores and categories, annotations); the first opening
+    # also claims the session (lock, claim row, history row), the next ones renew it with one
+    # UPDATE.
+    with django_assert_max_num_queries(24):
         assert qa_client.get(change_url(sessions[0])).status_code == 200
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(20):
         assert qa_client.get(change_url(sessions[0])).status_code == 200

@@ -8,7 +8,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.tests.factories import TEST_PASSWORD, UserFactory
-from qa.models import QAHistory
+from qa.models import FailureCategory, QAHistory
 from sessions_app.models import ChatSession, MessageRole, QAStatus
 from sessions_app.services import lead_capture, message_add, session_start
 from widget.tests.factories import SiteFactory
@@ -57,6 +57,8 @@ def test_reviewer_flags_an_issue_reviews_next_and_admin_marks_it_fixed(page: Pag
     site = SiteFactory(name="Pricing page")
     first = conversation(site, name="Nora Newest", question="Do you ship to Norway?", minutes_ago=1)
     second = conversation(site, name="Oscar Older", question="Is there a trial?", minutes_ago=5)
+    # Seeded by qa 0004; an earlier transactional test may have flushed it.
+    FailureCategory.objects.get_or_create(name="Wrong information")
     problems = watch_for_breakage(page)
     base = live_server.url
 
@@ -80,8 +82,10 @@ def test_reviewer_flags_an_issue_reviews_next_and_admin_marks_it_fixed(page: Pag
     expect(page.get_by_role("button", name="Mark fixed")).to_have_count(0)
     expect(page.locator("textarea[name=dev_feedback]")).to_have_count(0)
 
-    # Flags an issue with a note and goes straight on to the next session of the queue.
+    # Flags an issue with a note and a failure category (an issue needs one), and goes
+    # straight on to the next session of the queue.
     page.get_by_label("QA note").fill("Claims we ship to Norway; we do not.")
+    page.get_by_label("Wrong information").check()
     page.get_by_role("button", name="Flag issue & review next ›").click()
     expect(page).to_have_url(re.compile(rf"/admin/sessions_app/chatsession/{second.pk}/change/"))
     expect(page.locator(".messagelist")).to_contain_text("Session flagged as an issue.")

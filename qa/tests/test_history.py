@@ -102,7 +102,8 @@ def test_change_view_queries_do_not_grow_with_the_history(
     services.qa_note_save(session=session, by=qa_user, note="first")
     session_services.session_archive(session=session, by=agent_user)
     qa_client.get(change_url(session))
-    with django_assert_max_num_queries(12) as few:
+    # 12 before scorecards, which add at most 6 fixed queries (see qa.scorecards.console).
+    with django_assert_max_num_queries(18) as few:
         assert qa_client.get(change_url(session)).status_code == 200
     for i in range(10):
         session_services.session_unarchive(session=session, by=agent_user)

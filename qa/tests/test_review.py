@@ -330,11 +330,11 @@ def test_page_form_posts_to_the_review_url_with_the_filters(qa_client):
     assert f'action="{action.path}?{action.query}"' in html
 
 
-def test_review_url_moves_and_reviews_next(qa_client, qa_user):
+def test_review_url_moves_and_reviews_next(qa_client, qa_user, issue_category):
     session = ChatSessionFactory()
     response = qa_client.post(
         review_url(session, _changelist_filters="qa_status=all"),
-        {"qa_action": "issue+next", "qa_notes": "wrong"},
+        {"qa_action": "issue+next", "qa_notes": "wrong", **issue_category},
     )
     assert response.status_code == 302
     location = urlsplit(response["Location"])

@@ -354,13 +354,19 @@ def test_a_decision_on_a_stale_page_is_refused_with_what_changed(qa_client, othe
     ) in texts(response)
     session.refresh_from_db()
     assert (session.qa_status, session.qa_notes) == (QAStatus.PASSED, "")
-    # The page shown again carries the new version: deciding from it goes through.
+    # The page shown again carries the new version: deciding from it goes through (an issue
+    # needs a failure category: qa.scorecards).
+    from qa.scorecards.models import FailureCategory
+
+    category, _ = FailureCategory.objects.get_or_create(name="Wrong information")
     response = qa_client.post(
         admin_url("review", session),
         {
             "qa_action": "issue",
             "qa_notes": "Wrong price",
             "qa_version": response.context["qa_version"],
+            "scorecard": "1",
+            "category": [str(category.pk)],
         },
     )
     session.refresh_from_db()

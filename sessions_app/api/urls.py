@@ -4,7 +4,8 @@ from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from sessions_app import exports
-from sessions_app.api import views
+from sessions_app.api import leads, views
+from sessions_app.leads_selectors import LEAD_KEY_PATTERN
 
 app_name = "staff-api"
 
@@ -26,6 +27,21 @@ class SessionMoveConverter:
 
 register_converter(SessionMoveConverter, "session_move")
 
+
+class LeadKeyConverter:
+    """A person's key (sessions_app.leads.lead_key): 64 lower-case hex digits."""
+
+    regex = LEAD_KEY_PATTERN
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(LeadKeyConverter, "lead_key")
+
 urlpatterns = [
     path("sessions/", views.SessionListApi.as_view(), name="sessions"),
     path("sessions/changes/", views.SessionChangesApi.as_view(), name="sessions-changes"),
@@ -36,6 +52,18 @@ urlpatterns = [
         "sessions/<uuid:public_id>/<session_move:action>/",
         views.SessionMoveApi.as_view(),
         name="session-move",
+    ),
+    path("leads/", leads.LeadListApi.as_view(), name="leads"),
+    path("leads/<lead_key:lead_id>/", leads.LeadDetailApi.as_view(), name="lead"),
+    path(
+        "exports/leads.csv",
+        leads.LeadExportApi.as_view(file_format=exports.CSV),
+        name="export-leads-csv",
+    ),
+    path(
+        "exports/leads.jsonl",
+        leads.LeadExportApi.as_view(file_format=exports.JSONL),
+        name="export-leads-jsonl",
     ),
     path("stats/", views.StatsApi.as_view(), name="stats"),
     path("automation-errors/", views.AutomationErrorListApi.as_view(), name="errors"),
@@ -57,6 +85,7 @@ urlpatterns = [
     # Malformed ids under these prefixes: a JSON 404 rather than Django's HTML page.
     re_path(r"^sessions/(?P<rest>[\s\S]+)$", views.unknown_endpoint),
     re_path(r"^automation-errors/(?P<rest>[\s\S]+)$", views.unknown_endpoint),
+    re_path(r"^leads/(?P<rest>[\s\S]+)$", views.unknown_endpoint),
     re_path(r"^exports/(?P<rest>[\s\S]+)$", views.unknown_endpoint),
     # Shadows the project's /api/docs/ route (this include comes first in leadchat/urls.py):
     # the split view loads its init script from a URL instead of an inline <script>, which the

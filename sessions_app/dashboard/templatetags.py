@@ -18,3 +18,9 @@ def http_url(value: str) -> str:
 def status_style(value: str, kind: str) -> str:
     """Bootstrap's colour of a status badge: `{{ session.qa_status|status_style:"qa" }}`."""
     return badge(kind, value).style
+
+
+@register.filter
+def status_label(value: str, kind: str) -> str:
+    """The label of a status badge: `{{ lead.latest.qa_status|status_label:"qa" }}`."""
+    return badge(kind, value).label

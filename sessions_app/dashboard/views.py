@@ -13,13 +13,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils import timezone
 from django.views.generic import TemplateView
 
-from sessions_app import selectors
+from sessions_app import leads_selectors, selectors
+from sessions_app.api.leads import LeadListParams, lead_filters
 from sessions_app.api.params import request_time_zone
 from sessions_app.api.permissions import (
     ARCHIVE_SESSIONS,
@@ -30,6 +31,7 @@ from sessions_app.api.permissions import (
 )
 from sessions_app.badges import badges_config
 from sessions_app.history import session_history
+from sessions_app.leads_selectors import DEFAULT_LEAD_ORDERING
 from sessions_app.models import (
     ArchiveStatus,
     AutomationError,
@@ -186,4 +188,118 @@ class ErrorListPage(DashboardPage):
         context["page_obj"] = paginator.get_page(self.request.GET.get("page"))
         context["show"] = show
         context["sources"] = AutomationError.Source
+        return context
+
+
+# --- Leads (one row per person) -----------------------------------------------------------------
+
+
+def _query_without(request: HttpRequest, *names: str) -> str:
+    """The page's query string without `names` (for page links and export links)."""
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
+
+
+class LeadListPage(DashboardPage):
+    """The Leads page, rendered on the server from the same selector and parameters as
+    GET /api/leads/: a bad filter value is shown with its message (and a 400), never a 500."""
+
+    template_name = "dashboard/leads.html"
+    page_name = "leads"
+    page_size = 25
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        context = self.get_context_data(**kwargs)
+        response = self.render_to_response(context)
+        if context["filter_errors"]:
+            response.status_code = 400
+        return response
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # The filter form sends every field, the empty ones as "" ("any"): left out, as the
+        # sessions list's script leaves them out of its API calls.
+        raw = {name: value for name, value in self.request.GET.dict().items() if value != ""}
+        raw.setdefault("page_size", str(self.page_size))
+        params = LeadListParams(data=raw, context={"request": self.request})
+        context["filter_errors"] = []
+        context["lead_page"] = None
+        if params.is_valid():
+            filters, ordering = lead_filters(params.validated_data, self.request)
+            context["lead_page"] = leads_selectors.leads_page(
+                filters,
+                ordering=ordering,
+                page=params.validated_data["page"],
+                page_size=params.validated_data["page_size"],
+            )
+        else:
+            context["filter_errors"] = [
+                f"{name}: {' '.join(str(m) for m in messages)}"
+                for name, messages in _flat_errors(params.errors).items()
+            ]
+        context["current"] = {
+            "q": raw.get("q", ""),
+            "archive": raw.get("archive", ArchiveStatus.ACTIVE),
+            "qa_status": raw.get("qa_status", ""),
+            "completion": raw.get("completion", ""),
+            "site": raw.get("site", ""),
+            "channel": raw.get("channel", ""),
+            "date_from": raw.get("date_from", ""),
+            "date_to": raw.get("date_to", ""),
+            "ordering": raw.get("ordering", DEFAULT_LEAD_ORDERING),
+        }
+        context["all_sites"] = widget_selectors.sites_for_filter()
+        context["choices"] = {
+            "completion": CompletionStatus.choices,
+            "qa": QAStatus.choices,
+            "archive": [*ArchiveStatus.choices, ("all", "All")],
+            "channel": Channel.choices,
+            "ordering": LEAD_ORDERING_LABELS,
+        }
+        context["page_query"] = _query_without(self.request, "page")
+        context["export_query"] = _query_without(self.request, "page", "page_size")
+        return context
+
+
+# What the Sort menu offers (every value is one LeadFilterParams accepts).
+LEAD_ORDERING_LABELS = [
+    ("-last_seen", "Last seen, newest first"),
+    ("last_seen", "Last seen, oldest first"),
+    ("-first_seen", "First seen, newest first"),
+    ("first_seen", "First seen, oldest first"),
+    ("-conversations", "Most conversations"),
+    ("email", "Email A–Z"),
+]
+
+
+def _flat_errors(errors: Any) -> dict[str, list[str]]:
+    """DRF's errors as {field: [message]} (non-field errors under their own key)."""
+    flat: dict[str, list[str]] = {}
+    for name, messages in dict(errors).items():
+        if isinstance(messages, dict):
+            for inner, inner_messages in messages.items():
+                flat.setdefault(inner, []).extend(str(m) for m in inner_messages)
+        else:
+            flat.setdefault(name, []).extend(str(m) for m in messages)
+    return flat
+
+
+class LeadDetailPage(DashboardPage):
+    """One person: who they are and every conversation they had, each linking to its page."""
+
+    template_name = "dashboard/lead_detail.html"
+    page_name = "lead"
+    page_size = 50
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        try:
+            lead = leads_selectors.lead_detail(key=kwargs["lead_id"])
+        except ChatSession.DoesNotExist:
+            raise Http404("No such person.") from None
+        paginator = Paginator(leads_selectors.lead_sessions(key=lead.key), self.page_size)
+        context["lead"] = lead
+        context["page_obj"] = paginator.get_page(self.request.GET.get("page"))
         return context

@@ -33,6 +33,10 @@ class DeliverySender:
     error_source: str
     # How the automation error names the row ("Messenger reply 4f2c... failed: ...").
     label: str
+    # False when the receiver cannot tell a repeat (Meta's Send API has no idempotency key): a
+    # send cut short by a killed worker may have arrived, so it is failed for a person to
+    # redeliver instead of sent again (a visitor would read the reply twice).
+    resend_after_interruption: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,16 @@ def register_delivery_sender(
     send: Callable[[Delivery, requests.Session], SendResult],
     error_source: str,
     label: str,
+    resend_after_interruption: bool = True,
 ) -> None:
     """Send rows of `kind` with `send` (idempotent: ready() may run more than once in tests)."""
-    _senders[kind] = DeliverySender(kind=kind, send=send, error_source=error_source, label=label)
+    _senders[kind] = DeliverySender(
+        kind=kind,
+        send=send,
+        error_source=error_source,
+        label=label,
+        resend_after_interruption=resend_after_interruption,
+    )
 
 
 def delivery_sender(kind: str) -> DeliverySender | None:

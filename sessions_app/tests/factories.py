@@ -1,6 +1,7 @@
 import factory
 from django.utils import timezone
 
+from sessions_app.leads import lead_key
 from sessions_app.models import AutomationError, ChatMessage, ChatSession, MessageRole
 from sessions_app.services import hash_visitor_token
 from widget.tests.factories import SiteFactory
@@ -18,6 +19,9 @@ class ChatSessionFactory(factory.django.DjangoModelFactory[ChatSession]):
     started_at = factory.LazyFunction(timezone.now)
     last_activity_at = factory.SelfAttribute("started_at")
     updated_at = factory.SelfAttribute("started_at")
+    lead_email = ""
+    # As lead_capture sets it: a factory row with an email is a person on the Leads page.
+    lead_key = factory.LazyAttribute(lambda o: lead_key(o.lead_email))
 
 
 class ChatMessageFactory(factory.django.DjangoModelFactory[ChatMessage]):

@@ -5,6 +5,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from sessions_app.leads import lead_key
+
 BEFORE = [("sessions_app", "0002_outbox_webhooks_emails")]
 AFTER = [("sessions_app", "0003_session_ai_latency_counters")]
 
@@ -101,3 +103,20 @@ def test_attempts_from_before_are_finished_and_the_schedule_resumes(migrator):
     assert rows["evt_a"].window_started_at == rows["evt_a"].created_at
     assert (rows["evt_b"].pk, rows["evt_b"].schedule_step) == (fresh.pk, 0)
     assert rows["evt_b"].window_started_at is None
+
+
+def test_lead_keys_are_filled_for_stored_leads(migrator):
+    apps = migrator([("sessions_app", "0010_messenger_delivery")])
+    ChatSession = apps.get_model("sessions_app", "ChatSession")
+    mixed = ChatSession.objects.create(lead_email=" Bob@Example.com ")
+    lower = ChatSession.objects.create(lead_email="bob@example.com")
+    other = ChatSession.objects.create(lead_email="ann@example.com")
+    anonymous = ChatSession.objects.create()
+
+    apps = migrator([("sessions_app", "0013_lead_key")])
+    ChatSession = apps.get_model("sessions_app", "ChatSession")
+    keys = dict(ChatSession.objects.values_list("pk", "lead_key"))
+    assert keys[mixed.pk] == keys[lower.pk] == lead_key("bob@example.com")
+    assert keys[other.pk] == lead_key("ann@example.com") != keys[lower.pk]
+    assert keys[anonymous.pk] == ""
+    assert len(keys[lower.pk]) == 64

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from sessions_app import services, signals
 from sessions_app.errors import InvalidLead, SessionDeleted, TransitionNotAllowed
+from sessions_app.leads import lead_key
 from sessions_app.models import (
     COMPLETION_MOVES,
     ArchiveStatus,
@@ -103,12 +104,14 @@ def test_lead_capture_in_pieces_completes_once_with_signal(captured_signals):
     assert session.lead_name == "Ana Silva"
     assert session.lead_email == "Ana@example.com"
     assert session.lead_captured_at is not None
+    assert session.lead_key == lead_key("ana@example.com")
     assert captured_signals == [session.pk]
 
     # Later corrections are stored but do not capture the lead a second time.
     services.lead_capture(session=session, email="ana.silva@example.com")
     session.refresh_from_db()
     assert session.lead_email == "ana.silva@example.com"
+    assert session.lead_key == lead_key("ana.silva@example.com")
     assert captured_signals == [session.pk]
 
 

@@ -5,9 +5,10 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    # Named as assigned (widget 0005_developer_emails); follows main's latest widget migration.
 
     dependencies = [
-        ('widget', '0003_messenger'),
+        ('widget', '0008_inbox_retention'),
     ]
 
     operations = [

@@ -27,3 +27,22 @@ def messenger_lease_outlasts_an_answer(app_configs: Any, **kwargs: Any) -> list[
             )
         ]
     return []
+
+
+# Meta retries a webhook for up to 36 hours: an event deleted sooner would be stored (and
+# answered) again when its retry arrives.
+MIN_INBOX_RETENTION_DAYS = 2
+
+
+@register()
+def messenger_inbox_outlives_meta_retries(app_configs: Any, **kwargs: Any) -> list[Error]:
+    if settings.MESSENGER_INBOX_RETENTION_DAYS < MIN_INBOX_RETENTION_DAYS:
+        return [
+            Error(
+                f"MESSENGER_INBOX_RETENTION_DAYS ({settings.MESSENGER_INBOX_RETENTION_DAYS}) must "
+                f"be at least {MIN_INBOX_RETENTION_DAYS}: Meta retries a webhook for up to 36 "
+                "hours, and a retry of a deleted event would be answered again.",
+                id="widget.E102",
+            )
+        ]
+    return []

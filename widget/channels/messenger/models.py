@@ -30,6 +30,8 @@ class InboxStatus(models.TextChoices):
 # An event of these statuses still has to be handled; a later event of the same person waits
 # for it, so one person's messages are answered in the order they came.
 INBOX_OPEN = (InboxStatus.PENDING, InboxStatus.PROCESSING)
+# Handled for good: the retention sweep may delete these once they are old enough.
+INBOX_HANDLED = (InboxStatus.DONE, InboxStatus.SKIPPED, InboxStatus.FAILED)
 
 
 class MessengerContact(models.Model):
@@ -126,6 +128,12 @@ class MessengerInboxEvent(models.Model):
                 fields=["page_id", "psid", "id"],
                 condition=Q(status__in=["pending", "processing"]),
                 name="messenger_inbox_open",
+            ),
+            # The worker's retention sweep: handled events by when they were handled.
+            models.Index(
+                fields=["processed_at"],
+                condition=Q(status__in=["done", "skipped", "failed"]),
+                name="messenger_inbox_handled",
             ),
         ]
 

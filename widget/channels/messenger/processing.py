@@ -25,6 +25,7 @@ One event, three steps, each safe to repeat after a crash:
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +48,7 @@ from sessions_app.services import automation_error_record, message_add, session_
 from sessions_app.transitions import claim
 from widget.channels.messenger import graph
 from widget.channels.messenger.models import (
+    INBOX_HANDLED,
     INBOX_OPEN,
     InboxKind,
     InboxStatus,
@@ -131,11 +133,52 @@ def _finish(event: MessengerInboxEvent, *, status: str, error: str = "") -> None
 
 
 def messenger_inbox_run(worker: str, limit: int) -> int:
-    """The worker job: claim a batch of inbox events and handle each; returns how many."""
+    """The worker job: claim a batch of inbox events and handle each; returns how many.
+
+    Between batches, at most every PRUNE_EVERY, it also deletes handled events past their
+    retention (`inbox_prune`).
+    """
+    global _pruned_at
     events = inbox_claim(worker=worker, limit=limit)
     for event in events:
         inbox_event_process_guarded(event)
+    if not events and (_pruned_at is None or time.monotonic() - _pruned_at >= PRUNE_EVERY):
+        _pruned_at = time.monotonic()
+        inbox_prune()
     return len(events)
+
+
+# The sweep runs when a worker has nothing due, at most this often per process.
+PRUNE_EVERY = 600.0
+PRUNE_BATCH = 1000
+_pruned_at: float | None = None
+
+
+def inbox_prune(*, now: datetime | None = None, batch_size: int = PRUNE_BATCH) -> int:
+    """Delete handled inbox events older than MESSENGER_INBOX_RETENTION_DAYS; returns how many.
+
+    The raw payloads hold PSIDs and what people wrote, which the transcript already keeps: they
+    do not outlive their use, which ends once Meta can no longer retry them. Events still to be
+    handled are never touched. Batches in short transactions of their own, so a sweep of a big
+    backlog holds no long lock.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.MESSENGER_INBOX_RETENTION_DAYS)
+    handled = MessengerInboxEvent.objects.filter(
+        status__in=INBOX_HANDLED, processed_at__lt=cutoff
+    ).order_by()
+    removed = 0
+    while True:
+        ids = list(handled.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        deleted, _ = MessengerInboxEvent.objects.filter(pk__in=ids).delete()
+        removed += deleted
+        if len(ids) < batch_size:
+            break
+    if removed:
+        logger.info("Messenger inbox: deleted %s handled event(s) past retention.", removed)
+    return removed
 
 
 def inbox_event_process_guarded(event: MessengerInboxEvent) -> None:

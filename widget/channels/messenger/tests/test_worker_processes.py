@@ -9,8 +9,10 @@ killed while it waits), the Graph API a loopback server recording every Send API
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from leadchat.testing import LoopbackServer, RecordedRequest, Reply
 from sessions_app.delivery.tests.conftest import WorkerProcess, wait_until
@@ -153,3 +155,69 @@ def test_several_workers_answer_every_event_once_and_each_person_in_order(post_w
     # One session per person, however many workers stored their messages at once.
     sessions = set(MessengerInboxEvent.objects.values_list("session", flat=True))
     assert len(sessions) == 4
+
+
+def test_worker_killed_while_a_reply_is_on_the_wire_does_not_send_it_again(post_webhook, workers):
+    """Meta's Send API has no idempotency key: a reply whose send a kill cut short may have
+    reached the person, so the next worker fails it for a person to redeliver instead of
+    sending it a second time; the other replies go out as usual."""
+    from sessions_app.delivery import delivery_redeliver
+    from sessions_app.models import AutomationError
+
+    # The first reply's Send API call hangs: the worker is killed while it waits on it.
+    graph = GraphApi(answers=[Reply(200, {"recipient_id": "x", "message_id": "m_1"}, delay=60)])
+
+    def agent(request: RecordedRequest) -> Reply:
+        return Reply(200, {"output": f"Answer to: {request.json()['chatInput']}"})
+
+    with LoopbackServer(agent) as n8n, LoopbackServer(graph) as graph_server:
+        SiteFactory(
+            name="Acme on Facebook",
+            messenger_page_id=PAGE_ID,
+            messenger_page_token=PAGE_TOKEN,
+            agent_backend=BackendName.N8N,
+            agent_config={"webhook_url": f"{n8n.url}/webhook/chat"},
+        )
+        assert post_webhook(webhook_body(text_event("first question"))).status_code == 200
+        env = {
+            "MESSENGER_GRAPH_API_URL": f"{graph_server.url}/v23.0",
+            "WEBHOOK_TOTAL_TIMEOUT": "10",
+            "DELIVERY_LEASE_SECONDS": "30",
+        }
+        first = WorkerProcess("--batch-size", "1", env=env)
+        workers.append(first)
+        assert wait_until(lambda: "Answer to: first question" in graph.texts, timeout=60)
+        first.kill()
+        # The dead worker's claim must run out before another takes the row: make it so now
+        # rather than wait half a minute.
+        Delivery.objects.filter(kind=DeliveryKind.MESSENGER).update(
+            lease_until=timezone.now() - timedelta(seconds=1)
+        )
+        second = WorkerProcess("--batch-size", "5", env=env)
+        workers.append(second)
+        assert wait_until(
+            lambda: Delivery.objects.filter(
+                kind=DeliveryKind.MESSENGER, status=DeliveryStatus.FAILED
+            ).exists(),
+            timeout=60,
+        )
+        # The person writes again: that reply goes out as usual.
+        assert post_webhook(webhook_body(text_event("second question"))).status_code == 200
+        assert wait_until(lambda: "Answer to: second question" in graph.texts, timeout=60)
+        wait_until(lambda: False, timeout=1.5)
+        assert graph.texts.count("Answer to: first question") == 1, graph.texts
+        reply = Delivery.objects.get(kind=DeliveryKind.MESSENGER, status=DeliveryStatus.FAILED)
+        assert "does not send it again" in reply.last_error
+        attempt = reply.attempt_log.get()
+        assert attempt.finished_at is not None and "Interrupted" in attempt.error
+        error = AutomationError.objects.get(source=AutomationError.Source.MESSENGER)
+        assert "not sent twice" in error.message and error.session_id == reply.session_id
+
+        # A person who checked the conversation sends it again from the admin: it goes out.
+        delivery_redeliver(delivery=reply, by=None)
+        assert wait_until(
+            lambda: graph.texts.count("Answer to: first question") == 2, timeout=60
+        ), graph.texts
+        code, output = second.terminate()
+    assert code == 0, output
+    assert graph.problems == []
