@@ -85,6 +85,9 @@ def test_two_reviewers_on_one_queue_never_decide_the_same_session(browser: Brows
 
 
 def test_keyboard_shortcuts_review_the_queue(page: Page, live_server):
+    from qa.scorecards.models import FailureCategory
+
+    FailureCategory.objects.get_or_create(name="Wrong information")
     site = SiteFactory(name="Pricing page")
     newest = conversation(site, name="Nora Newest", question="Do you ship?", minutes_ago=1)
     middle = conversation(site, name="Mia Middle", question="Any trial?", minutes_ago=2)
@@ -113,7 +116,9 @@ def test_keyboard_shortcuts_review_the_queue(page: Page, live_server):
     page.keyboard.type("Says we ship to Mars: just joking")
     expect(page).to_have_url(re.compile(rf"/chatsession/{newest.pk}/change/"))
     expect(note).to_have_value("Says we ship to Mars: just joking")
-    # Esc leaves the field; f flags the issue with that note.
+    # An issue needs a failure category (qa.scorecards): tick one, then Esc leaves the field and
+    # f flags the issue with that note.
+    page.get_by_label("Wrong information").check()
     page.keyboard.press("Escape")
     expect(note).not_to_be_focused()
     page.keyboard.press("f")
@@ -166,7 +171,8 @@ def test_the_qa_panel_stays_in_view_on_a_long_transcript(page: Page, live_server
         message_add(session=session, role=MessageRole.VISITOR, text=f"Follow-up question {i}")
         message_add(session=session, role=MessageRole.AI, text=f"A long answer number {i}. " * 8)
     UserFactory.create(username="rhea-qa", role="qa")
-    page.set_viewport_size({"width": 1366, "height": 800})
+    # The QA panel with its scorecard is about 850 px tall: a 1000 px window shows it whole.
+    page.set_viewport_size({"width": 1366, "height": 1000})
     sign_in(page, live_server.url, "rhea-qa")
     page.goto(f"{live_server.url}/admin/sessions_app/chatsession/{session.pk}/change/")
     messages = page.locator("#panel-transcript .qa-chat__msg")
@@ -176,7 +182,7 @@ def test_the_qa_panel_stays_in_view_on_a_long_transcript(page: Page, live_server
         assert page.evaluate("window.scrollY") > 2000  # a long page, scrolled far down
         panel = page.locator("#panel-qa").bounding_box()
         assert panel is not None
-        assert panel["y"] >= 0 and panel["y"] + panel["height"] <= 800, panel  # all on screen
+        assert panel["y"] >= 0 and panel["y"] + panel["height"] <= 1000, panel  # all on screen
         expect(page.get_by_role("button", name="Mark passed & review next ›")).to_be_in_viewport()
 
 
