@@ -55,6 +55,9 @@ class QAReviewForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4, "placeholder": "What was changed in the agent?"}),
     )
 
+    # review_version of the session as the page showed it: a decision on a stale page is refused.
+    qa_version = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data

@@ -17,6 +17,9 @@ class QAHistory(models.Model):
         MOVE = "move", "Status change"
         NOTE = "note", "QA note"
         FEEDBACK = "feedback", "Developer feedback"
+        # qa.claims: who took a session for review, or was given it by an admin.
+        CLAIM = "claim", "Review claim"
+        ASSIGN = "assign", "Assignment"
         # qa.scorecards: a reviewer's scorecard saved, a note pinned to an AI message.
         SCORECARD = "scorecard", "Scorecard"
         ANNOTATION = "annotation", "Annotation"
@@ -54,6 +57,54 @@ class QAHistory(models.Model):
         return self.get_kind_display()
 
 
+class ReviewClaim(models.Model):
+    """Who is reviewing a session now (a claim with an end) and who it is assigned to.
+
+    One row per session, written only by `qa.claims` with the session row locked, so two
+    reviewers opening the same session at once cannot both hold it. A claim whose `claimed_until`
+    has passed is no claim: nothing has to clear it, the next reviewer simply takes it over.
+    """
+
+    session = models.OneToOneField(
+        "sessions_app.ChatSession", on_delete=models.CASCADE, related_name="review_claim"
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # Admins (superusers) hold it; a group can be given it by hand.
+        permissions = [("assign_reviewclaim", "Can assign sessions to reviewers")]
+        indexes = [
+            # "My queue": claimed by me (still live) or assigned to me.
+            models.Index(fields=["claimed_by", "claimed_until"], name="qa_claim_by_until"),
+            models.Index(fields=["assigned_to"], name="qa_claim_assigned_to"),
+        ]
+
+    def __str__(self) -> str:
+        return f"claim of session {self.session_id}"
+
+
 # The scorecard, replay and sampling models live in their subpackages (qa/scorecards/,
 # qa/replay/, qa/sampling/) but belong to this app: imported here so the app registry finds them.
 from qa.replay.models import Replay, ReplayMessage  # noqa: E402
@@ -74,6 +125,7 @@ __all__ = [
     "QAHistory",
     "Replay",
     "ReplayMessage",
+    "ReviewClaim",
     "SamplingRule",
     "Scorecard",
     "SessionSample",

@@ -8,6 +8,7 @@ an outbox row (the issue notification email) commits or rolls back together with
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
@@ -15,10 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from qa import signals
+from qa import claims, signals
 from qa.models import QAHistory
 from sessions_app.errors import DomainError, SessionDeleted, TransitionNotAllowed
-from sessions_app.models import QA_MOVES, ChatSession, QAStatus
+from sessions_app.models import QA_MOVES, ChatMessage, ChatSession, MessageRole, QAStatus
 from sessions_app.transitions import MoveWording, check_move, copy_state, lock
 
 REVIEW_PERMISSION = "sessions_app.review_chatsession"
@@ -35,6 +36,19 @@ MOVE_PERMISSIONS: dict[str, str] = {
 
 class NoteRequired(DomainError):
     """Flagging an issue without saying what is wrong helps nobody (the email carries the note)."""
+
+
+class FeedbackRequired(DomainError):
+    """ "Fixed" with no word of what was changed proves nothing: QA cannot re-check it."""
+
+
+class StaleDecision(DomainError):
+    """The page was opened on a QA status that has changed since (someone else decided)."""
+
+
+# A session passed by QA goes back to the queue when the visitor writes again: not a move a
+# person makes (QA_MOVES has no passed -> unchecked), so it has its own table.
+REOPEN_MOVES: dict[str, set[str]] = {QAStatus.PASSED: {QAStatus.UNCHECKED}}
 
 
 def can_review(user: User | AnonymousUser | None) -> bool:
@@ -93,9 +107,11 @@ def _move(
         _require(by, REVIEW_PERMISSION, "write QA notes")
     with transaction.atomic():
         locked = _lock_reviewable(session)
+        now = timezone.now()
+        # Someone else's live claim first: that is why the move is refused, whatever its status.
+        claims.decision_check(session=locked, by=by, now=now)
         from_status = locked.qa_status
         check_move(QA_MOVES, from_status, target, wording=QA_WORDING)
-        now = timezone.now()
         fields = ["qa_status", "qa_status_by", "qa_status_at", "updated_at"]
         if note is not None and note != locked.qa_notes:
             locked.qa_notes, locked.qa_notes_by, locked.qa_notes_at = note, by, now
@@ -105,6 +121,12 @@ def _move(
             fields += ["dev_feedback", "dev_feedback_by", "dev_feedback_at"]
         if target == QAStatus.ISSUE and not locked.qa_notes.strip():
             raise NoteRequired("Write a QA note saying what is wrong before flagging an issue.")
+        if target == QAStatus.FIXED and not _feedback_since_flagged(locked, from_status):
+            raise FeedbackRequired(
+                "Write developer feedback (what was changed, so QA can re-check it) before "
+                "marking this session fixed."
+            )
+        claims.release_after_decision(session=locked, by=by, now=now)
         locked.qa_status, locked.qa_status_by, locked.qa_status_at = target, by, now
         locked.updated_at = now
         locked.save(update_fields=fields)
@@ -124,9 +146,92 @@ def _move(
                 sender=ChatSession, session=locked, by=by, note=locked.qa_notes
             )
         if target == QAStatus.FIXED:
-            signals.qa_session_fixed.send(sender=ChatSession, session=locked, by=by)
+            signals.qa_session_fixed.send(
+                sender=ChatSession, session=locked, by=by, feedback=locked.dev_feedback
+            )
     copy_state(locked, session)
     return locked
+
+
+def _feedback_since_flagged(locked: ChatSession, from_status: str) -> bool:
+    """Feedback written for this issue: given with the move, or saved since it was flagged.
+
+    Feedback left from an earlier fix of the same session does not count: it says what was
+    changed then, not now. (`locked` already carries the feedback given with the move.)
+    """
+    if not locked.dev_feedback.strip():
+        return False
+    if from_status != QAStatus.ISSUE or locked.qa_status_at is None:
+        return True
+    return locked.dev_feedback_at is not None and locked.dev_feedback_at >= locked.qa_status_at
+
+
+def qa_reopen_after_new_turns(
+    *, session: ChatSession, now: datetime | None = None
+) -> ChatSession | None:
+    """A passed session the visitor wrote to again goes back to the queue (unchecked).
+
+    Called by qa's receiver of `sessions_app.signals.visitor_turn_added`, in the transaction of
+    the message when there is one. Nobody makes this move, so `by` is empty and the history row
+    says why ("reopened: 6 new messages after review", counting the visitor's turns since the
+    review). None when the session was not passed (any more) when locked.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = lock(session)
+        if locked.is_deleted or QAStatus.UNCHECKED not in REOPEN_MOVES.get(locked.qa_status, ()):
+            return None
+        reviewed_at = locked.qa_status_at
+        turns = ChatMessage.objects.filter(session=locked, role=MessageRole.VISITOR)
+        if reviewed_at is not None:
+            turns = turns.filter(created_at__gt=reviewed_at)
+        # A message reported late with a time before the review is still one the reviewer did
+        # not read: at least the turn that triggered this.
+        count = max(turns.count(), 1)
+        from_status = locked.qa_status
+        locked.qa_status, locked.qa_status_by, locked.qa_status_at = QAStatus.UNCHECKED, None, now
+        locked.updated_at = now
+        locked.save(update_fields=["qa_status", "qa_status_by", "qa_status_at", "updated_at"])
+        QAHistory.objects.create(
+            session=locked,
+            kind=QAHistory.Kind.MOVE,
+            from_status=from_status,
+            to_status=QAStatus.UNCHECKED,
+            by=None,
+            at=now,
+            note=f"reopened: {count} new message{'s' if count != 1 else ''} after review",
+        )
+    copy_state(locked, session)
+    return locked
+
+
+def review_version(session: ChatSession) -> str:
+    """What the review page was opened on: the QA status and when it was set (every move sets
+    it), carried by the form so a decision on a stale page can be refused."""
+    at = session.qa_status_at.isoformat() if session.qa_status_at else ""
+    return f"{session.qa_status}@{at}"
+
+
+_CHANGED_WORDS: dict[str, str] = {
+    QAStatus.PASSED: "marked this passed",
+    QAStatus.ISSUE: "flagged this as an issue",
+    QAStatus.FIXED: "marked this fixed",
+    QAStatus.UNCHECKED: "put this back in the queue",
+}
+
+
+def stale_message(locked: ChatSession) -> str:
+    """ "X marked this passed at 14:02 since you opened it." for the row as it is now."""
+    words = _CHANGED_WORDS.get(locked.qa_status, f"moved this to {locked.qa_status}")
+    if locked.qa_status_by is None and locked.qa_status == QAStatus.UNCHECKED:
+        who, words = "The visitor wrote again: leadchat", "reopened this"
+    else:
+        who = claims.person(locked.qa_status_by)
+    at = f" at {claims.clock(locked.qa_status_at)}" if locked.qa_status_at else ""
+    return (
+        f"{who} {words}{at} since you opened it; nothing was changed. "
+        "Read the page as it is now and decide again."
+    )
 
 
 def qa_mark_passed(*, session: ChatSession, by: User, note: str | None = None) -> ChatSession:
@@ -224,6 +329,7 @@ def qa_review_submit(
     decision: str,
     qa_note: str | None = None,
     dev_feedback: str | None = None,
+    opened_version: str | None = None,
 ) -> QAReview:
     """One submit of the QA panel: a move (`decision` is a status) or "save", with its texts.
 
@@ -232,6 +338,10 @@ def qa_review_submit(
     permission and leaves no history row. The permissions and the move are checked by the
     services this calls (`qa_move`, `qa_note_save`, `qa_feedback_save`); one transaction around
     them means a refusal half-way (the feedback after the note was saved) leaves nothing behind.
+
+    `opened_version` is `review_version` of the session as the page showed it: a decision on a
+    page whose session has moved since is refused (StaleDecision) with what changed. Saving the
+    texts alone is no decision and goes through.
     """
     if decision not in REVIEW_DECISIONS:
         raise TransitionNotAllowed(f"Unknown QA action {decision!r}.")
@@ -239,6 +349,12 @@ def qa_review_submit(
         # Compared with the row as locked now, not as the page showed it: a text changed by someone
         # else meanwhile is a write (and needs the permission), as it would be on any other path.
         locked = _lock_reviewable(session)
+        if (
+            decision != REVIEW_SAVE
+            and opened_version is not None
+            and opened_version != review_version(locked)
+        ):
+            raise StaleDecision(stale_message(locked))
         note = None if qa_note is None or qa_note == locked.qa_notes else qa_note
         feedback = (
             None if dev_feedback is None or dev_feedback == locked.dev_feedback else dev_feedback

@@ -205,6 +205,8 @@ def message_add(
         if session.completion_status == CompletionStatus.INCOMPLETE:
             session.completion_status = CompletionStatus.IN_PROGRESS
             session.ended_at = None
+        # After the message is stored: a receiver (qa's reopen of a passed session) counts it.
+        signals.visitor_turn_added.send(sender=ChatSession, session=session, message=message)
     return message
 
 

@@ -15,3 +15,7 @@ lead_captured = Signal()
 # erasure (GDPR) or purge, before the sessions are removed: receivers delete or scrub every row
 # of their own that holds these people's data (webhook payloads, email bodies, error details).
 sessions_erasing = Signal()
+# kwargs: session, message. Sent by `message_add` after a visitor's message is stored (every
+# channel, every path). qa listens: a passed session the visitor writes to again goes back to
+# the QA queue. Receivers must stay cheap: this is the busiest write in the product.
+visitor_turn_added = Signal()

@@ -99,12 +99,14 @@ class SiteAdminForm(forms.ModelForm):
             *BUDGET_FIELDS,
             "messenger_page_id",
             *HANDOFF_FIELDS,
+            "developer_emails",
         ]
         widgets = {
             "opens_at": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "closes_at": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "theme_color": forms.TextInput(attrs={"type": "color"}),
             "greeting": forms.Textarea(attrs={"rows": 2, "cols": 60}),
+            "developer_emails": forms.Textarea(attrs={"rows": 2, "cols": 60}),
         }
         help_texts = {
             "agent_config": (
@@ -207,6 +209,7 @@ class SiteAdmin(admin.ModelAdmin):
             (None, {"fields": ["name", "is_active", origins]}),
             ("Look and greeting", {"fields": ["greeting", "theme_color"]}),
             ("AI agent", {"fields": ["agent_backend", "agent_config", *secret]}),
+            ("QA", {"fields": ["developer_emails"]}),
             (
                 "AI budget",
                 {
@@ -256,6 +259,7 @@ class SiteAdmin(admin.ModelAdmin):
             fields += ["name", "is_active", "allowed_origins", "greeting", "theme_color"]
             fields += ["agent_backend", "agent_config", *BUDGET_FIELDS, "messenger_page_id"]
             fields += [*HANDOFF_FIELDS, "notify_emails"]
+            fields += ["developer_emails"]
         return fields
 
     @admin.display(description="Allowed origins")

@@ -3,10 +3,23 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator, validate_email
 from django.db import models
 
 from leadchat.http_urls import is_http_url
+
+
+def email_list(text: str) -> list[str]:
+    """The addresses of a list typed one per line or separated by commas."""
+    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+
+
+def validate_email_list(text: str) -> None:
+    for address in email_list(text):
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(f"{address[:100]!r} is not an email address.") from None
 
 
 def generate_site_key() -> str:
@@ -125,6 +138,14 @@ class Site(models.Model):
         help_text="Addresses emailed when a visitor waits for a person, "
         'e.g. ["sales@example.com"].',
     )
+    # Told of every QA issue flagged on this site's sessions, beside QA_NOTIFY_EMAILS.
+    developer_emails = models.TextField(
+        blank=True,
+        default="",
+        validators=[validate_email_list],
+        help_text="Developers told of each QA issue on this site's conversations (one address "
+        "per line or comma-separated), beside QA_NOTIFY_EMAILS.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -143,6 +164,10 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def developer_email_list(self) -> list[str]:
+        return email_list(self.developer_emails)
 
     def clean(self) -> None:
         from leadchat.outbound import url_problem

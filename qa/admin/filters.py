@@ -4,8 +4,9 @@ from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from qa import selectors
+from qa import claims, selectors
 from sessions_app.models import (
     ArchiveStatus,
     QAStatus,
@@ -81,3 +82,18 @@ class HasErrorsFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.filter(~selectors.has_errors_expression())
         return queryset
+
+
+class MyQueueFilter(admin.SimpleListFilter):
+    """Sessions claimed by (a live claim) or assigned to the signed-in reviewer."""
+
+    title = "my queue"
+    parameter_name = "mine"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("yes", "My queue (claimed by or assigned to me)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() != "yes" or not request.user.is_authenticated:
+            return queryset
+        return queryset.filter(claims.my_queue_expression(request.user.pk, timezone.now()))

@@ -22,12 +22,15 @@ from django.http import (
     HttpResponse,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
+    JsonResponse,
     QueryDict,
 )
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.auth import signed_in_user
-from qa import selectors, services
+from accounts.models import User
+from qa import claims, queue, selectors, services
 from qa.admin.panels import Panel
 from qa.display import qa_badge
 from qa.forms import QAReviewForm
@@ -35,6 +38,9 @@ from qa.scorecards.forms import ScorecardInputError, scorecard_input
 from qa.scorecards.services import scorecard_review_submit
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
+
+# How many neighbours "next" tries when the ones it finds are claimed in the same instant.
+NAVIGATION_TRIES = 10
 
 QA_ACTION_LABELS: dict[str, str] = {
     QAStatus.PASSED: "Mark passed",
@@ -104,7 +110,11 @@ class SessionReviewAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         session: ChatSession = obj
         can_change = self.has_change_permission(request, session)
+        claim = self._claim_for_page(request, session, can_change=can_change)
         moves = services.allowed_moves(current=session.qa_status, user=request.user)
+        if claim["other"]:
+            moves = []  # someone else is deciding it; the service refuses a crafted POST too
+        pk = quote(str(session.pk))
         review_form = context.get("qa_review_form") or QAReviewForm(
             initial={"qa_notes": session.qa_notes, "dev_feedback": session.dev_feedback}
         )
@@ -121,13 +131,28 @@ class SessionReviewAdmin(admin.ModelAdmin):
                 "qa_moves": [(m, QA_ACTION_LABELS[m]) for m in moves] if can_change else [],
                 "qa_can_review": can_change and services.can_review(request.user),
                 "qa_can_fix": can_change and services.can_fix(request.user),
+                "qa_claim": claim,
+                "qa_version": services.review_version(session),
+                "qa_claim_url": reverse("admin:sessions_app_chatsession_claim", args=[pk]),
+                "qa_heartbeat_seconds": claims.HEARTBEAT_SECONDS,
+                "qa_next_url": self._with_filters(
+                    request, reverse("admin:sessions_app_chatsession_next", args=[pk])
+                ),
+                "qa_previous_url": self._with_filters(
+                    request, reverse("admin:sessions_app_chatsession_previous", args=[pk])
+                ),
+                "qa_can_assign": claims.can_assign(request.user),
+                "qa_reviewers": claims.reviewers() if claims.can_assign(request.user) else [],
+                "qa_assign_url": self._with_filters(
+                    request, reverse("admin:sessions_app_chatsession_assign", args=[pk])
+                ),
                 "show_save": False,
                 "show_save_and_continue": False,
                 "show_save_and_add_another": False,
                 "show_delete_link": False,
             }
         )
-        review_url = reverse("admin:sessions_app_chatsession_review", args=[quote(str(session.pk))])
+        review_url = reverse("admin:sessions_app_chatsession_review", args=[pk])
         # The stock render adds the preserved changelist filters to the form's action, so
         # "& review next" stays within the reviewer's filter.
         return super().render_change_form(request, context, add, change, review_url, obj)
@@ -167,6 +192,7 @@ class SessionReviewAdmin(admin.ModelAdmin):
                 decision=data["decision"],
                 qa_note=data["qa_notes"],
                 dev_feedback=data["dev_feedback"],
+                opened_version=data["qa_version"] or None,
                 scorecard=scorecard,
             )
         except DomainError as exc:
@@ -226,8 +252,133 @@ class SessionReviewAdmin(admin.ModelAdmin):
             {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}, url
         )
 
-    def _redirect_to_next(self, request: HttpRequest, session: ChatSession) -> HttpResponse:
-        """Open the next unchecked session of the reviewer's current changelist filter."""
+    def _claim_for_page(
+        self, request: HttpRequest, session: ChatSession, *, can_change: bool
+    ) -> dict[str, Any]:
+        """Who reviews `session` now; opening the page claims it for a reviewer (or renews their
+        claim) unless someone else holds it."""
+        now = timezone.now()
+        claim = claims.session_claim(session)
+        holder = claims.live_holder(claim, now)
+        info: dict[str, Any] = {
+            "holder": holder,
+            "until": claim.claimed_until if claim is not None and holder is not None else None,
+            "assigned_to": claim.assigned_to if claim is not None else None,
+            "mine": False,
+            "other": False,
+            "message": "",
+        }
+        user = request.user
+        if holder is not None and holder.pk != user.pk:
+            info.update(
+                other=True,
+                message=f"Being reviewed by {claims.person(holder)} "
+                f"(until {claims.clock(info['until'])}).",
+            )
+            return info
+        if not (can_change and claims.can_claim(user)):
+            return info
+        try:
+            until = claims.qa_claim(session=session, by=signed_in_user(request), now=now)
+        except claims.ClaimHeld as exc:  # taken between the read above and the lock
+            info.update(
+                holder=exc.holder,
+                until=exc.until,
+                other=True,
+                message=f"Being reviewed by {claims.person(exc.holder)} "
+                f"(until {claims.clock(exc.until)}).",
+            )
+        else:
+            info.update(holder=user, until=until, mine=True)
+        return info
+
+    def claim_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The review page's heartbeat: renew the reader's claim (JSON). POST, CSRF-checked by
+        admin_view, for users who may review; 409 when someone else holds the session."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        session = self.get_object(request, unquote(object_id))
+        if session is None:
+            return JsonResponse({"error": "No such session."}, status=404)
+        if not (self.has_change_permission(request, session) and claims.can_claim(request.user)):
+            return JsonResponse({"error": "You are not allowed to review sessions."}, status=403)
+        try:
+            until = claims.qa_claim(session=session, by=signed_in_user(request))
+        except claims.ClaimHeld as exc:
+            return JsonResponse(
+                {"claimed": False, "message": str(exc), "until": exc.until.isoformat()},
+                status=409,
+            )
+        except DomainError as exc:
+            return JsonResponse({"claimed": False, "message": str(exc)}, status=409)
+        return JsonResponse(
+            {"claimed": True, "until": until.isoformat(), "until_clock": claims.clock(until)}
+        )
+
+    def assign_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The page's "Assign to" (admins): one `qa_assign`, then the page again."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        session = self.get_object(request, unquote(object_id))
+        if session is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
+        if not claims.can_assign(request.user):
+            raise PermissionDenied
+        try:
+            to = self._reviewer_from_post(request)
+        except ValueError:
+            self.message_user(request, "Choose a reviewer from the list.", messages.ERROR)
+            return self._redirect_to_change(request, session)
+        try:
+            claims.qa_assign(session=session, to=to, by=signed_in_user(request))
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Assigned to {claims.person(to)}." if to else "Assignment removed.",
+                messages.SUCCESS,
+            )
+        return self._redirect_to_change(request, session)
+
+    def _reviewer_from_post(self, request: HttpRequest) -> User | None:
+        """The reviewer named by the POST's `assign_to`, None for "nobody" (an empty value).
+        Raises ValueError for a value that names no active reviewer."""
+        raw = request.POST.get("assign_to", "").strip()
+        if not raw:
+            return None
+        pk = int(raw)  # ValueError for junk, as for an unknown reviewer below
+        for user in claims.reviewers():
+            if user.pk == pk:
+                return user
+        raise ValueError(f"No active reviewer with id {pk}.")
+
+    def navigate_view(self, request: HttpRequest, object_id: str, backwards: bool) -> HttpResponse:
+        """Next / Previous without deciding (the links and the j / k keys)."""
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        session = self.get_object(request, unquote(object_id))
+        if session is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
+        if not self.has_view_permission(request, session):
+            raise PermissionDenied
+        return self._redirect_to_next(request, session, backwards=backwards)
+
+    def next_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self.navigate_view(request, object_id, backwards=False)
+
+    def previous_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self.navigate_view(request, object_id, backwards=True)
+
+    def _redirect_to_next(
+        self, request: HttpRequest, session: ChatSession, *, backwards: bool = False
+    ) -> HttpResponse:
+        """Open the session after (before) `session` in the list the reviewer came from.
+
+        The list is the changelist of `_changelist_filters` (its status filter, search, order),
+        minus sessions someone else has claimed. The one found is claimed before the redirect, so
+        two reviewers pressing "next" at once land on different sessions.
+        """
         filters = QueryDict(request.GET.get("_changelist_filters", ""))
         try:
             changelist = self._changelist_for(request, filters)
@@ -235,14 +386,34 @@ class SessionReviewAdmin(admin.ModelAdmin):
             # A stale or hand-edited filter falls back to the whole queue.
             changelist = self._changelist_for(request, QueryDict())
         ordering = changelist.get_ordering(request, changelist.queryset)
-        following = selectors.next_unchecked_session(
-            changelist.queryset, after=session, ordering=ordering
+        user = signed_in_user(request)
+        listed = changelist.queryset.filter(
+            ~claims.claimed_by_other_expression(user.pk, timezone.now())
         )
-        if following is None:
-            self.message_user(
-                request, "Queue clear: no unchecked session left in this filter.", messages.INFO
+        may_claim = claims.can_claim(user)
+        tried: list[int] = []
+        for _ in range(NAVIGATION_TRIES):
+            following = queue.session_beside(
+                listed, current=session, ordering=ordering, backwards=backwards, skip_ids=tried
             )
-            url = reverse("admin:sessions_app_chatsession_changelist")
+            if following is None:
+                break
+            if may_claim:
+                try:
+                    claims.qa_claim(session=following, by=user)
+                except (DomainError, ChatSession.DoesNotExist):
+                    tried.append(following.pk)  # claimed (or trashed) in the same instant
+                    continue
+            url = reverse("admin:sessions_app_chatsession_change", args=[following.pk])
             return HttpResponseRedirect(self._with_filters(request, url))
-        url = reverse("admin:sessions_app_chatsession_change", args=[following.pk])
+        if backwards:
+            self.message_user(request, "This is the first session of the list.", messages.INFO)
+            return self._redirect_to_change(request, session)
+        self.message_user(
+            request,
+            "Queue clear: no other session left in this list (sessions someone else is "
+            "reviewing are skipped).",
+            messages.INFO,
+        )
+        url = reverse("admin:sessions_app_chatsession_changelist")
         return HttpResponseRedirect(self._with_filters(request, url))

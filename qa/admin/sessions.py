@@ -24,13 +24,14 @@ from django.http import (
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from accounts.auth import signed_in_user
-from qa import selectors, services
-from qa.admin.filters import ArchiveFilter, HasErrorsFilter, QAStatusFilter
+from qa import claims, selectors, services
+from qa.admin.filters import ArchiveFilter, HasErrorsFilter, MyQueueFilter, QAStatusFilter
 from qa.admin.panels import (
     Panel,
     deliveries_context,
@@ -83,6 +84,7 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
         QAStatusFilter,
         # With QA status "unchecked" (the default), the queue is "sampled and unchecked".
         SampledFilter,
+        MyQueueFilter,
         "completion_status",
         ArchiveFilter,
         "site",
@@ -99,7 +101,14 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
     show_full_result_count = False
     # Facet counts are a COUNT per filter choice over the whole table: never at this scale.
     show_facets = admin.ShowFacets.NEVER
-    actions = ["mark_passed", "flag_issue", "mark_fixed", "archive_sessions", "export_csv"]
+    actions = [
+        "mark_passed",
+        "flag_issue",
+        "mark_fixed",
+        "assign_reviewer",
+        "archive_sessions",
+        "export_csv",
+    ]
     change_form_template = "admin/sessions_app/chatsession/change_form.html"
 
     panels: list[Panel] = [
@@ -153,10 +162,16 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
     def has_export_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("sessions_app.export_chatsession")
 
+    def has_assign_permission(self, request: HttpRequest) -> bool:
+        return claims.can_assign(request.user)
+
     # --- list ----------------------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ChatSession]:
-        return selectors.console_sessions()
+        # Who is reviewing each row now: a subquery on the claim's unique key, not a query per row.
+        return selectors.console_sessions().annotate(
+            reviewing=claims.list_claim_holder_expression(timezone.now())
+        )
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
@@ -192,7 +207,14 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
 
     @admin.display(description="QA")
     def qa(self, obj: ChatSession) -> SafeString:
-        return qa_badge(obj.qa_status)
+        reviewing = getattr(obj, "reviewing", None)
+        if not reviewing:
+            return qa_badge(obj.qa_status)
+        return format_html(
+            '{}<br><span class="qa-muted qa-reviewing">reviewing: {}</span>',
+            qa_badge(obj.qa_status),
+            reviewing,
+        )
 
     @admin.display(description="Messages")
     def message_total(self, obj: ChatSession) -> int:
@@ -323,6 +345,43 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
             lambda s: services.qa_mark_fixed(session=s, by=signed_in_user(request)),
         )
 
+    @admin.action(description="Assign to a reviewer", permissions=["assign"])
+    def assign_reviewer(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Assign the selection (or the whole filter, with "select all") to one reviewer."""
+        choice_missing = False
+        if request.POST.get("post") == "yes":
+            try:
+                to = self._reviewer_from_post(request)
+            except ValueError:
+                choice_missing = True
+            else:
+                self._bulk(
+                    request,
+                    queryset,
+                    f"assigned to {claims.person(to)}" if to else "unassigned",
+                    lambda s: claims.qa_assign(session=s, to=to, by=signed_in_user(request)),
+                )
+                return None
+        selected = list(queryset.order_by("-started_at", "-id")[: BULK_LIMIT + 1])
+        if len(selected) > BULK_LIMIT:
+            self.message_user(
+                request,
+                f"Select at most {BULK_LIMIT} sessions at a time; nothing was assigned.",
+                messages.ERROR,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Assign to a reviewer",
+            "opts": self.model._meta,
+            "sessions": selected,
+            "reviewers": claims.reviewers(),
+            "choice_missing": choice_missing,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/qa/assign.html", context)
+
     @admin.action(description="Archive", permissions=["archive"])
     def archive_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._bulk(
@@ -351,6 +410,26 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
                 "<path:object_id>/review/",
                 self.admin_site.admin_view(self.review_view),
                 name="{}_{}_review".format(*info),
+            ),
+            path(
+                "<path:object_id>/claim/",
+                self.admin_site.admin_view(self.claim_view),
+                name="{}_{}_claim".format(*info),
+            ),
+            path(
+                "<path:object_id>/assign/",
+                self.admin_site.admin_view(self.assign_view),
+                name="{}_{}_assign".format(*info),
+            ),
+            path(
+                "<path:object_id>/next/",
+                self.admin_site.admin_view(self.next_view),
+                name="{}_{}_next".format(*info),
+            ),
+            path(
+                "<path:object_id>/previous/",
+                self.admin_site.admin_view(self.previous_view),
+                name="{}_{}_previous".format(*info),
             ),
             *self.scorecard_urls(),
             *super().get_urls(),

@@ -237,6 +237,7 @@ def scorecard_review_submit(
     qa_note: str | None = None,
     dev_feedback: str | None = None,
     scorecard: ScorecardInput | None = None,
+    opened_version: str | None = None,
 ) -> ScoredReview:
     """The QA panel's submit: the reviewer's scorecard (None: the form did not carry one), then
     the move or the texts (`qa.services.qa_review_submit`), in one transaction.
@@ -255,6 +256,7 @@ def scorecard_review_submit(
             decision=decision,
             qa_note=qa_note,
             dev_feedback=dev_feedback,
+            opened_version=opened_version,
         )
         if review.moved_to == QAStatus.ISSUE and not session_has_category(session):
             raise CategoryRequired("Pick at least one failure category before flagging an issue.")

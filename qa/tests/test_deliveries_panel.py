@@ -35,12 +35,16 @@ def test_flagging_an_issue_queues_exactly_one_email_per_entry(
     assert email.payload["to"] == ["qa-team@example.com"]
     assert "Asked for the email twice" in email.payload["text"]
 
-    # Fixed, then flagged again: a new entry into `issue`, so a second email; nothing else.
+    # Fixed (QA is told it awaits a re-check), then flagged again: a new entry into `issue`, so
+    # a second issue email; nothing else.
+    issue_emails = emails.filter(event_type="qa.issue_flagged")
     services.qa_mark_fixed(session=session, by=admin_role_user, feedback="Prompt updated")
+    assert emails.filter(event_type="qa.session_fixed").count() == 1
     services.qa_mark_passed(session=session, by=qa_user)
-    assert emails.count() == 1
+    assert issue_emails.count() == 1
     services.qa_mark_issue(session=session, by=qa_user, note="Still asks twice")
-    assert emails.count() == 2
+    assert issue_emails.count() == 2
+    assert emails.count() == 3
 
 
 def test_change_view_lists_the_sessions_deliveries_as_text(
@@ -52,7 +56,7 @@ def test_change_view_lists_the_sessions_deliveries_as_text(
     other = make_conversation(name="Other Lead", email="other@example.com")
 
     client.force_login(qa_user)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(24):  # 14, the first opening's claim, scorecards' reads
         response = client.get(change_url(session))
     html = response.content.decode()
     assert response.status_code == 200

@@ -41,6 +41,8 @@ def test_change_view_shows_qa_and_lifecycle_history_newest_first(
     assert '<a href="#panel-history">History</a>' in content
     rows = history_rows(content)
     expected = [
+        # Opening the page claimed it for the admin: a row of its own.
+        ("ada-admin", "Review claim", "claimed for review until"),
         ("ada-admin", "Developer feedback", "saved", "Prompt fixed"),
         ("ada-admin", "Trash", "In the trash → Not in the trash"),
         ("alex-agent", "Trash", "Not in the trash → In the trash"),
@@ -53,9 +55,24 @@ def test_change_view_shows_qa_and_lifecycle_history_newest_first(
             assert part in row, (part, row)
 
 
-def test_change_view_history_says_when_there_is_none(qa_client):
-    content = qa_client.get(change_url(ChatSessionFactory())).content.decode()
+def test_change_view_history_says_when_there_is_none(client, make_user):
+    # A reader who may not review claims nothing by opening the page, so nothing happened yet.
+    from django.contrib.auth.models import Permission
+
+    reader = make_user("agent", username="rita-reader")
+    reader.is_staff = True
+    reader.save(update_fields=["is_staff"])
+    reader.user_permissions.add(Permission.objects.get(codename="view_chatsession"))
+    client.force_login(reader)
+    content = client.get(change_url(ChatSessionFactory())).content.decode()
     assert "No changes yet." in content
+
+
+def test_opening_the_page_claims_it_and_the_history_says_so(qa_client):
+    content = qa_client.get(change_url(ChatSessionFactory())).content.decode()
+    rows = history_rows(content)
+    assert len(rows) == 1
+    assert "quinn-qa" in rows[0] and "claimed for review until" in rows[0]
 
 
 def test_archive_action_writes_one_row_per_session(admin_client_role, admin_role_user):
@@ -94,4 +111,4 @@ def test_change_view_queries_do_not_grow_with_the_history(
         services.qa_note_save(session=session, by=qa_user, note=f"note {i}")
     with django_assert_max_num_queries(len(few.captured_queries)):
         content = qa_client.get(change_url(session)).content.decode()
-    assert len(history_rows(content)) == 2 + 30
+    assert len(history_rows(content)) == 2 + 30 + 1  # + the claim of the first opening

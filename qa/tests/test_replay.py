@@ -391,7 +391,7 @@ def test_verify_from_the_replay_marks_passed_through_qa_services(client, qa_user
     assert "Session marked passed." in response.content.decode()
     session.refresh_from_db()
     assert (session.qa_status, session.qa_status_by) == (QAStatus.PASSED, qa_user)
-    move = QAHistory.objects.filter(session=session).first()
+    move = QAHistory.objects.filter(session=session, kind=QAHistory.Kind.MOVE).first()
     assert (move.from_status, move.to_status) == (QAStatus.FIXED, QAStatus.PASSED)
 
 

@@ -58,6 +58,7 @@ ENDPOINT_DISABLED_EMAIL_EVENT = "endpoint.disabled"
 logger = logging.getLogger(__name__)
 
 QA_ISSUE_EMAIL_EVENT = "qa.issue_flagged"
+QA_FIXED_EMAIL_EVENT = "qa.session_fixed"
 # A Retry-After longer than this is treated as this (a receiver asking for a week is broken).
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
 SETTINGS_ENDPOINT_UNSET = "LEAD_WEBHOOK_URL is not set."
@@ -358,10 +359,16 @@ def lead_notify_email_enqueue(*, session: ChatSession) -> Delivery | None:
 
 
 def qa_issue_email_enqueue(*, session: ChatSession, by: User | None, note: str) -> Delivery | None:
-    """Queue the QA issue email to QA_NOTIFY_EMAILS; None when nobody is to be told."""
-    recipients = [address for address in settings.QA_NOTIFY_EMAILS if address]
+    """Queue the QA issue email to QA_NOTIFY_EMAILS and the site's developers; None when nobody
+    is to be told."""
+    developers = session.site.developer_email_list if session.site is not None else []
+    recipients = _unique([*settings.QA_NOTIFY_EMAILS, *developers])
     if not recipients:
-        logger.info("QA issue on session %s: QA_NOTIFY_EMAILS is empty, no email.", session.pk)
+        logger.info(
+            "QA issue on session %s: QA_NOTIFY_EMAILS and the site's developer list are empty, "
+            "no email.",
+            session.pk,
+        )
         return None
     context = {
         "session": session,
@@ -377,6 +384,46 @@ def qa_issue_email_enqueue(*, session: ChatSession, by: User | None, note: str) 
         subject=f"[leadchat QA] Issue flagged: {who}",
         text=render_to_string("emails/qa_issue.txt", context),
         html=render_to_string("emails/qa_issue.html", context),
+        session=session,
+        subject_email=session.lead_email,
+    )
+
+
+def _unique(addresses: Iterable[str]) -> list[str]:
+    """Each address once (case-insensitively), in the order given, blanks dropped."""
+    seen: set[str] = set()
+    unique = []
+    for address in addresses:
+        key = address.strip().lower()
+        if key and key not in seen:
+            seen.add(key)
+            unique.append(address.strip())
+    return unique
+
+
+def qa_fixed_email_enqueue(
+    *, session: ChatSession, by: User | None, feedback: str
+) -> Delivery | None:
+    """Queue "fixed, awaiting a re-check" to QA_NOTIFY_EMAILS; None when the list is empty."""
+    recipients = _unique(settings.QA_NOTIFY_EMAILS)
+    if not recipients:
+        logger.info("Session %s fixed: QA_NOTIFY_EMAILS is empty, no email.", session.pk)
+        return None
+    context = {
+        "session": session,
+        "site_name": session.site.name if session.site is not None else "",
+        "by_name": (by.get_full_name() or by.get_username()) if by else "someone",
+        "feedback": feedback,
+        "qa_note": session.qa_notes,
+        "console_url": session_console_url(session),
+    }
+    who = session.lead_name or session.lead_email or "anonymous visitor"
+    return email_enqueue(
+        event_type=QA_FIXED_EMAIL_EVENT,
+        to=recipients,
+        subject=f"[leadchat QA] Fixed, awaiting a re-check: {who}",
+        text=render_to_string("emails/qa_fixed.txt", context),
+        html=render_to_string("emails/qa_fixed.html", context),
         session=session,
         subject_email=session.lead_email,
     )

@@ -9,7 +9,7 @@ import logging
 
 from django.dispatch import receiver
 
-from qa.signals import qa_issue_flagged
+from qa.signals import qa_issue_flagged, qa_session_fixed
 from sessions_app.delivery import outbox
 from sessions_app.models import ChatSession
 from sessions_app.signals import lead_captured, sessions_erasing
@@ -29,6 +29,14 @@ def queue_qa_issue_email(sender: type, *, session, by, note: str = "", **kwargs:
     # The worker sends it later, so a Resend outage never blocks the QA change and a restart
     # loses nothing.
     outbox.qa_issue_email_enqueue(session=session, by=by, note=note or "")
+
+
+@receiver(qa_session_fixed, dispatch_uid="sessions_app.delivery.qa_session_fixed")
+def queue_qa_fixed_email(
+    sender: type, *, session, by, feedback: str = "", **kwargs: object
+) -> None:
+    # QA re-checks what a developer fixed: tell them, through the outbox as the issue email.
+    outbox.qa_fixed_email_enqueue(session=session, by=by, feedback=feedback or "")
 
 
 @receiver(sessions_erasing, dispatch_uid="sessions_app.delivery.sessions_erasing")

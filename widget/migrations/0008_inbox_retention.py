@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('sessions_app', '0010_messenger_delivery'),
-        ('widget', '0004_handoff'),
+        ('widget', '0005_developer_emails'),
     ]
 
     operations = [
