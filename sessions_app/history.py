@@ -14,7 +14,13 @@ from datetime import datetime
 from django.db.models import TextChoices
 
 from accounts.models import User
-from sessions_app.models import ArchiveStatus, ChatSession, LifecycleHistory, TrashStatus
+from sessions_app.models import (
+    ArchiveStatus,
+    ChatSession,
+    HoldStatus,
+    LifecycleHistory,
+    TrashStatus,
+)
 
 # One page shows at most this many entries (each source is asked for as many).
 HISTORY_LIMIT = 200
@@ -55,6 +61,7 @@ def session_history(session: ChatSession, *, limit: int = HISTORY_LIMIT) -> list
 _LIFECYCLE_STATUSES: dict[str, type[TextChoices]] = {
     LifecycleHistory.Kind.ARCHIVE: ArchiveStatus,
     LifecycleHistory.Kind.TRASH: TrashStatus,
+    LifecycleHistory.Kind.TAKEOVER: HoldStatus,
 }
 
 

@@ -34,6 +34,13 @@ class TrashStatus(models.TextChoices):
     TRASHED = "trashed", "In the trash"
 
 
+class HoldStatus(models.TextChoices):
+    """Who answers a session, as its history names a takeover or hand back."""
+
+    AI = "ai", "AI agent"
+    AGENT = "agent", "Human agent"
+
+
 class QAStatus(models.TextChoices):
     UNCHECKED = "unchecked", "Unchecked"
     PASSED = "passed", "Passed"
@@ -153,6 +160,13 @@ class ChatSession(models.Model):
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.NONE
     )
 
+    # The agent who took the session over from the AI (sessions_app.takeover): while set, the AI
+    # does not answer and only this agent may write to the visitor.
+    held_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    held_at = models.DateTimeField(null=True, blank=True)
+
     qa_status = models.CharField(
         max_length=16, choices=QAStatus.choices, default=QAStatus.UNCHECKED
     )
@@ -187,6 +201,7 @@ class ChatSession(models.Model):
             ("fix_chatsession", "Can write developer feedback and mark QA issues fixed"),
             ("archive_chatsession", "Can archive, delete and restore sessions"),
             ("export_chatsession", "Can export sessions"),
+            ("reply_chatsession", "Can take sessions over from the AI and reply to visitors"),
         ]
         indexes = [
             # Default lists: visible sessions, newest first.
@@ -260,6 +275,11 @@ class ChatMessage(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # The message's id on its channel (ingest's `message_id`): a replayed message is stored once.
     external_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    # Who wrote an `agent` message from the dashboard or the staff API (empty for an agent who
+    # answered elsewhere, e.g. in Meta's inbox, and once the user is deleted).
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -288,6 +308,7 @@ class LifecycleHistory(models.Model):
     class Kind(models.TextChoices):
         ARCHIVE = "archive", "Archive status"
         TRASH = "trash", "Trash"
+        TAKEOVER = "takeover", "Who answers"
 
     session = models.ForeignKey(
         ChatSession,
@@ -298,7 +319,7 @@ class LifecycleHistory(models.Model):
         db_index=False,
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    # An ArchiveStatus for `archive`, a TrashStatus for `trash`.
+    # An ArchiveStatus for `archive`, a TrashStatus for `trash`, a HoldStatus for `takeover`.
     from_status = models.CharField(max_length=16)
     to_status = models.CharField(max_length=16)
     by = models.ForeignKey(

@@ -146,6 +146,7 @@ def message_add(
     metadata: Mapping[str, Any] | None = None,
     external_id: str = "",
     created_at: datetime | None = None,
+    sent_by: User | None = None,
 ) -> ChatMessage:
     """Append a message to the transcript and update the session's counters and activity.
 
@@ -157,6 +158,7 @@ def message_add(
     is when the message was written on that channel (default: now; never later than now): the
     session's start and last activity widen to take it in, and `updated_at` is now either way,
     so the dashboard's changes feed sees a message that arrives late with an old time.
+    `sent_by` is the user who wrote an `agent` message (sessions_app.takeover.agent_reply).
     """
     if role not in MessageRole.values:
         raise ValueError(f"Unknown message role {role!r}.")
@@ -169,6 +171,7 @@ def message_add(
         metadata=dict(metadata or {}),
         external_id=external_id,
         created_at=min(created_at, now) if created_at is not None else now,
+        sent_by=sent_by,
     )
     if not _message_store(message, latency=latency, now=now):
         if ChatSession.objects.filter(pk=session.pk).exists():
@@ -222,7 +225,15 @@ _COUNT_VISITOR = [
     "ended_at = CASE WHEN completion_status = %s THEN NULL ELSE ended_at END",
     "completion_status = CASE WHEN completion_status = %s THEN %s ELSE completion_status END",
 ]
-_MESSAGE_COLUMNS = ("session", "role", "text", "created_at", "metadata", "external_id")
+_MESSAGE_COLUMNS = (
+    "session",
+    "role",
+    "text",
+    "created_at",
+    "metadata",
+    "external_id",
+    "sent_by",
+)
 
 
 def _message_store(message: ChatMessage, *, latency: float | None, now: datetime) -> bool:

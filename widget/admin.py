@@ -82,6 +82,7 @@ class SiteAdminForm(forms.ModelForm):
             "agent_config",
             *BUDGET_FIELDS,
             "messenger_page_id",
+            "messenger_human_agent_tag",
         ]
         widgets = {
             "theme_color": forms.TextInput(attrs={"type": "color"}),
@@ -193,7 +194,12 @@ class SiteAdmin(admin.ModelAdmin):
             (
                 "Facebook Messenger",
                 {
-                    "fields": ["messenger_setup", "messenger_page_id", *token],
+                    "fields": [
+                        "messenger_setup",
+                        "messenger_page_id",
+                        *token,
+                        "messenger_human_agent_tag",
+                    ],
                     "description": "Answer this Facebook page's Messenger conversations with "
                     "this site's agent (README: Facebook Messenger).",
                 },
@@ -211,6 +217,7 @@ class SiteAdmin(admin.ModelAdmin):
             # View-only users get every field read-only; agent_secret is never among them.
             fields += ["name", "is_active", "allowed_origins", "greeting", "theme_color"]
             fields += ["agent_backend", "agent_config", *BUDGET_FIELDS, "messenger_page_id"]
+            fields += ["messenger_human_agent_tag"]
         return fields
 
     @admin.display(description="Allowed origins")

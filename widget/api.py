@@ -30,11 +30,19 @@ from widget.serializers import (
     MessageIn,
     MessageOut,
     MessagePostOut,
+    MessagesSinceIn,
+    MessagesSinceOut,
     SessionStartIn,
     SessionStartOut,
     TranscriptOut,
 )
-from widget.throttling import SessionMessageThrottle, SessionStartThrottle, WidgetIPThrottle
+from widget.throttling import (
+    SessionMessageThrottle,
+    SessionPollThrottle,
+    SessionStartThrottle,
+    WidgetIPThrottle,
+    WidgetPollIPThrottle,
+)
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -225,8 +233,52 @@ class SessionTranscriptView(WidgetAPIView):
 
 
 class MessagePostView(WidgetAPIView):
+    """POST: the visitor writes. GET: the open widget polls for what others wrote since."""
+
     permission_classes = [VisitorSession]
     throttle_classes = [SessionMessageThrottle]
+
+    def _is_poll(self) -> bool:
+        return self.request.method in {"GET", "HEAD"}
+
+    def check_permissions(self, request: Request) -> None:
+        # Polls count in a budget of their own (WidgetPollIPThrottle says why).
+        if self._is_poll():
+            self.ip_throttle_classes = [WidgetPollIPThrottle]
+        super().check_permissions(request)
+
+    def get_throttles(self) -> list:
+        if self._is_poll():
+            return [SessionPollThrottle()]
+        return super().get_throttles()
+
+    @extend_schema(
+        operation_id="widget_messages_since",
+        summary="Poll for new messages (agent replies, takeover lines)",
+        description="What was written since the cursor `after` (the previous answer's "
+        "`cursor`); an open widget polls every `poll_ms`. An empty `messages` is the usual "
+        "answer.",
+        parameters=[SESSION_ID, VISITOR_TOKEN, MessagesSinceIn],
+        responses={
+            200: MessagesSinceOut,
+            **{code: COMMON_ERRORS[code] for code in (400, 403, 404, 429)},
+        },
+        tags=["widget"],
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        data = MessagesSinceIn(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        session = self.widget_session
+        messages, cursor = selectors.messages_for_visitor_since(
+            session, data.validated_data["after"]
+        )
+        body = {
+            "messages": MessageOut(messages, many=True).data,
+            "cursor": cursor,
+            "held": session.held_by_id is not None,
+            "poll_ms": settings.LIVE_POLL_MS,
+        }
+        return Response(body)
 
     @extend_schema(
         operation_id="widget_message_post",

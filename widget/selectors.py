@@ -29,9 +29,32 @@ def session_for_widget(session_id: str) -> ChatSession | None:
         return None
 
 
+def shown_to_visitor(message: ChatMessage) -> bool:
+    """System notes are internal, except those written for the visitor ("Ana joined the chat")."""
+    return message.role != MessageRole.SYSTEM or (message.metadata or {}).get("visible") is True
+
+
 def transcript_for_visitor(session: ChatSession) -> list[ChatMessage]:
     """What the visitor sees: everything but internal system notes, oldest first."""
-    return list(session.messages.exclude(role=MessageRole.SYSTEM).order_by("created_at", "id"))
+    messages = session.messages.select_related("sent_by").order_by("created_at", "id")
+    return [m for m in messages if shown_to_visitor(m)]
+
+
+# A widget polls this every few seconds while it is open, mostly to hear "nothing new": one
+# query on the transcript index (session, then the id range), and an empty answer reads no row.
+POLL_LIMIT = 50
+
+
+def messages_for_visitor_since(session: ChatSession, after: int) -> tuple[list[ChatMessage], int]:
+    """The visitor-visible messages with an id above `after`, oldest first, and the cursor to
+    ask from next (the last id read, shown or not). At most POLL_LIMIT rows a call."""
+    rows = list(
+        ChatMessage.objects.filter(session_id=session.pk, id__gt=after)
+        .select_related("sent_by")
+        .order_by("id")[:POLL_LIMIT]
+    )
+    cursor = rows[-1].pk if rows else after
+    return [m for m in rows if shown_to_visitor(m)], cursor
 
 
 def recent_turns(session: ChatSession, limit: int) -> list[ChatMessage]:

@@ -90,9 +90,15 @@ def widget_session_start(
 
 
 def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
-    """Store the visitor's message, ask the site's agent, store its reply and any lead fields."""
+    """Store the visitor's message, ask the site's agent, store its reply and any lead fields.
+
+    While an agent holds the session (sessions_app.takeover) the AI is not asked: the message
+    is stored and the agent answers it; the widget's poll brings the answer.
+    """
     # Committed on its own (message_add opens and closes its transaction) before the agent runs.
     visitor_message = message_add(session=session, role=MessageRole.VISITOR, text=text)
+    if session.held_by_id is not None:
+        return WidgetTurn(messages=[visitor_message], session=session)
     answer = agent_answer(session=session, text=text)
     stored = [visitor_message, *agent_answer_store(session=session, answer=answer)]
     return WidgetTurn(messages=stored, session=session)

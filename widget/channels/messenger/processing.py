@@ -240,6 +240,14 @@ def inbox_event_process(event: MessengerInboxEvent) -> None:
                 _finish(again, status=InboxStatus.DONE, error="The session is gone; not answered.")
         return
 
+    if answering.held_by_id is not None:
+        # An agent holds the conversation (sessions_app.takeover): they answer, not the AI.
+        with transaction.atomic():
+            again = _held(event)
+            if again is not None:
+                _finish(again, status=InboxStatus.DONE)
+        return
+
     # Step 2: ask the agent, outside any transaction.
     window_ends = (held.event_at or held.received_at) + REPLY_WINDOW
     if timezone.now() < window_ends:
