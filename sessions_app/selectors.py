@@ -205,10 +205,14 @@ def session_detail(*, public_id: Any) -> ChatSession:
             "qa_status_by",
             "qa_notes_by",
             "dev_feedback_by",
+            "held_by",
         )
         .annotate(error_count=error_count_subquery(unresolved_only=True))
         .prefetch_related(
-            Prefetch("messages", queryset=ChatMessage.objects.order_by("created_at", "id")),
+            Prefetch(
+                "messages",
+                queryset=ChatMessage.objects.select_related("sent_by").order_by("created_at", "id"),
+            ),
             Prefetch(
                 "automation_errors",
                 queryset=AutomationError.objects.select_related("resolved_by").order_by(
@@ -500,3 +504,18 @@ def delivery_recipients(delivery: Delivery) -> str:
         return delivery.endpoint.name
     to = delivery.payload.get("to") if isinstance(delivery.payload, dict) else None
     return ", ".join(str(t) for t in to) if isinstance(to, list) else ""
+
+
+# The session page polls this every LIVE_POLL_MS while it is open (sessions_app.api.takeover).
+LIVE_MESSAGES_LIMIT = 100
+
+
+def session_messages_since(*, session: ChatSession, after: int) -> tuple[list[ChatMessage], int]:
+    """The session's messages with an id above `after`, oldest first, at most
+    LIVE_MESSAGES_LIMIT, and the cursor to ask from next: one query on the transcript index."""
+    rows = list(
+        ChatMessage.objects.filter(session_id=session.pk, id__gt=after)
+        .select_related("sent_by")
+        .order_by("id")[:LIVE_MESSAGES_LIMIT]
+    )
+    return rows, (rows[-1].pk if rows else after)
