@@ -195,9 +195,7 @@ class SessionMessagesApi(StaffAPIView):
         params = MessagesSinceParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         try:
-            session = ChatSession.objects.select_related("site", "held_by").get(
-                public_id=public_id
-            )
+            session = ChatSession.objects.select_related("site", "held_by").get(public_id=public_id)
         except ChatSession.DoesNotExist:
             raise NotFound("No session with this id.") from None
         messages, cursor = selectors.session_messages_since(

@@ -68,9 +68,7 @@ def widget_poll(client, session, headers, after=0):
     )
 
 
-def test_the_whole_flow_through_the_staff_api_with_tokens(
-    client, visitor, ana, bob, token_client
-):
+def test_the_whole_flow_through_the_staff_api_with_tokens(client, visitor, ana, bob, token_client):
     session, headers = visitor
     as_ana, as_bob = token_client(ana), token_client(bob)
     fake = FakeBackend(["Our plans start at 49 EUR.", "Yes, yearly is 490 EUR."])
@@ -160,9 +158,7 @@ def test_anonymous_and_roleless_users_are_refused(api, visitor, no_role_user):
         ({}, "missing"),
     ],
 )
-def test_bad_replies_are_a_400_naming_the_reason_and_store_nothing(
-    api, visitor, ana, body, reason
-):
+def test_bad_replies_are_a_400_naming_the_reason_and_store_nothing(api, visitor, ana, body, reason):
     session, _ = visitor
     as_ana = api(ana)
     as_ana.post(url(session, "takeover"))
@@ -180,9 +176,7 @@ def test_a_reply_to_a_session_nobody_holds_is_a_409(api, visitor, ana):
     assert "take it over first" in response.json()["error"]
 
 
-def test_a_deleted_session_is_refused_and_an_unknown_one_is_404(
-    api, visitor, ana, admin_role_user
-):
+def test_a_deleted_session_is_refused_and_an_unknown_one_is_404(api, visitor, ana, admin_role_user):
     session, _ = visitor
     as_ana = api(ana)
     as_ana.post(url(session, "takeover"))
