@@ -6,15 +6,28 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from leadchat.testing import LoopbackServer
 from sessions_app.models import ChatSession
 from sessions_app.tests.dashboard.test_browser import Problems, sign_in
 from widget import backends
 from widget.backends.fake import FakeBackend
-from widget.tests.test_browser import landing, open_widget, say  # noqa: F401 (fixture)
+from widget.tests.factories import SiteFactory
+from widget.tests.test_browser import GREETING, landing_page, open_widget, say
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WITHIN_3_S = 3000
+
+
+@pytest.fixture
+def acme_landing(live_server):
+    """Acme's landing page on its own origin, embedding the widget (as in test_browser)."""
+    with LoopbackServer() as server:
+        server.responder = lambda request: landing_page(live_server.url, "browser-site")
+        SiteFactory(
+            public_key="browser-site", name="Acme", greeting=GREETING, allowed_origins=[server.url]
+        )
+        yield server
 
 
 @pytest.fixture
@@ -53,13 +66,13 @@ def test_agent_takes_over_writes_visitor_answers_hand_back_and_the_ai_answers_ag
     page: Page,
     browser: Browser,
     live_server,
-    landing,
+    acme_landing,
     ana,
-    bob,  # noqa: F811
+    bob,
 ):
     fake = FakeBackend(["Our plans start at 49 EUR a month.", "Yearly it is 490 EUR."])
     with backends.override("scripted", fake):
-        page.goto(f"{landing.url}/pricing")
+        page.goto(f"{acme_landing.url}/pricing")
         frame = open_widget(page)
         log = frame.locator("#lc-log")
         say(frame, "How much is it?")
@@ -119,10 +132,10 @@ def test_the_launcher_shows_an_unread_badge_for_a_message_while_the_chat_is_clos
     page: Page,
     browser: Browser,
     live_server,
-    landing,
-    ana,  # noqa: F811
+    acme_landing,
+    ana,
 ):
-    page.goto(f"{landing.url}/pricing")
+    page.goto(f"{acme_landing.url}/pricing")
     frame = open_widget(page)
     say(frame, "Hello?")
     expect(frame.locator("#lc-log .lc-visitor")).to_have_count(1)

@@ -200,6 +200,13 @@ def messenger_reply_send(delivery: Delivery, http: requests.Session) -> SendResu
     """The worker's sender for DeliveryKind.MESSENGER rows: one Send API call."""
     payload = delivery.payload
     ends = parse_datetime(str(payload.get("window_ends_at") or ""))
+    if ends is not None and timezone.now() >= ends and (payload.get("body") or {}).get("tag"):
+        return SendResult(
+            None,
+            0,
+            "Not sent: outside Meta's 7-day window for a person's reply (the HUMAN_AGENT tag).",
+            permanent=True,
+        )
     if ends is None or timezone.now() >= ends:
         return SendResult(
             None,
