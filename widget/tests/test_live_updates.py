@@ -122,8 +122,18 @@ def test_polls_per_ip_are_limited_before_the_session_is_looked_up(client, starte
     assert poll(client, session, headers).status_code == 429
 
 
-def test_an_idle_poll_is_two_queries(client, started, django_assert_num_queries):
+def test_an_idle_poll_is_one_query(client, started, django_assert_num_queries):
     session, headers = started
     cursor = poll(client, session, headers).json()["cursor"]
-    with django_assert_num_queries(2):  # the session (with its site), the messages since
+    with django_assert_num_queries(1):  # the session, its site, and "anything after the cursor?"
         assert poll(client, session, headers, after=cursor).json()["messages"] == []
+    with django_assert_num_queries(2):  # and the messages when there are some
+        assert len(poll(client, session, headers, after=0).json()["messages"]) == 1
+
+
+def test_a_poll_of_a_session_in_the_trash_is_a_404(client, started, admin_role_user):
+    from sessions_app.services import session_delete
+
+    session, headers = started
+    session_delete(session=session, by=admin_role_user)
+    assert poll(client, session, headers).status_code == 404
