@@ -23,6 +23,7 @@ move with that load (the load average is printed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -76,10 +77,9 @@ def server_cpu_seconds(server: Gunicorn) -> float:
     assert server.process is not None
     total = _ticks(server.process.pid, children=True)
     for pid in server.worker_pids():
-        try:
+        # A worker that exited between the listing and the read: its time is in cutime now.
+        with contextlib.suppress(OSError):
             total += _ticks(pid)
-        except OSError:  # exited between the listing and the read: its time is in cutime now
-            pass
     return total / CLOCK_TICKS
 
 
@@ -115,9 +115,7 @@ def widgets_start(url: str, count: int) -> list[Widget]:
     return widgets
 
 
-def poll_loop(
-    port: int, widget: Widget, *, poll_s: float, until: float, stats: PollStats
-) -> None:
+def poll_loop(port: int, widget: Widget, *, poll_s: float, until: float, stats: PollStats) -> None:
     """One open widget: poll every `poll_s` on its own keep-alive connection until `until`."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Origin": ORIGIN, "X-Visitor-Token": widget.token, "Accept": "application/json"}

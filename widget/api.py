@@ -17,6 +17,7 @@ from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from leadchat.api import error_response
@@ -131,7 +132,7 @@ class WidgetAPIView(APIView):
     parser_classes = [WidgetJSONParser]
     # Counted before the permission checks (session lookup, Origin, visitor token), so requests
     # that fail them (an unknown session, a guessed token) use up the IP's budget too.
-    ip_throttle_classes = [WidgetIPThrottle]
+    ip_throttle_classes: list[type[BaseThrottle]] = [WidgetIPThrottle]
     throttle_classes: list = []
     # The session of the URL, set by the VisitorSession permission on the views that use it.
     widget_session: ChatSession
@@ -269,10 +270,10 @@ class MessagePostView(WidgetAPIView):
             return [SessionPollThrottle()]
         return super().get_throttles()
 
-    def get_permissions(self) -> list:
+    def get_permissions(self) -> list[BasePermission]:
         if self._is_poll():
             return [VisitorPollSession()]
-        return super().get_permissions()
+        return [VisitorSession()]
 
     @extend_schema(
         operation_id="widget_messages_since",

@@ -137,7 +137,7 @@ def session_for_poll(session_id: str, *, after: int = 0) -> ChatSession | None:
     if row is None:
         return None
     n = len(_SESSION_POLL_FIELDS)
-    session = _loaded(ChatSession, _SESSION_POLL_FIELDS, row[:n])
+    session: ChatSession = _loaded(ChatSession, _SESSION_POLL_FIELDS, row[:n])
     session.site = _loaded(Site, _SITE_POLL_FIELDS, row[n:-1])
     session.has_messages_after = bool(row[-1])  # type: ignore[attr-defined]
     return session
