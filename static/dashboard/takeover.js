@@ -86,6 +86,7 @@
     button.disabled = true;
     try {
       renderState(await LC.api(base + name + "/", { method: "POST" }));
+      document.dispatchEvent(new CustomEvent("lc:history-changed")); // detail.js reloads the panel
       LC.toast(name === "takeover" ? "You took the session over: the AI is paused." : "Handed back: the AI answers again.");
       if (name === "takeover" && textBox) textBox.focus();
       schedule(0);

@@ -83,6 +83,8 @@ def test_agent_takes_over_writes_visitor_answers_hand_back_and_the_ai_answers_ag
         other, other_problems = agent_page(browser, live_server, bob, session)
         agent.get_by_role("button", name="Take over").click()
         expect(agent.locator("#takeover-state")).to_contain_text("You hold this session")
+        # The History panel shows the move without a reload.
+        expect(agent.locator('[data-panel="history"]')).to_contain_text("AI agent → Human agent")
         expect(log).to_contain_text("Ana from Acme joined the chat", timeout=WITHIN_3_S)
 
         # The agent writes (markup stays text), the visitor sees it within 3 s with the name.
