@@ -100,8 +100,17 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     if session.held_by_id is not None:
         return WidgetTurn(messages=[visitor_message], session=session)
     answer = agent_answer(session=session, text=text)
+    if answer.backend_name != BackendName.SCRIPTED and _taken_over_since(session):
+        # An agent took the session over while a network agent was thinking (seconds): the
+        # visitor now talks to a person, so the AI's late answer is dropped, not shown after
+        # the join line. The in-process scripted agent answers in microseconds: no such window.
+        return WidgetTurn(messages=[visitor_message], session=session)
     stored = [visitor_message, *agent_answer_store(session=session, answer=answer)]
     return WidgetTurn(messages=stored, session=session)
+
+
+def _taken_over_since(session: ChatSession) -> bool:
+    return ChatSession.objects.filter(pk=session.pk, held_by__isnull=False).exists()
 
 
 @dataclass

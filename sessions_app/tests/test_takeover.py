@@ -183,6 +183,25 @@ def test_while_held_the_ai_is_not_asked_and_after_hand_back_it_sees_the_agents_t
     assert all(role != "system" for role, _ in history)  # the join line is not the AI's business
 
 
+def test_a_takeover_while_a_network_agent_thinks_drops_its_late_answer(site, ana):
+    from widget.backends import AgentReply
+
+    site.agent_backend = "n8n"
+    site.save()
+    session, _ = session_start(site=site)
+
+    class TakenOverWhileThinking(FakeBackend):
+        def reply(self, conversation):
+            session_takeover(session=ChatSession.objects.get(pk=session.pk), by=ana)
+            return AgentReply(text="Late AI answer", model="fake")
+
+    with backends.override("n8n", TakenOverWhileThinking()):
+        turn = widget_message_post(session=session, text="Hello?")
+    assert [m.role for m in turn.messages] == ["visitor"]
+    assert not session.messages.filter(text="Late AI answer").exists()
+    assert session.messages.filter(role="system", metadata__kind="takeover").exists()
+
+
 def test_the_openai_backend_gets_the_agents_turns_as_assistant_messages():
     from widget.backends.openai_compatible import ROLE_MAP
 
