@@ -261,6 +261,10 @@ def inbox_event_process(event: MessengerInboxEvent) -> None:
         if again is None:
             logger.warning("Messenger event %s: claim lost while the agent answered.", event.pk)
             return
+        if ChatSession.objects.filter(pk=session.pk, held_by__isnull=False).exists():
+            # An agent took the conversation over while the AI was thinking: they answer.
+            _finish(again, status=InboxStatus.DONE)
+            return
         stored = agent_answer_store(session=session, answer=answer)
         for message in stored:
             if message.role != MessageRole.AI or not message.text.strip():

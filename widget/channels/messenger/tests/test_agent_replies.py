@@ -118,3 +118,16 @@ def test_the_staff_api_and_the_composer_say_why_it_cannot_send(conversation, ana
     assert "more than 24 hours old" in refused.json()["error"]
     page = client.get(reverse("dashboard:session", args=[conversation.public_id]))
     assert "more than 24 hours old" in page.content.decode()
+
+
+def test_a_takeover_while_the_ai_thinks_sends_no_ai_reply(conversation, graph, ana, say):  # noqa: F811
+    class TakenOverWhileThinking(FakeBackend):
+        def reply(self, conversation_):
+            session_takeover(session=ChatSession.objects.get(pk=conversation.pk), by=ana)
+            return super().reply(conversation_)
+
+    with backends.override("scripted", TakenOverWhileThinking(["Too late, AI."])):
+        say(text_event("Anyone?"))
+    assert "Too late, AI." not in graph.texts
+    assert not conversation.messages.filter(text="Too late, AI.").exists()
+    assert MessengerInboxEvent.objects.filter(status="done").count() == 2
