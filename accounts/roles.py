@@ -33,6 +33,8 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "sessions_app.view_chatsession",
         "sessions_app.archive_chatsession",
         "sessions_app.export_chatsession",
+        # Take a session over from the AI and write to the visitor (QA reviewers only read).
+        "sessions_app.reply_chatsession",
         "sessions_app.view_chatmessage",
         "sessions_app.view_automationerror",
         "sessions_app.change_automationerror",

@@ -336,6 +336,14 @@ WIDGET_MESSAGES_PER_SESSION_PER_MINUTE = env.int(
     "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE", default=20
 )
 WIDGET_REQUESTS_PER_IP_PER_MINUTE = env.int("WIDGET_REQUESTS_PER_IP_PER_MINUTE", default=120)
+# Live updates (issue 14): an open widget, and the dashboard's session page, poll for new
+# messages every LIVE_POLL_MS (an agent's reply shows within about that). Polls have their own
+# budgets, apart from the ones above.
+LIVE_POLL_MS = env.int("LIVE_POLL_MS", default=2000)
+if not 500 <= LIVE_POLL_MS <= 2500:
+    raise ImproperlyConfigured("LIVE_POLL_MS must be in [500, 2500] (replies show within 3 s).")
+WIDGET_POLLS_PER_IP_PER_MINUTE = env.int("WIDGET_POLLS_PER_IP_PER_MINUTE", default=600)
+WIDGET_POLLS_PER_SESSION_PER_MINUTE = env.int("WIDGET_POLLS_PER_SESSION_PER_MINUTE", default=120)
 # Largest request body the widget API reads (a 4,000-character message in JSON fits easily).
 WIDGET_MAX_BODY_BYTES = env.int("WIDGET_MAX_BODY_BYTES", default=32_768)
 # Time budget of one agent reply, in seconds: connecting, and the whole reply (both requests of

@@ -17,6 +17,7 @@ from accounts.models import User
 from sessions_app.models import (
     ArchiveStatus,
     ChatSession,
+    HoldStatus,
     HumanRequestStatus,
     LifecycleHistory,
     TrashStatus,
@@ -61,6 +62,7 @@ def session_history(session: ChatSession, *, limit: int = HISTORY_LIMIT) -> list
 _LIFECYCLE_STATUSES: dict[str, type[TextChoices]] = {
     LifecycleHistory.Kind.ARCHIVE: ArchiveStatus,
     LifecycleHistory.Kind.TRASH: TrashStatus,
+    LifecycleHistory.Kind.TAKEOVER: HoldStatus,
     LifecycleHistory.Kind.HUMAN: HumanRequestStatus,
 }
 

@@ -41,6 +41,13 @@ class HumanRequestStatus(models.TextChoices):
     REQUESTED = "requested", "Needs a human"
 
 
+class HoldStatus(models.TextChoices):
+    """Who answers a session, as its history names a takeover or hand back."""
+
+    AI = "ai", "AI agent"
+    AGENT = "agent", "Human agent"
+
+
 class QAStatus(models.TextChoices):
     UNCHECKED = "unchecked", "Unchecked"
     PASSED = "passed", "Passed"
@@ -174,6 +181,12 @@ class ChatSession(models.Model):
     needs_human = models.BooleanField(default=False, db_default=False)
     human_requested_at = models.DateTimeField(null=True, blank=True)
     human_notified_at = models.DateTimeField(null=True, blank=True)
+    # The agent who took the session over from the AI (sessions_app.takeover): while set, the AI
+    # does not answer and only this agent may write to the visitor.
+    held_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    held_at = models.DateTimeField(null=True, blank=True)
 
     qa_status = models.CharField(
         max_length=16, choices=QAStatus.choices, default=QAStatus.UNCHECKED
@@ -209,6 +222,7 @@ class ChatSession(models.Model):
             ("fix_chatsession", "Can write developer feedback and mark QA issues fixed"),
             ("archive_chatsession", "Can archive, delete and restore sessions"),
             ("export_chatsession", "Can export sessions"),
+            ("reply_chatsession", "Can take sessions over from the AI and reply to visitors"),
         ]
         indexes = [
             # Default lists: visible sessions, newest first.
@@ -320,6 +334,11 @@ class ChatMessage(models.Model):
     agent_backend = models.CharField(max_length=32, blank=True, default="", db_default="")
     agent_model = models.CharField(max_length=200, blank=True, default="", db_default="")
     agent_config_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # Who wrote an `agent` message from the dashboard or the staff API (empty for an agent who
+    # answered elsewhere, e.g. in Meta's inbox, and once the user is deleted).
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -349,6 +368,7 @@ class LifecycleHistory(models.Model):
         ARCHIVE = "archive", "Archive status"
         TRASH = "trash", "Trash"
         HUMAN = "human", "Request for a human"
+        TAKEOVER = "takeover", "Who answers"
 
     session = models.ForeignKey(
         ChatSession,
@@ -359,7 +379,8 @@ class LifecycleHistory(models.Model):
         db_index=False,
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    # An ArchiveStatus for `archive`, a TrashStatus for `trash`, a HumanRequestStatus for `human`.
+    # An ArchiveStatus for `archive`, a TrashStatus for `trash`, a HumanRequestStatus for `human`,
+    # a HoldStatus for `takeover`.
     from_status = models.CharField(max_length=16)
     to_status = models.CharField(max_length=16)
     by = models.ForeignKey(

@@ -44,6 +44,7 @@ from sessions_app.models import (
     ChatSession,
     CompletionStatus,
     Delivery,
+    MessageRole,
     QAStatus,
 )
 
@@ -262,10 +263,14 @@ def session_detail(*, public_id: Any) -> ChatSession:
             "qa_status_by",
             "qa_notes_by",
             "dev_feedback_by",
+            "held_by",
         )
         .annotate(error_count=error_count_subquery(unresolved_only=True))
         .prefetch_related(
-            Prefetch("messages", queryset=ChatMessage.objects.order_by("created_at", "id")),
+            Prefetch(
+                "messages",
+                queryset=ChatMessage.objects.select_related("sent_by").order_by("created_at", "id"),
+            ),
             Prefetch(
                 "automation_errors",
                 queryset=AutomationError.objects.select_related("resolved_by").order_by(
@@ -330,8 +335,17 @@ def sessions_changed_since(
         ChatSession.objects.filter(
             Q(updated_at__gt=since.updated_at) | Q(updated_at=since.updated_at, pk__gt=since.pk)
         )
-        .select_related("site")
-        .annotate(error_count=error_count_subquery(unresolved_only=True))
+        .select_related("site", "held_by")
+        .annotate(
+            error_count=error_count_subquery(unresolved_only=True),
+            # When the visitor last wrote: the dashboard tells the agent holding the session
+            # (static/dashboard/notify.js). A few rows per poll, each one index probe.
+            visitor_wrote_at=Subquery(
+                ChatMessage.objects.filter(session=OuterRef("pk"), role=MessageRole.VISITOR)
+                .order_by("-created_at")
+                .values("created_at")[:1]
+            ),
+        )
         .order_by("updated_at", "pk")[: limit + 1]
     )
     truncated = len(rows) > limit
@@ -579,3 +593,18 @@ def delivery_recipients(delivery: Delivery) -> str:
         return delivery.endpoint.name
     to = delivery.payload.get("to") if isinstance(delivery.payload, dict) else None
     return ", ".join(str(t) for t in to) if isinstance(to, list) else ""
+
+
+# The session page polls this every LIVE_POLL_MS while it is open (sessions_app.api.takeover).
+LIVE_MESSAGES_LIMIT = 100
+
+
+def session_messages_since(*, session: ChatSession, after: int) -> tuple[list[ChatMessage], int]:
+    """The session's messages with an id above `after`, oldest first, at most
+    LIVE_MESSAGES_LIMIT, and the cursor to ask from next: one query on the transcript index."""
+    rows = list(
+        ChatMessage.objects.filter(session_id=session.pk, id__gt=after)
+        .select_related("sent_by")
+        .order_by("id")[:LIVE_MESSAGES_LIMIT]
+    )
+    return rows, (rows[-1].pk if rows else after)

@@ -161,6 +161,7 @@ def message_add(
     agent_backend: str = "",
     agent_model: str = "",
     agent_config_hash: str = "",
+    sent_by: User | None = None,
 ) -> ChatMessage:
     """Append a message to the transcript and update the session's counters and activity.
 
@@ -173,6 +174,7 @@ def message_add(
     session's start and last activity widen to take it in, and `updated_at` is now either way,
     so the dashboard's changes feed sees a message that arrives late with an old time.
     `agent_*` name the agent version of an AI message (`widget.backends.version`).
+    `sent_by` is the user who wrote an `agent` message (sessions_app.takeover.agent_reply).
     """
     if role not in MessageRole.values:
         raise ValueError(f"Unknown message role {role!r}.")
@@ -188,6 +190,7 @@ def message_add(
         agent_backend=agent_backend,
         agent_model=agent_model,
         agent_config_hash=agent_config_hash,
+        sent_by=sent_by,
     )
     if not _message_store(message, latency=latency, now=now):
         if ChatSession.objects.filter(pk=session.pk).exists():
@@ -253,6 +256,7 @@ _MESSAGE_COLUMNS = (
     "agent_backend",
     "agent_model",
     "agent_config_hash",
+    "sent_by",
 )
 
 

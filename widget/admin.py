@@ -100,6 +100,7 @@ class SiteAdminForm(forms.ModelForm):
             "messenger_page_id",
             *HANDOFF_FIELDS,
             "developer_emails",
+            "messenger_human_agent_tag",
         ]
         widgets = {
             "opens_at": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
@@ -240,7 +241,12 @@ class SiteAdmin(admin.ModelAdmin):
             (
                 "Facebook Messenger",
                 {
-                    "fields": ["messenger_setup", "messenger_page_id", *token],
+                    "fields": [
+                        "messenger_setup",
+                        "messenger_page_id",
+                        *token,
+                        "messenger_human_agent_tag",
+                    ],
                     "description": "Answer this Facebook page's Messenger conversations with "
                     "this site's agent (README: Facebook Messenger).",
                 },
@@ -260,6 +266,7 @@ class SiteAdmin(admin.ModelAdmin):
             fields += ["agent_backend", "agent_config", *BUDGET_FIELDS, "messenger_page_id"]
             fields += [*HANDOFF_FIELDS, "notify_emails"]
             fields += ["developer_emails"]
+            fields += ["messenger_human_agent_tag"]
         return fields
 
     @admin.display(description="Allowed origins")

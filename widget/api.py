@@ -17,6 +17,7 @@ from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from leadchat.api import error_response
@@ -30,11 +31,19 @@ from widget.serializers import (
     MessageIn,
     MessageOut,
     MessagePostOut,
+    MessagesSinceIn,
+    MessagesSinceOut,
     SessionStartIn,
     SessionStartOut,
     TranscriptOut,
 )
-from widget.throttling import SessionMessageThrottle, SessionStartThrottle, WidgetIPThrottle
+from widget.throttling import (
+    SessionMessageThrottle,
+    SessionPollThrottle,
+    SessionStartThrottle,
+    WidgetIPThrottle,
+    WidgetPollIPThrottle,
+)
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -81,8 +90,11 @@ class VisitorSession(BasePermission):
     Runs before the throttles, so nobody without the token can use up a session's rate limit.
     """
 
+    def lookup(self, session_id: str) -> ChatSession | None:
+        return selectors.session_for_widget(session_id)
+
     def has_permission(self, request: Request, view: APIView) -> bool:
-        session = selectors.session_for_widget(view.kwargs.get("session_id", ""))
+        session = self.lookup(view.kwargs.get("session_id", ""))
         if session is None:
             raise exceptions.NotFound("This conversation does not exist (or was deleted).")
         site = session.site
@@ -100,13 +112,27 @@ class VisitorSession(BasePermission):
         return True
 
 
+class VisitorPollSession(VisitorSession):
+    """The same checks for the poll, on the few columns they need (selectors.session_for_poll)."""
+
+    def lookup(self, session_id: str) -> ChatSession | None:
+        # The cursor is validated by the view; a bad one here only means "look for anything".
+        raw = self.request_after
+        after = int(raw) if raw.isdigit() and len(raw) < 19 else 0
+        return selectors.session_for_poll(session_id, after=after)
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        self.request_after = request.query_params.get("after", "0")
+        return super().has_permission(request, view)
+
+
 class WidgetAPIView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     parser_classes = [WidgetJSONParser]
     # Counted before the permission checks (session lookup, Origin, visitor token), so requests
     # that fail them (an unknown session, a guessed token) use up the IP's budget too.
-    ip_throttle_classes = [WidgetIPThrottle]
+    ip_throttle_classes: list[type[BaseThrottle]] = [WidgetIPThrottle]
     throttle_classes: list = []
     # The session of the URL, set by the VisitorSession permission on the views that use it.
     widget_session: ChatSession
@@ -225,8 +251,59 @@ class SessionTranscriptView(WidgetAPIView):
 
 
 class MessagePostView(WidgetAPIView):
+    """POST: the visitor writes. GET: the open widget polls for what others wrote since."""
+
     permission_classes = [VisitorSession]
     throttle_classes = [SessionMessageThrottle]
+
+    def _is_poll(self) -> bool:
+        return self.request.method in {"GET", "HEAD"}
+
+    def check_permissions(self, request: Request) -> None:
+        # Polls count in a budget of their own (WidgetPollIPThrottle says why).
+        if self._is_poll():
+            self.ip_throttle_classes = [WidgetPollIPThrottle]
+        super().check_permissions(request)
+
+    def get_throttles(self) -> list:
+        if self._is_poll():
+            return [SessionPollThrottle()]
+        return super().get_throttles()
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self._is_poll():
+            return [VisitorPollSession()]
+        return [VisitorSession()]
+
+    @extend_schema(
+        operation_id="widget_messages_since",
+        summary="Poll for new messages (agent replies, takeover lines)",
+        description="What was written since the cursor `after` (the previous answer's "
+        "`cursor`); an open widget polls every `poll_ms`. An empty `messages` is the usual "
+        "answer.",
+        parameters=[SESSION_ID, VISITOR_TOKEN, MessagesSinceIn],
+        responses={
+            200: MessagesSinceOut,
+            **{code: COMMON_ERRORS[code] for code in (400, 403, 404, 429)},
+        },
+        tags=["widget"],
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        data = MessagesSinceIn(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        session, after = self.widget_session, data.validated_data["after"]
+        # Read with the session by the permission (VisitorPollSession).
+        if getattr(session, "has_messages_after", True):
+            messages, cursor = selectors.messages_for_visitor_since(session, after)
+        else:
+            messages, cursor = [], after  # the usual answer, without the ORM
+        body = {
+            "messages": MessageOut(messages, many=True).data,
+            "cursor": cursor,
+            "held": session.held_by_id is not None,
+            "poll_ms": settings.LIVE_POLL_MS,
+        }
+        return Response(body)
 
     @extend_schema(
         operation_id="widget_message_post",

@@ -46,3 +46,11 @@ class WidgetConfig(AppConfig):
             resend_after_interruption=False,
         )
         sessions_erasing.connect(erase_messenger_rows, dispatch_uid="widget.messenger.erase")
+        # Agents who take a Messenger conversation over answer through the Send API too.
+        from sessions_app.models import Channel
+        from sessions_app.takeover import register_reply_channel
+        from widget.channels.messenger import agent_replies
+
+        register_reply_channel(
+            Channel.MESSENGER, blocked=agent_replies.reply_blocked, send=agent_replies.reply_send
+        )

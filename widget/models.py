@@ -146,6 +146,15 @@ class Site(models.Model):
         help_text="Developers told of each QA issue on this site's conversations (one address "
         "per line or comma-separated), beside QA_NOTIFY_EMAILS.",
     )
+    # Meta's "Human Agent" permission (granted to the app in its App Review): an agent's reply may
+    # then go out up to 7 days after the person's last message (the HUMAN_AGENT tag) instead of 24
+    # hours. Without the permission Meta refuses tagged messages, so it is off unless granted.
+    messenger_human_agent_tag = models.BooleanField(
+        "Messenger: Human Agent permission",
+        default=False,
+        help_text="The app has Meta's Human Agent permission: agents may reply up to 7 days "
+        "after the person's last message (otherwise 24 hours).",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from leadchat.http_urls import is_http_url
+from sessions_app.takeover import display_name
 
 MAX_MESSAGE_CHARS = 4000
 
@@ -78,6 +79,14 @@ class MessageOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
     quick_replies = serializers.SerializerMethodField()
     expects = serializers.SerializerMethodField()
+    author = serializers.SerializerMethodField(
+        help_text="For a human agent's message (and a takeover line): the agent's first name."
+    )
+
+    def get_author(self, message: Any) -> str:
+        if message.role == "visitor" or message.sent_by_id is None:
+            return ""
+        return display_name(message.sent_by)
 
     def get_quick_replies(self, message: Any) -> list[str]:
         value = (message.metadata or {}).get("quick_replies")
@@ -114,3 +123,20 @@ class TranscriptOut(serializers.Serializer):
     completion_status = serializers.CharField()
     lead = LeadOut()
     messages = MessageOut(many=True)
+
+
+class MessagesSinceIn(serializers.Serializer):
+    after = serializers.IntegerField(
+        min_value=0,
+        max_value=2**63 - 1,
+        required=False,
+        default=0,
+        help_text="The `cursor` of the previous answer (0: from the start).",
+    )
+
+
+class MessagesSinceOut(serializers.Serializer):
+    messages = MessageOut(many=True)
+    cursor = serializers.IntegerField(help_text="Send it back as `after` in the next poll.")
+    held = serializers.BooleanField(help_text="Whether a person (not the AI) answers now.")
+    poll_ms = serializers.IntegerField(help_text="How long to wait before the next poll.")

@@ -97,12 +97,27 @@ def widget_session_start(
 
 
 def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
-    """Store the visitor's message, ask the site's agent, store its reply and any lead fields."""
+    """Store the visitor's message, ask the site's agent, store its reply and any lead fields.
+
+    While an agent holds the session (sessions_app.takeover) the AI is not asked: the message
+    is stored and the agent answers it; the widget's poll brings the answer.
+    """
     # Committed on its own (message_add opens and closes its transaction) before the agent runs.
     visitor_message = message_add(session=session, role=MessageRole.VISITOR, text=text)
+    if session.held_by_id is not None:
+        return WidgetTurn(messages=[visitor_message], session=session)
     answer = agent_answer(session=session, text=text)
+    if answer.backend_name != BackendName.SCRIPTED and _taken_over_since(session):
+        # An agent took the session over while a network agent was thinking (seconds): the
+        # visitor now talks to a person, so the AI's late answer is dropped, not shown after
+        # the join line. The in-process scripted agent answers in microseconds: no such window.
+        return WidgetTurn(messages=[visitor_message], session=session)
     stored = [visitor_message, *agent_answer_store(session=session, answer=answer)]
     return WidgetTurn(messages=stored, session=session)
+
+
+def _taken_over_since(session: ChatSession) -> bool:
+    return ChatSession.objects.filter(pk=session.pk, held_by__isnull=False).exists()
 
 
 @dataclass

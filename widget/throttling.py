@@ -66,3 +66,22 @@ class SessionMessageThrottle(_WindowThrottle):
     def ident_for(self, request: Request, view: APIView) -> str:
         # Set by the VisitorSession permission, which runs first (DRF types `view` as APIView).
         return str(view.widget_session.pk)  # type: ignore[attr-defined]
+
+
+class WidgetPollIPThrottle(_WindowThrottle):
+    """The open widgets' polls for new messages, per client IP per minute.
+
+    A budget apart from WidgetIPThrottle: each open chat polls every LIVE_POLL_MS, so a few
+    visitors behind one office NAT would otherwise use up the IP's budget for real messages.
+    Still counted before the session lookup, so guessing session ids is as bounded as ever.
+    """
+
+    scope = "widget-poll-ip"
+    setting = "WIDGET_POLLS_PER_IP_PER_MINUTE"
+
+
+class SessionPollThrottle(SessionMessageThrottle):
+    """Polls per session per minute (a visitor with the chat open in a few tabs stays within)."""
+
+    scope = "widget-session-polls"
+    setting = "WIDGET_POLLS_PER_SESSION_PER_MINUTE"

@@ -6,6 +6,7 @@ import gzip
 from functools import lru_cache
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -74,6 +75,7 @@ def widget_page(request: HttpRequest, site_key: str) -> HttpResponse:
         "color": site.theme_color,
         "api": "/api/widget/sessions/",
         "origins": site_origins(site),
+        "pollMs": settings.LIVE_POLL_MS,
     }
     response = render(
         request,

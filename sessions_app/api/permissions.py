@@ -13,6 +13,7 @@ from rest_framework.permissions import BasePermission
 VIEW_SESSIONS = "sessions_app.view_chatsession"
 ARCHIVE_SESSIONS = "sessions_app.archive_chatsession"
 EXPORT_SESSIONS = "sessions_app.export_chatsession"
+REPLY_SESSIONS = "sessions_app.reply_chatsession"
 VIEW_ERRORS = "sessions_app.view_automationerror"
 CHANGE_ERRORS = "sessions_app.change_automationerror"
 
@@ -50,4 +51,9 @@ CanExportSessions = requires(
 CanViewErrors = requires(VIEW_ERRORS, message="Your role may not read automation errors.")
 CanResolveErrors = requires(
     VIEW_ERRORS, CHANGE_ERRORS, message="Your role may not resolve automation errors."
+)
+CanReplyToSessions = requires(
+    VIEW_SESSIONS,
+    REPLY_SESSIONS,
+    message="Your role may not take sessions over or write to visitors (QA reviewers only read).",
 )

@@ -76,12 +76,22 @@ class SessionRowSerializer(serializers.Serializer):
 
 class ChangedSessionSerializer(SessionRowSerializer):
     matches = serializers.BooleanField(help_text="Whether the row matches the client's filters.")
+    held_by = UserRefField(
+        allow_null=True, read_only=True, help_text="The agent who took the session over."
+    )
+    visitor_wrote_at = serializers.DateTimeField(
+        allow_null=True, read_only=True, help_text="When the visitor last wrote."
+    )
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    sent_by = UserRefField(
+        allow_null=True, read_only=True, help_text="Who wrote an agent's message (username)."
+    )
+
     class Meta:
         model = ChatMessage
-        fields = ["id", "role", "text", "created_at", "metadata"]
+        fields = ["id", "role", "text", "created_at", "metadata", "sent_by"]
 
 
 _HTTP_URL = URLValidator(schemes=["http", "https"])
@@ -204,6 +214,8 @@ class SessionDetailSerializer(SessionRowSerializer):
     archived_at = serializers.DateTimeField(allow_null=True)
     archived_by = UserRefField(allow_null=True)
     deleted_by = UserRefField(allow_null=True)
+    held_by = UserRefField(allow_null=True, help_text="The agent who took the session over.")
+    held_at = serializers.DateTimeField(allow_null=True)
     qa = QASerializer(source="*", read_only=True)
     messages = MessageSerializer(many=True)
     automation_errors = AutomationErrorSerializer(many=True)

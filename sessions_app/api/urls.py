@@ -4,7 +4,7 @@ from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from sessions_app import exports
-from sessions_app.api import leads, views
+from sessions_app.api import leads, takeover, views
 from sessions_app.leads_selectors import LEAD_KEY_PATTERN
 
 app_name = "staff-api"
@@ -57,6 +57,22 @@ urlpatterns = [
         "sessions/<uuid:public_id>/<session_move:action>/",
         views.SessionMoveApi.as_view(),
         name="session-move",
+    ),
+    # Takeover (sessions_app.api.takeover): not session moves, each has its own input/output.
+    path(
+        "sessions/<uuid:public_id>/takeover/",
+        takeover.SessionTakeoverApi.as_view(),
+        name="session-takeover",
+    ),
+    path(
+        "sessions/<uuid:public_id>/handback/",
+        takeover.SessionHandbackApi.as_view(),
+        name="session-handback",
+    ),
+    path(
+        "sessions/<uuid:public_id>/messages/",
+        takeover.SessionMessagesApi.as_view(),
+        name="session-messages",
     ),
     path("leads/", leads.LeadListApi.as_view(), name="leads"),
     path("leads/<lead_key:lead_id>/", leads.LeadDetailApi.as_view(), name="lead"),

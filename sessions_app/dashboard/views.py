@@ -19,13 +19,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.generic import TemplateView
 
-from sessions_app import leads_selectors, selectors
+from sessions_app import leads_selectors, selectors, takeover
 from sessions_app.api.leads import LeadListParams, lead_filters
 from sessions_app.api.params import request_time_zone
 from sessions_app.api.permissions import (
     ARCHIVE_SESSIONS,
     CHANGE_ERRORS,
     EXPORT_SESSIONS,
+    REPLY_SESSIONS,
     VIEW_ERRORS,
     VIEW_SESSIONS,
 )
@@ -79,6 +80,7 @@ class DashboardPage(LoginRequiredMixin, PermissionRequiredMixin, TemplateView):
             "can": {
                 "archive": user.has_perm(ARCHIVE_SESSIONS),
                 "export": user.has_perm(EXPORT_SESSIONS),
+                "reply": user.has_perm(REPLY_SESSIONS),
                 "resolve": user.has_perms([VIEW_ERRORS, CHANGE_ERRORS]),
             },
             "api": {
@@ -170,6 +172,18 @@ class SessionDetailPage(DashboardPage):
             "id": str(session.public_id),
             "archived": session.archive_status == ArchiveStatus.ARCHIVED,
             "deleted": session.is_deleted,
+        }
+        # The takeover footer and its script (static/dashboard/takeover.js).
+        messages = list(session.messages.all())  # prefetched by session_detail
+        context["takeover_unsupported"] = takeover.takeover_unsupported(session)
+        context["reply_blocked"] = takeover.reply_blocked(session) if session.held_by_id else None
+        context["config"]["live"] = {
+            "me": self.request.user.get_username(),
+            "isAdmin": bool(getattr(self.request.user, "is_superuser", False)),
+            "heldBy": session.held_by.get_username() if session.held_by else None,
+            "cursor": max((m.pk for m in messages), default=0),
+            "pollMs": settings.LIVE_POLL_MS,
+            "unsupported": context["takeover_unsupported"],
         }
         return context
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0010_messenger_delivery'),
+        ('sessions_app', '0011_takeover'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='lifecyclehistory',
             name='kind',
-            field=models.CharField(choices=[('archive', 'Archive status'), ('trash', 'Trash'), ('human', 'Request for a human')], max_length=16),
+            field=models.CharField(choices=[('archive', 'Archive status'), ('trash', 'Trash'), ('human', 'Request for a human'), ('takeover', 'Who answers')], max_length=16),
         ),
         migrations.AddIndex(
             model_name='chatsession',

@@ -43,6 +43,9 @@
     }
   }
 
+  // Other scripts of the page (takeover.js) make moves too: they say so with this event.
+  document.addEventListener("lc:history-changed", refreshHistory);
+
   async function act(action, withUndo) {
     try {
       var row = await LC.api(cfg.api.sessions + session.id + "/" + action + "/", { method: "POST" });

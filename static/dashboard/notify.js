@@ -1,4 +1,5 @@
-/* Dashboard notifications: a new lead, a visitor asking for a person.
+/* Dashboard notifications: a new lead, a visitor asking for a person, a visitor writing in a
+   session this agent holds.
 
    Driven by the staff API's changes feed. The sessions and trash pages already poll it while
    visible and hand each answer over as a "leadchat:changes" event; elsewhere, and while the tab
@@ -29,10 +30,13 @@
       title: "New lead",
       at: function (row) { return row.lead && row.lead.captured_at; },
     },
-    // A third kind is one more entry, e.g. a new visitor message in a session this agent holds,
-    // once the list rows carry who holds a session and when its visitor last wrote:
-    // { name: "message", title: "New message from a visitor",
-    //   at: function (row) { return row.held_by === cfg.user ? row.visitor_wrote_at : null; } },
+    {
+      // A visitor writes in a session this agent took over (the changes feed names the holder
+      // and when the visitor last wrote).
+      name: "message",
+      title: "New message from a visitor",
+      at: function (row) { return row.held_by && row.held_by === cfg.user ? row.visitor_wrote_at : null; },
+    },
   ];
 
   var STORE = "leadchat:notify";

@@ -19,6 +19,9 @@
     ".p{position:fixed;right:20px;bottom:88px;z-index:2147483000;width:370px;height:min(600px,calc(100vh - 110px));" +
     "border-radius:14px;overflow:hidden;box-shadow:0 8px 30px rgba(0,0,0,.25);background:#fff}" +
     ".p[hidden]{display:none}.p iframe{border:0;width:100%;height:100%;display:block}" +
+    // The unread badge: messages (an agent's reply) that came while the chat was closed.
+    ".b{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 5px;box-sizing:border-box;border-radius:10px;" +
+    "background:#dc2626;color:#fff;font:600 12px/20px system-ui,sans-serif;text-align:center}.b[hidden]{display:none}" +
     "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}.o .l{display:none}}";
   var host = d.createElement("div");
   host.setAttribute("data-leadchat", "");
@@ -27,7 +30,8 @@
   wrap.style.setProperty("--c", color);
   wrap.innerHTML =
     '<div class="p" hidden></div><button class="l" type="button" aria-label="Open chat" aria-expanded="false">' +
-    '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z"/></svg></button>';
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z"/></svg>' +
+    '<span class="b" hidden aria-hidden="true"></span></button>';
   try {
     var sheet = new CSSStyleSheet();
     sheet.replaceSync(css);
@@ -39,6 +43,14 @@
   }
   root.appendChild(wrap);
   var btn = wrap.querySelector(".l"), panel = wrap.querySelector(".p"), frame = null, ready = false, isOpen = false;
+  var badge = wrap.querySelector(".b"), unread = 0;
+
+  function showUnread(count) {
+    unread = count > 0 ? Math.min(count, 99) : 0;
+    badge.hidden = !unread;
+    badge.textContent = unread > 9 ? "9+" : String(unread); // a number we computed: text only
+    if (!isOpen) btn.setAttribute("aria-label", unread ? "Open chat (" + unread + " unread)" : "Open chat");
+  }
 
   function src() {
     var q = new URLSearchParams(), p = new URLSearchParams(location.search);
@@ -67,8 +79,13 @@
     wrap.className = show ? "o" : "";
     btn.setAttribute("aria-expanded", String(show));
     btn.setAttribute("aria-label", show ? "Close chat" : "Open chat");
-    if (show) tell("open");
-    else btn.focus();
+    if (show) {
+      showUnread(0);
+      tell("open");
+    } else {
+      tell("hidden");
+      btn.focus();
+    }
   }
   btn.addEventListener("click", function () { toggle(!isOpen); });
   w.addEventListener("message", function (e) {
@@ -90,6 +107,7 @@
         else localStorage.removeItem(storeKey);
       } catch (x) { /* storage full or denied */ }
     } else if (t === "leadchat:close") toggle(false);
+    else if (t === "leadchat:unread" && !isOpen) showUnread(parseInt(e.data.count, 10) || 0);
   });
   function idle() {
     (w.requestIdleCallback || function (f) { setTimeout(f, 1500); })(load, { timeout: 4000 });

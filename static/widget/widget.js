@@ -19,6 +19,11 @@
   })();
   var viaParent = !storage && embedded;
   var state = null, starting = null, busy = false, expects = "text", typing = null, gotState = null;
+  // Live updates: ids already on screen, the poll cursor, whether the chat is showing (the
+  // launcher asks for an unread badge when not), and a counter that voids a poll overtaken by a
+  // message of the visitor's (its answer could repeat what the post's answer brings).
+  var seen = {}, cursor = 0, showing = !embedded, unread = 0, pollTimer = null, sendRound = 0;
+  var pollMs = cfg.pollMs || 2000;
   var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/;
 
   document.documentElement.style.setProperty("--lc-accent", cfg.color);
@@ -62,10 +67,18 @@
       });
   }
 
-  function bubble(role, text) {
+  function bubble(role, text, author) {
     var div = document.createElement("div");
     div.className = "lc-msg lc-" + role;
-    div.textContent = text;
+    if (author) {
+      var who = document.createElement("span");
+      who.className = "lc-author";
+      who.textContent = author;
+      div.appendChild(who);
+      div.appendChild(document.createTextNode(text));
+    } else {
+      div.textContent = text;
+    }
     log.appendChild(div);
     log.scrollTop = log.scrollHeight;
     return div;
@@ -84,12 +97,48 @@
       typing = null;
     }
   }
+  var LOOK = { visitor: "visitor", system: "system", agent: "agent lc-human" };
+  // Returns how many messages were new on screen.
   function render(messages, replace) {
-    if (replace) log.textContent = "";
-    messages.forEach(function (m) { bubble(m.role === "visitor" ? "visitor" : "agent", m.text); });
-    var last = messages[messages.length - 1];
-    if (last && last.role !== "visitor") offer(last.quick_replies || [], last.expects);
+    if (replace) { log.textContent = ""; seen = {}; }
+    var fresh = messages.filter(function (m) { return !(m.id && seen[m.id]); });
+    fresh.forEach(function (m) {
+      if (m.id) { seen[m.id] = true; cursor = Math.max(cursor, m.id); }
+      bubble(LOOK[m.role] || "agent", m.text, m.role === "agent" ? m.author : "");
+    });
+    var last = fresh[fresh.length - 1];
+    if (last && last.role !== "visitor" && last.role !== "system") offer(last.quick_replies || [], last.expects);
+    return fresh.length;
   }
+
+  // Poll for what others wrote (an agent, a takeover line) while a conversation exists: one
+  // cheap request every pollMs, slower while the tab is hidden, backing off on errors.
+  function schedule(ms) {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, ms);
+  }
+  function poll() {
+    if (!state) return;
+    if (busy) return schedule(pollMs); // the visitor's post brings its own answer
+    var round = sendRound;
+    api("GET", cfg.api + encodeURIComponent(state.id) + "/messages/?after=" + cursor).then(function (data) {
+      if (round !== sendRound) return schedule(pollMs);
+      var before = cursor;
+      var others = (data.messages || []).filter(function (m) { return m.role !== "visitor"; });
+      var added = render(data.messages || []);
+      cursor = Math.max(before, data.cursor || 0);
+      if (added && others.length && !showing) {
+        unread += others.length;
+        toParent({ type: "leadchat:unread", count: unread });
+      }
+      pollMs = data.poll_ms || pollMs;
+      schedule(document.hidden ? pollMs * 4 : pollMs);
+    }, function (err) {
+      if (err.status === 403 || err.status === 404) return; // gone: the next open starts afresh
+      schedule(err.status === 429 ? Math.max(1, err.retryAfter) * 1000 : Math.min(30000, pollMs * 5));
+    });
+  }
+  document.addEventListener("visibilitychange", function () { if (!document.hidden && state) schedule(0); });
   function offer(replies, kind) {
     quick.textContent = "";
     replies.forEach(function (text) {
@@ -121,6 +170,7 @@
     if (state) {
       starting = api("GET", cfg.api + encodeURIComponent(state.id) + "/").then(function (data) {
         render(data.messages, true);
+        schedule(pollMs);
       }, function (err) {
         if (err.status === 403 || err.status === 404) {
           save(null); // the conversation is gone or no longer ours: start afresh
@@ -144,6 +194,7 @@
       save({ id: data.session_id, token: data.visitor_token });
       showTyping(false);
       render(data.messages, true);
+      schedule(pollMs);
     }, function (err) {
       showTyping(false);
       starting = null;
@@ -178,6 +229,7 @@
     text = text.trim();
     if (!text || busy) return;
     busy = true;
+    sendRound += 1;
     sendBtn.disabled = true;
     quick.textContent = "";
     input.value = "";
@@ -186,6 +238,9 @@
     post(text, mine, 0).then(function (data) {
       mine.classList.remove("lc-waiting");
       showTyping(false);
+      data.messages.forEach(function (m) {
+        if (m.role === "visitor" && m.id) { seen[m.id] = true; cursor = Math.max(cursor, m.id); }
+      });
       render(data.messages.filter(function (m) { return m.role !== "visitor"; }));
     }).catch(function (err) {
       showTyping(false);
@@ -215,9 +270,12 @@
     if (e.source !== window.parent || cfg.origins.indexOf(e.origin) === -1 || !e.data) return;
     if (e.data.type === "leadchat:state" && gotState) gotState(valid(e.data.state));
     if (e.data.type === "leadchat:open") {
+      showing = true;
+      unread = 0;
       engage();
       input.focus();
     }
+    if (e.data.type === "leadchat:hidden") showing = false;
   });
 
   var booted = new Promise(function (resolve) {

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('sessions_app', '0010_messenger_delivery'),
-        ('widget', '0005_developer_emails'),
+        ('widget', '0007_takeover'),
     ]
 
     operations = [

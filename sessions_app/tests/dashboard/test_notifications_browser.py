@@ -147,3 +147,27 @@ def test_the_sound_is_off_until_switched_on_then_beeps_on_an_event(
     assert page.evaluate("window.__beeps") == 2
     assert page.evaluate("localStorage.getItem('leadchat:notify-sound')") == "on"
     assert problems.items == []
+
+
+def test_a_visitor_writing_in_a_session_the_agent_holds_is_an_event_only_for_them(
+    page, live_server, agent, make_user, problems
+):
+    from sessions_app.models import MessageRole
+    from sessions_app.takeover import session_takeover
+
+    site = SiteFactory(name="Acme")
+    mine = ChatSessionFactory(site=site)
+    theirs = ChatSessionFactory(site=site)
+    session_takeover(session=mine, by=agent)
+    session_takeover(session=theirs, by=make_user("agent", username="otto"))
+    sign_in(page, live_server, agent, "/dashboard/sessions/")
+    expect(page.locator("#rows[data-loaded]")).to_have_count(1)
+    page.wait_for_timeout(1500)  # the feed is being watched from now on
+    # The visitor of someone else's session writes: nothing for this agent.
+    services.message_add(session=theirs, role=MessageRole.VISITOR, text="Hello?")
+    page.wait_for_timeout(2500)
+    expect(page).to_have_title("Sessions · leadchat")
+    # The visitor of this agent's session writes: one unread event.
+    services.message_add(session=mine, role=MessageRole.VISITOR, text="Are you there?")
+    expect(page).to_have_title(re.compile(r"^\(1\) Sessions"), timeout=LIVE_TIMEOUT_MS)
+    assert problems.items == []

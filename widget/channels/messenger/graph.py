@@ -162,9 +162,17 @@ def graph_post(
 
 
 def reply_payload(
-    *, page_id: str, psid: str, text: str, quick_replies: list[str], window_ends_at: datetime
+    *,
+    page_id: str,
+    psid: str,
+    text: str,
+    quick_replies: list[str],
+    window_ends_at: datetime,
+    tag: str = "",
 ) -> dict[str, Any]:
-    """The outbox payload of one reply: the Send API body plus what the sender checks first."""
+    """The outbox payload of one reply: the Send API body plus what the sender checks first.
+
+    A `tag` (HUMAN_AGENT, for a person's reply after the 24 hours) makes it a tagged message."""
     if len(text) > MAX_TEXT:
         text = text[: MAX_TEXT - 1] + "…"
     message: dict[str, Any] = {"text": text}
@@ -174,11 +182,14 @@ def reply_payload(
             {"content_type": "text", "title": q[:MAX_QUICK_REPLY_TITLE], "payload": q[:1000]}
             for q in choices
         ]
-    return {
-        "page_id": page_id,
-        "window_ends_at": window_ends_at.isoformat(),
-        "body": {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": message},
+    body: dict[str, Any] = {
+        "recipient": {"id": psid},
+        "messaging_type": "MESSAGE_TAG" if tag else "RESPONSE",
     }
+    if tag:
+        body["tag"] = tag
+    body["message"] = message
+    return {"page_id": page_id, "window_ends_at": window_ends_at.isoformat(), "body": body}
 
 
 def _site_for(page_id: str) -> Site | None:
@@ -189,6 +200,13 @@ def messenger_reply_send(delivery: Delivery, http: requests.Session) -> SendResu
     """The worker's sender for DeliveryKind.MESSENGER rows: one Send API call."""
     payload = delivery.payload
     ends = parse_datetime(str(payload.get("window_ends_at") or ""))
+    if ends is not None and timezone.now() >= ends and (payload.get("body") or {}).get("tag"):
+        return SendResult(
+            None,
+            0,
+            "Not sent: outside Meta's 7-day window for a person's reply (the HUMAN_AGENT tag).",
+            permanent=True,
+        )
     if ends is None or timezone.now() >= ends:
         return SendResult(
             None,

@@ -283,6 +283,14 @@ def inbox_event_process(event: MessengerInboxEvent) -> None:
                 _finish(again, status=InboxStatus.DONE, error="The session is gone; not answered.")
         return
 
+    if answering.held_by_id is not None:
+        # An agent holds the conversation (sessions_app.takeover): they answer, not the AI.
+        with transaction.atomic():
+            again = _held(event)
+            if again is not None:
+                _finish(again, status=InboxStatus.DONE)
+        return
+
     # Step 2: ask the agent, outside any transaction.
     window_ends = (held.event_at or held.received_at) + REPLY_WINDOW
     if timezone.now() < window_ends:
@@ -295,6 +303,10 @@ def inbox_event_process(event: MessengerInboxEvent) -> None:
         again = _held(event)
         if again is None:
             logger.warning("Messenger event %s: claim lost while the agent answered.", event.pk)
+            return
+        if ChatSession.objects.filter(pk=session.pk, held_by__isnull=False).exists():
+            # An agent took the conversation over while the AI was thinking: they answer.
+            _finish(again, status=InboxStatus.DONE)
             return
         stored = agent_answer_store(session=session, answer=answer)
         for message in stored:

@@ -170,7 +170,11 @@ class GraphApi:
                 self.problems.append(f"no recipient.id in {body}")
             if "sender_action" in body:
                 return Reply(200, {"recipient_id": body["recipient"]["id"]})
-            if body.get("messaging_type") != "RESPONSE":
+            if body.get("messaging_type") == "MESSAGE_TAG":
+                # A person's reply after 24 hours (sessions_app.takeover): only this tag.
+                if body.get("tag") != "HUMAN_AGENT":
+                    self.problems.append(f"tag {body.get('tag')!r}")
+            elif body.get("messaging_type") != "RESPONSE":
                 self.problems.append(f"messaging_type {body.get('messaging_type')!r}")
             message = body.get("message") or {}
             if not isinstance(message.get("text"), str) or not message["text"]:
