@@ -63,9 +63,22 @@ class LeadFields:
     email: str | None = None
     phone: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # Why the visitor leaves no lead (the scripted agent's decline rule); stored on the session.
+    declined: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.name or self.email or self.phone or self.data)
+        return bool(self.name or self.email or self.phone or self.data or self.declined)
+
+
+@dataclass(frozen=True)
+class LeadRules:
+    """A site's lead-quality settings, as a backend needs them (widget.models.Site)."""
+
+    refuse_no_mx: bool = False
+    refuse_disposable: bool = False
+    phone_region: str = ""  # phonenumbers' region for national numbers ("PT"); "" none
+    contact_line: str = ""  # offered to a visitor who declines twice
+    privacy_line: str = ""  # shown before the email is asked (widget.services adds it)
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class Conversation:
     # Why the site's secret could not be read (an `env:` name that is not allowed, or unset):
     # a backend that needs the secret raises it as a permanent BackendError.
     secret_error: str = ""
+    lead_rules: LeadRules = field(default_factory=LeadRules)
 
     def require_secret(self) -> str:
         if self.secret_error:
