@@ -8,6 +8,8 @@ from django.urls import reverse
 
 from leadchat.testing_dns import LoopbackDNSServer, Zone
 from sessions_app.badges import badges_config
+from sessions_app.errors import InvalidLead
+from sessions_app.leads import normalize_name
 from sessions_app.models import ChatSession, EmailQuality
 from sessions_app.services import lead_capture
 from sessions_app.tests.factories import ChatSessionFactory
@@ -116,3 +118,28 @@ def test_qa_lead_panel_shows_email_quality(client, qa_user, flagged):
     url = reverse("admin:sessions_app_chatsession_change", args=[flagged.pk])
     content = client.get(url, follow=True).content.decode()
     assert 'class="qa-state qa-state--email-quality-disposable">Disposable' in content
+
+
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [("-Dan", "Dan"), ("+Bob Smith", "Bob Smith"), ("@Carol", "Carol"), ("'Ana'.", "Ana")],
+)
+def test_leading_punctuation_is_dropped_from_names(given, name):
+    assert normalize_name(given) == name
+
+
+@pytest.mark.parametrize("given", ["no thanks", "No", "skip", "later", "NOPE!", "12345", "a@b.co"])
+def test_refusals_numbers_and_emails_are_not_names(given):
+    with pytest.raises(InvalidLead) as caught:
+        normalize_name(given)
+    assert caught.value.field == "name"
+
+
+def test_ingest_refuses_a_refusal_as_the_name(settings):
+    from sessions_app.tests.test_ingest_api import KEY, message, post
+
+    settings.INGEST_API_KEY = KEY
+    response = post(message(message_id="m1", lead={"name": "no thanks"}))
+    assert response.status_code == 400
+    assert response.json()["results"][0]["field"] == "lead.name"
+    assert not ChatSession.objects.exists()

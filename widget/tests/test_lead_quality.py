@@ -175,7 +175,7 @@ def test_an_email_after_declining_is_still_taken(site, widget_client):
 
 
 def test_one_refusal_is_not_a_decline(site, widget_client):
-    session, replies = chat(widget_client, "quote", "Ana", "no thanks", "ana@example.com")
+    session, _ = chat(widget_client, "quote", "Ana", "no thanks", "ana@example.com")
     assert session.lead_declined_reason == ""
     assert session.completion_status == CompletionStatus.COMPLETE
 
@@ -251,3 +251,15 @@ def test_network_backend_email_is_screened_by_the_site_policy(widget_client, dns
     )
     assert session.lead_name == "Ana"
     assert session.lead_email == ""
+
+
+def test_site_checks_its_phone_region_and_privacy_link():
+    from django.core.exceptions import ValidationError
+
+    site = SiteFactory.build(phone_default_region="zz", privacy_url="ftp://acme.example/p")
+    with pytest.raises(ValidationError) as caught:
+        site.clean()
+    assert set(caught.value.message_dict) == {"phone_default_region", "privacy_url"}
+    site = SiteFactory.build(phone_default_region="pt")
+    site.clean()
+    assert site.phone_default_region == "PT"
