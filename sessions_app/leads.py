@@ -44,9 +44,11 @@ NOT_NAMES = frozenset(
         "why",
     }
 )
-# Around a name: quotes and full stops ("Ana."), and in front of it whatever a visitor types
-# by habit before a handle or a list item ("-Dan", "+Bob Smith", "@Carol", "* Ana").
-_TRAILING = " \t.,;:!?\"'”’)"
+# What a visitor types by habit in front of a name, before a handle or a list item ("-Dan",
+# "+Bob Smith", "@Carol", "* Ana"), and the full stop after it ("Ana."). Only these: anything
+# else (quotes, markup) is kept as typed, and shown as text wherever it is shown.
+_LEADING = frozenset("-+@*#~•·.,;:!?_ \t")
+_TRAILING = " \t.,;:!?"
 
 
 def normalize_email(email: str) -> str:
@@ -65,10 +67,10 @@ def normalize_name(name: str) -> str:
     """
     cleaned = " ".join(name.split())
     start = 0
-    while start < len(cleaned) and not cleaned[start].isalpha():
+    while start < len(cleaned) and cleaned[start] in _LEADING:
         start += 1
     cleaned = cleaned[start:].rstrip(_TRAILING)
-    if not cleaned:
+    if not any(ch.isalpha() for ch in cleaned):
         raise InvalidLead("The name must contain letters.", field="name")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise InvalidLead(f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")

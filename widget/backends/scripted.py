@@ -112,7 +112,11 @@ class ScriptedBackend:
         found_phone, phone_error = _find_phone(text, rules.phone_region)
         found_name = _find_name(text)
         offered = bool(found_email or email_error or found_name or found_phone)
-        declined = step in ("name", "email") and not offered and is_refusal(text)
+        # "no" to "Did you mean ...?" says the guess was wrong, not that no email will come.
+        rejected_guess = bool(suggested) and not offered and is_refusal(text)
+        declined = (
+            step in ("name", "email") and not offered and not rejected_guess and is_refusal(text)
+        )
         if step == "name" and not offered and not declined:
             found_name = _bare_name(text)
 
@@ -176,6 +180,10 @@ class ScriptedBackend:
         if email_ask:
             text_ = email_ask.pop("text")
             return answer(text_, step="email", expects="email", **email_ask)
+        if rejected_guess:
+            return answer(
+                "No problem. Could you type your email again?", step="email", expects="email"
+            )
         if declined:
             declines += 1
             if declines >= MAX_DECLINES:

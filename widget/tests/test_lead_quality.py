@@ -89,6 +89,13 @@ def test_typo_is_suggested_and_yes_takes_the_suggestion(site, widget_client, dns
     assert session.email_quality == EmailQuality.VALID
 
 
+def test_no_to_a_typo_suggestion_is_not_a_decline(site, widget_client):
+    session, replies = chat(widget_client, "quote", "Ana", "ana@gmail.con", "no", "ana@acme.com")
+    assert replies[3] == "No problem. Could you type your email again?"
+    assert session.lead_email == "ana@acme.com"
+    assert session.lead_declined_reason == ""
+
+
 def test_typo_typed_again_is_taken_as_meant(site, widget_client, dns_server):
     session, replies = chat(widget_client, "quote", "Ana", "ana@gamil.com", "ana@gamil.com")
     assert replies[2].startswith("Did you mean ana@gmail.com?")
