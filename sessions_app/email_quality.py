@@ -25,17 +25,18 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.name
-import dns.nameserver
-import dns.resolver
 from disposable_email_domains import blocklist
 from django.conf import settings
 from django.core.cache import cache
 
 from leadchat.cache_guard import cache_call
 from sessions_app.models import EmailQuality
+
+if TYPE_CHECKING:
+    import dns.nameserver
+    import dns.resolver
 
 # An unverifiable answer is a resolver's bad moment, not a fact about the domain: retried soon.
 UNVERIFIABLE_CACHE_SECONDS = 300
@@ -247,6 +248,13 @@ def _cache_key(domain: str) -> str:
 
 
 def _lookup(domain: str) -> str:
+    # dnspython is imported here, on the first lookup: it takes a second to import on a busy
+    # machine, which every process would otherwise pay at start-up (and the tests, with the
+    # check off, never).
+    import dns.exception
+    import dns.name
+    import dns.resolver
+
     budget = float(settings.LEAD_EMAIL_DNS_TIMEOUT)
     deadline = time.monotonic() + budget
     try:
@@ -276,6 +284,8 @@ def _lookup(domain: str) -> str:
 
 
 def _resolver(budget: float) -> dns.resolver.Resolver:
+    import dns.resolver
+
     nameservers = [s.strip() for s in settings.LEAD_EMAIL_DNS_NAMESERVERS if s.strip()]
     resolver = dns.resolver.Resolver(configure=not nameservers)
     if nameservers:
@@ -288,6 +298,8 @@ def _resolver(budget: float) -> dns.resolver.Resolver:
 
 
 def _nameserver(entry: str) -> dns.nameserver.Nameserver:
+    import dns.nameserver
+
     host, port = entry, 53
     if entry.startswith("["):
         host, _, rest = entry[1:].partition("]")
