@@ -328,6 +328,21 @@ LOGGING: dict[str, Any] = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- Lead quality (sessions_app.email_quality) -------------------------------------------------
+# Look up a lead's email domain (MX, then A/AAAA) before it is stored; off, an email is only
+# checked for syntax, throwaway domains and role addresses. The test settings turn it off.
+LEAD_EMAIL_DNS_CHECK = env.bool("LEAD_EMAIL_DNS_CHECK", default=True)
+# The whole lookup's budget in seconds (every query and retry): beyond it the email is stored
+# as `unverifiable`, never refused, so a slow resolver costs a visitor at most this much.
+LEAD_EMAIL_DNS_TIMEOUT = env.float("LEAD_EMAIL_DNS_TIMEOUT", default=1.5)
+if not 0 < LEAD_EMAIL_DNS_TIMEOUT <= 5:
+    raise ImproperlyConfigured("LEAD_EMAIL_DNS_TIMEOUT must be in (0, 5] seconds.")
+# Nameservers to ask, `host` or `host:port` (`[::1]:53` for IPv6), comma separated. Empty: the
+# system's resolver (/etc/resolv.conf). The tests point it at a DNS server on loopback.
+LEAD_EMAIL_DNS_NAMESERVERS = env.list("LEAD_EMAIL_DNS_NAMESERVERS", default=[])
+# How long a domain's answer is kept in the cache (an unverifiable one: 5 minutes).
+LEAD_EMAIL_DNS_CACHE_SECONDS = env.int("LEAD_EMAIL_DNS_CACHE_SECONDS", default=86_400)
+
 # --- Widget: public chat API and AI agent backends (widget app) -------------------------------
 # Rate limits of the public widget API (429 with Retry-After beyond them). They live in the
 # cache, so several processes need a shared CACHE_URL for the limits to hold across them.

@@ -28,6 +28,10 @@ PUBLIC_BASE_URL_SET = True  # as a deployment sets it: no leadchat.W001 in test 
 # Every fake receiver and agent the tests start listens on loopback; the tests of the address
 # policy itself turn this off (leadchat/tests/test_outbound.py).
 OUTBOUND_ALLOW_PRIVATE_NETWORKS = True
+# No test reaches a real resolver: email checks skip DNS unless a test starts a DNS server on
+# loopback and points LEAD_EMAIL_DNS_NAMESERVERS at it (leadchat/testing_dns.py).
+LEAD_EMAIL_DNS_CHECK = False
+LEAD_EMAIL_DNS_NAMESERVERS = []
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}  # noqa: F405
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not :memory:, so worker subprocesses started by the tests see the same database.

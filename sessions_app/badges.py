@@ -21,6 +21,7 @@ from sessions_app.models import (
     CompletionStatus,
     DeliveryState,
     DeliveryStatus,
+    EmailQuality,
     HumanRequestStatus,
     QAStatus,
 )
@@ -112,6 +113,25 @@ BADGES: dict[str, dict[str, Badge]] = {
         HumanRequestStatus,
         {HumanRequestStatus.NONE: "light", HumanRequestStatus.REQUESTED: "danger"},
         {HumanRequestStatus.REQUESTED: "Needs a human"},
+    ),
+    # What sessions_app.email_quality found about the lead's email. The session list shows every
+    # value but `valid`; blank (no email checked) shows nothing.
+    "email_quality": _badges(
+        EmailQuality,
+        {
+            EmailQuality.VALID: "success",
+            EmailQuality.NO_MX: "danger",
+            EmailQuality.DISPOSABLE: "warning",
+            EmailQuality.ROLE: "info",
+            EmailQuality.UNVERIFIABLE: "secondary",
+        },
+        {
+            EmailQuality.VALID: "Email valid",
+            EmailQuality.NO_MX: "Email: no mail server",
+            EmailQuality.DISPOSABLE: "Email: disposable",
+            EmailQuality.ROLE: "Email: role address",
+            EmailQuality.UNVERIFIABLE: "Email: unverified",
+        },
     ),
     # One outbox row (a webhook or an email): waiting is a warning here, not news.
     "outbox": _badges(

@@ -19,7 +19,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from sessions_app.email_quality import email_check
 from sessions_app.errors import IngestRefused, InvalidLead, SessionDeleted
+from sessions_app.leads import normalize_email
 from sessions_app.models import Channel, ChatMessage, ChatSession, MessageRole
 from sessions_app.selectors import conversation_session
 from sessions_app.services import lead_capture, message_add, session_for_conversation
@@ -67,6 +69,13 @@ def message_ingest(
     # Empty or null fields are left out: an n8n expression for a field not found yet gives "".
     lead_values = {k: v for k, v in (lead or {}).items() if k in LEAD_FIELDS and v}
     try:
+        # The email's DNS check runs here, before the transaction: at most
+        # LEAD_EMAIL_DNS_TIMEOUT, cached per domain, and never with a row locked. Ingest accepts
+        # and flags what a site would refuse in the widget: the conversation happened on
+        # another channel, whose agent has already answered; refusing would lose the message.
+        quality = None
+        if lead_values.get("email"):
+            quality = email_check(normalize_email(lead_values["email"])).quality
         with transaction.atomic():
             session, _started = session_for_conversation(
                 channel=channel, external_id=conversation_id, site=site, started_at=when
@@ -93,6 +102,7 @@ def message_ingest(
                     name=lead_values.get("name"),
                     email=lead_values.get("email"),
                     phone=lead_values.get("phone"),
+                    email_quality=quality,
                 )
     except InvalidLead as exc:
         raise IngestRefused(str(exc), field=f"lead.{exc.field}") from None

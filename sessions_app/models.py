@@ -68,6 +68,16 @@ class DeliveryState(models.TextChoices):
     DISABLED = "disabled", "No endpoint"
 
 
+class EmailQuality(models.TextChoices):
+    """What `sessions_app.email_quality` found about a lead's email (blank: no email checked)."""
+
+    VALID = "valid", "Valid"
+    NO_MX = "no_mx", "No mail server"
+    DISPOSABLE = "disposable", "Disposable"
+    ROLE = "role", "Role address"
+    UNVERIFIABLE = "unverifiable", "Unverifiable"
+
+
 # Allowed moves, next to the model they govern. Services check these; nothing else changes a
 # status. A returning visitor reopens an incomplete session; `complete` is final.
 COMPLETION_MOVES: dict[str, set[str]] = {
@@ -158,6 +168,15 @@ class ChatSession(models.Model):
     lead_key = models.CharField(
         max_length=64, blank=True, default="", db_default="", editable=False
     )
+    # Lead quality (sessions_app.email_quality): set with the email, by `lead_capture`.
+    email_quality = models.CharField(
+        max_length=16, choices=EmailQuality.choices, blank=True, default="", db_default=""
+    )
+    # The privacy line the visitor was shown before leaving the email, word for word (GDPR:
+    # what they agreed to, even after the site changes its wording).
+    lead_consent_text = models.TextField(blank=True, default="", db_default="")
+    # Why there is no lead although the visitor was asked (the scripted agent's decline rule).
+    lead_declined_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     ai_engaged = models.BooleanField(default=False)
     message_count = models.PositiveIntegerField(default=0)

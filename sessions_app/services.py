@@ -25,8 +25,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from sessions_app import signals
-from sessions_app.errors import SessionDeleted, TransitionNotAllowed
-from sessions_app.leads import lead_key, normalize_email, normalize_name
+from sessions_app.email_quality import email_check
+from sessions_app.errors import InvalidLead, SessionDeleted, TransitionNotAllowed
+from sessions_app.leads import lead_key, normalize_email, normalize_name, normalize_phone
 from sessions_app.models import (
     ARCHIVE_MOVES,
     COMPLETION_MOVES,
@@ -335,15 +336,34 @@ def lead_capture(
     email: str | None = None,
     phone: str | None = None,
     data: Mapping[str, Any] | None = None,
+    email_quality: str | None = None,
+    consent_text: str | None = None,
+    declined_reason: str | None = None,
 ) -> ChatSession:
     """Store lead fields as they arrive; complete the session once it has a name and valid email.
 
     Fields may come in pieces (the name first, the email later). Invalid values raise
     `InvalidLead` and store nothing. `lead_captured` is sent once, inside the transaction that
     completes the session, so the webhook outbox row commits with it.
+
+    An email is stored with its `email_quality`: pass the caller's check (run outside any
+    transaction, see `sessions_app.email_quality`), or it is checked here, before the lock. A
+    phone is stored in E.164 (the site's default region reads national numbers); one that is
+    not a valid number is not stored as the phone, but kept as given in `lead_data`
+    (`phone_as_given`), so what the visitor typed is not lost. `consent_text` is the privacy
+    line shown before the email was asked, stored with it.
     """
     clean_name = normalize_name(name) if name is not None else None
     clean_email = normalize_email(email) if email is not None else None
+    if clean_email is not None and email_quality is None:
+        email_quality = email_check(clean_email).quality
+    clean_phone, phone_as_given = None, None
+    if phone is not None and phone.strip():
+        region = session.site.phone_default_region if session.site_id and session.site else ""
+        try:
+            clean_phone = normalize_phone(phone, region=region)
+        except InvalidLead:
+            phone_as_given = phone.strip()[:50]
     now = timezone.now()
     with transaction.atomic():
         locked = lock(session)
@@ -356,13 +376,23 @@ def lead_capture(
         if clean_email is not None:
             locked.lead_email = clean_email
             locked.lead_key = lead_key(clean_email)
-            fields += ["lead_email", "lead_key"]
-        if phone is not None:
-            locked.lead_phone = phone.strip()[:50]
+            locked.email_quality = email_quality or ""
+            fields += ["lead_email", "lead_key", "email_quality"]
+            if consent_text is not None:
+                locked.lead_consent_text = consent_text
+                fields.append("lead_consent_text")
+        if clean_phone is not None:
+            locked.lead_phone = clean_phone
             fields.append("lead_phone")
-        if data:
-            locked.lead_data = {**locked.lead_data, **data}
+        extra = {**(data or {})}
+        if phone_as_given is not None:
+            extra["phone_as_given"] = phone_as_given
+        if extra:
+            locked.lead_data = {**locked.lead_data, **extra}
             fields.append("lead_data")
+        if declined_reason is not None:
+            locked.lead_declined_reason = declined_reason[:200]
+            fields.append("lead_declined_reason")
         completes = (
             bool(locked.lead_name and locked.lead_email)
             and locked.completion_status != CompletionStatus.COMPLETE

@@ -29,6 +29,14 @@ BUDGET_FIELDS = [
     "ai_daily_message_budget",
     "ai_price_per_1k_tokens",
 ]
+LEAD_QUALITY_FIELDS = [
+    "email_refuse_no_mx",
+    "email_refuse_disposable",
+    "phone_default_region",
+    "privacy_text",
+    "privacy_url",
+    "contact_line",
+]
 
 
 def mask_secret(secret: str) -> str:
@@ -97,6 +105,7 @@ class SiteAdminForm(forms.ModelForm):
             "agent_backend",
             "agent_config",
             *BUDGET_FIELDS,
+            *LEAD_QUALITY_FIELDS,
             "messenger_page_id",
             *HANDOFF_FIELDS,
             "developer_emails",
@@ -232,6 +241,16 @@ class SiteAdmin(admin.ModelAdmin):
                 },
             )
         )
+        fieldsets.append(
+            (
+                "Lead quality",
+                {
+                    "fields": LEAD_QUALITY_FIELDS,
+                    "description": "What the agent refuses and what it tells visitors "
+                    "(README: Lead quality). Every email is checked and flagged either way.",
+                },
+            )
+        )
         token = (
             ["page_token_status", "new_page_token", "clear_page_token"]
             if editable
@@ -267,6 +286,7 @@ class SiteAdmin(admin.ModelAdmin):
             fields += [*HANDOFF_FIELDS, "notify_emails"]
             fields += ["developer_emails"]
             fields += ["messenger_human_agent_tag"]
+            fields += LEAD_QUALITY_FIELDS
         return fields
 
     @admin.display(description="Allowed origins")

@@ -155,6 +155,42 @@ class Site(models.Model):
         help_text="The app has Meta's Human Agent permission: agents may reply up to 7 days "
         "after the person's last message (otherwise 24 hours).",
     )
+    # Lead quality (sessions_app.email_quality, widget.backends.scripted): what the site refuses
+    # and what it tells visitors. Off, a no-MX or disposable address is stored and flagged.
+    email_refuse_no_mx = models.BooleanField(
+        "refuse emails whose domain takes no mail",
+        default=False,
+        help_text="The agent asks again, saying why. Off: stored and flagged as no_mx.",
+    )
+    email_refuse_disposable = models.BooleanField(
+        "refuse disposable emails",
+        default=False,
+        help_text="Throwaway services (mailinator.com, ...). Off: stored and flagged.",
+    )
+    phone_default_region = models.CharField(
+        "default phone region",
+        max_length=2,
+        blank=True,
+        default="",
+        help_text="Two-letter country code (PT, US) for phone numbers given without +country "
+        "code. Empty: only international numbers (+351 ...) are taken.",
+    )
+    contact_line = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Offered to a visitor who twice declines to leave an email, e.g. 'Call us on "
+        "+1 555 0100, 9-17 on weekdays.'",
+    )
+    privacy_text = models.CharField(
+        "privacy line",
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Shown before the email is asked, e.g. 'We use your email only to reply to "
+        "you.' The exact text shown is stored with the lead.",
+    )
+    privacy_url = models.URLField("privacy policy link", max_length=500, blank=True, default="")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -178,11 +214,27 @@ class Site(models.Model):
     def developer_email_list(self) -> list[str]:
         return email_list(self.developer_emails)
 
+    @property
+    def privacy_line(self) -> str:
+        """The consent line as the visitor reads it (text, then the policy's address)."""
+        parts = [self.privacy_text.strip()]
+        if self.privacy_url:
+            parts.append(f"Privacy policy: {self.privacy_url}")
+        return " ".join(p for p in parts if p)
+
     def clean(self) -> None:
+        import phonenumbers
+
         from leadchat.outbound import url_problem
         from widget.origins import normalize_origin
 
         errors: dict[str, str] = {}
+        region = (self.phone_default_region or "").upper()
+        self.phone_default_region = region
+        if region and region not in phonenumbers.SUPPORTED_REGIONS:
+            errors["phone_default_region"] = "A two-letter country code, like PT, US or DE."
+        if self.privacy_url and not is_http_url(self.privacy_url):
+            errors["privacy_url"] = "An http(s) address."
         origins = self.allowed_origins
         if not isinstance(origins, list) or any(
             not isinstance(o, str) or normalize_origin(o) is None for o in origins

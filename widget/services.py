@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
+from sessions_app.email_quality import email_check, email_refusal
 from sessions_app.errors import InvalidLead
+from sessions_app.leads import normalize_email
 from sessions_app.models import AutomationError, ChatMessage, ChatSession, MessageRole
 from sessions_app.services import (
     UTM_FIELDS,
@@ -31,7 +33,7 @@ from sessions_app.services import (
 )
 from widget import backends, selectors
 from widget.agent_secrets import AgentSecretError, agent_secret_resolve
-from widget.backends import AgentReply, BackendError, Conversation, LeadFields, Turn
+from widget.backends import AgentReply, BackendError, Conversation, LeadFields, LeadRules, Turn
 from widget.backends.human_request import asks_for_human
 from widget.backends.scripted import ScriptedBackend, extract_lead
 from widget.backends.version import AgentVersion, agent_version
@@ -130,6 +132,11 @@ class AgentAnswer:
     backend_name: str
     # Which agent produced the reply (stored on its message; the replay compares by it).
     version: AgentVersion | None = None
+    # What `_lead_screen` found about a new email (stored with it by lead_capture).
+    email_quality: str | None = None
+    consent_text: str | None = None
+    # Why an offered email was refused (the site's policy), said to the visitor after the reply.
+    refusals: list[str] = field(default_factory=list)
 
 
 def agent_answer(*, session: ChatSession, text: str) -> AgentAnswer:
@@ -174,6 +181,9 @@ def agent_answer(*, session: ChatSession, text: str) -> AgentAnswer:
 
     if error is not None:
         reply, lead = _fallback(session, site, backend_name, error, text, latency_ms, record=slot)
+    screened = _lead_screen(session=session, conversation=conversation, lead=lead)
+    lead = screened.lead
+    consent_shown = _consent_show(reply, conversation.lead_rules)
 
     metadata: dict[str, Any] = {
         "backend": backend_name,
@@ -188,6 +198,8 @@ def agent_answer(*, session: ChatSession, text: str) -> AgentAnswer:
         metadata["fallback"] = True
     if not slot:
         metadata["bulkhead"] = True  # turned away, the agent was not asked
+    if consent_shown:
+        metadata["consent"] = consent_shown
     # The backend that answered: a budget reply names the scripted flow in its metadata.
     version = agent_version(
         backend=str(metadata.get("backend") or backend_name),
@@ -195,8 +207,71 @@ def agent_answer(*, session: ChatSession, text: str) -> AgentAnswer:
         model=reply.model,
     )
     return AgentAnswer(
-        reply=reply, lead=lead, metadata=metadata, backend_name=backend_name, version=version
+        reply=reply,
+        lead=lead,
+        metadata=metadata,
+        backend_name=backend_name,
+        version=version,
+        email_quality=screened.email_quality,
+        consent_text=screened.consent_text,
+        refusals=screened.refusals,
     )
+
+
+@dataclass
+class _Screened:
+    lead: LeadFields | None
+    email_quality: str | None = None
+    consent_text: str | None = None
+    refusals: list[str] = field(default_factory=list)
+
+
+def _lead_screen(
+    *, session: ChatSession, conversation: Conversation, lead: LeadFields | None
+) -> _Screened:
+    """Check a new email beyond syntax, for every backend and channel (widget, Messenger).
+
+    Runs here, outside any transaction, within LEAD_EMAIL_DNS_TIMEOUT (cached per domain). An
+    address the site refuses (no MX, disposable) is dropped from the lead and the visitor is
+    told why; the scripted agent has already asked again itself, so this only catches what a
+    network backend offered. The consent stored is the privacy line the visitor was last shown.
+    """
+    if not lead or not lead.email or lead.email == session.lead_email:
+        return _Screened(lead=lead)
+    try:
+        email = normalize_email(lead.email)
+    except InvalidLead:
+        return _Screened(lead=lead)  # lead_capture refuses it, with its reason
+    check = email_check(email)
+    rules = conversation.lead_rules
+    refusal = email_refusal(
+        check, refuse_no_mx=rules.refuse_no_mx, refuse_disposable=rules.refuse_disposable
+    )
+    if refusal:
+        if check.suggestion:
+            refusal += f" Did you mean {check.suggestion}?"
+        return _Screened(lead=replace(lead, email=None) or None, refusals=[refusal])
+    consent = _consent_seen(conversation)
+    return _Screened(lead=lead, email_quality=check.quality, consent_text=consent)
+
+
+def _consent_show(reply: AgentReply, rules: LeadRules) -> str:
+    """Add the site's privacy line to a reply that asks for contact details; the line shown."""
+    line = rules.privacy_line
+    asks = reply.expects == "email" or reply.extra.get("step") in ("name", "email")
+    if not line or not asks:
+        return ""
+    if line not in reply.text:
+        reply.text = f"{reply.text}\n\n{line}"
+    return line
+
+
+def _consent_seen(conversation: Conversation) -> str:
+    """The privacy line of the agent's latest message that showed one ("" if none did)."""
+    for turn in reversed(conversation.history):
+        if turn.role == MessageRole.AI and turn.metadata.get("consent"):
+            return str(turn.metadata["consent"])
+    return ""
 
 
 def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[ChatMessage]:
@@ -222,6 +297,9 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
                     email=lead.email,
                     phone=lead.phone,
                     data=lead.data or None,
+                    email_quality=answer.email_quality if lead.email else None,
+                    consent_text=answer.consent_text if lead.email else None,
+                    declined_reason=lead.declined,
                 )
             except InvalidLead as exc:
                 problem = exc
@@ -237,6 +315,16 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
                 **version_fields,
             )
         )
+        for refusal in answer.refusals:
+            # The site refuses this address (widget.models.Site.email_refuse_*): say why.
+            stored.append(
+                message_add(
+                    session=session,
+                    role=MessageRole.AI,
+                    text=f"{refusal} Could you give me another email?",
+                    metadata={"backend": backend_name, "kind": "lead_refused", "expects": "email"},
+                )
+            )
         if problem is not None:
             # The backend passed on a value our rules refuse (n8n may not validate): say why,
             # in the agent's voice, and ask again.
@@ -303,6 +391,19 @@ def _conversation(
         referrer=session.referrer,
         utm=session.utm,
         deadline=deadline,
+        lead_rules=_lead_rules(site),
+    )
+
+
+def _lead_rules(site: Site | None) -> LeadRules:
+    if site is None:
+        return LeadRules()
+    return LeadRules(
+        refuse_no_mx=site.email_refuse_no_mx,
+        refuse_disposable=site.email_refuse_disposable,
+        phone_region=site.phone_default_region,
+        contact_line=site.contact_line,
+        privacy_line=site.privacy_line,
     )
 
 

@@ -31,6 +31,10 @@ class LeadSerializer(serializers.Serializer):
     email = serializers.CharField(source="lead_email")
     phone = serializers.CharField(source="lead_phone")
     captured_at = serializers.DateTimeField(source="lead_captured_at", allow_null=True)
+    email_quality = serializers.CharField(
+        help_text="valid, no_mx, disposable, role or unverifiable; empty when no email was "
+        "checked (sessions_app.email_quality)."
+    )
 
 
 class UserRefField(serializers.CharField):

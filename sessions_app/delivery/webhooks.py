@@ -67,6 +67,10 @@ def lead_payload(*, session: ChatSession, event_id: str, occurred_at: datetime) 
                 "phone": session.lead_phone,
                 "data": session.lead_data,
                 "captured_at": _iso(session.lead_captured_at),
+                # sessions_app.email_quality: valid, no_mx, disposable, role, unverifiable.
+                "email_quality": session.email_quality,
+                # The privacy line shown before the email was asked, word for word.
+                "consent_text": session.lead_consent_text,
             },
             "transcript": transcript,
         },

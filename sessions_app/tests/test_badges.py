@@ -46,6 +46,13 @@ EXPECTED = {
         "none": ("No request", "light", "No request"),
         "requested": ("Needs a human", "danger", "Needs a human"),
     },
+    "email_quality": {
+        "valid": ("Valid", "success", "Email valid"),
+        "no_mx": ("No mail server", "danger", "Email: no mail server"),
+        "disposable": ("Disposable", "warning", "Email: disposable"),
+        "role": ("Role address", "info", "Email: role address"),
+        "unverifiable": ("Unverifiable", "secondary", "Email: unverified"),
+    },
     "outbox": {
         "pending": ("Pending", "warning", "Pending"),
         "sending": ("Sending", "warning", "Sending"),

@@ -259,7 +259,11 @@ def test_a_lead_with_name_and_email_completes_the_session_and_queues_the_lead_we
                     message_id="m2",
                     role="ai",
                     text="Thanks Ana!",
-                    lead={"name": "  Ana   Silva ", "email": "ana@example.com", "phone": "+351 91"},
+                    lead={
+                        "name": "  Ana   Silva ",
+                        "email": "ana@example.com",
+                        "phone": "+351 912 345 678",
+                    },
                 ),
             ]
         }
@@ -270,7 +274,7 @@ def test_a_lead_with_name_and_email_completes_the_session_and_queues_the_lead_we
     assert (session.lead_name, session.lead_email, session.lead_phone) == (
         "Ana Silva",
         "ana@example.com",
-        "+351 91",
+        "+351912345678",  # E.164 (sessions_app.leads.normalize_phone)
     )
     assert session.delivery_state == DeliveryState.PENDING
     delivery = Delivery.objects.get()

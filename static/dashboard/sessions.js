@@ -113,6 +113,8 @@
     if (row.archive_status === "archived") statuses.append(" ", LC.badge("archive", "archived", "archive-badge"));
     if (row.qa_status !== "unchecked") statuses.append(" ", LC.badge("qa", row.qa_status));
     if (row.delivery_state !== "none") statuses.append(" ", LC.badge("delivery", row.delivery_state));
+    var quality = row.lead.email_quality;
+    if (quality && quality !== "valid") statuses.append(" ", LC.badge("email_quality", quality, "email-quality-badge"));
     if (row.channel !== "web") statuses.append(" ", LC.badge("channel", row.channel, "channel-badge"));
     if (row.error_count) {
       statuses.append(" ", LC.el("span", { className: "badge text-bg-danger", title: "Open automation errors" }, [

@@ -18,6 +18,7 @@ from widget.backends.base import (
     BackendError,
     Conversation,
     LeadFields,
+    LeadRules,
     Turn,
 )
 
@@ -27,6 +28,7 @@ __all__ = [
     "BackendError",
     "Conversation",
     "LeadFields",
+    "LeadRules",
     "Turn",
     "get_backend",
     "history_messages",

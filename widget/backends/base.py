@@ -63,9 +63,22 @@ class LeadFields:
     email: str | None = None
     phone: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # Why the visitor leaves no lead (the scripted agent's decline rule); stored on the session.
+    declined: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.name or self.email or self.phone or self.data)
+        return bool(self.name or self.email or self.phone or self.data or self.declined)
+
+
+@dataclass(frozen=True)
+class LeadRules:
+    """A site's lead-quality settings, as a backend needs them (widget.models.Site)."""
+
+    refuse_no_mx: bool = False
+    refuse_disposable: bool = False
+    phone_region: str = ""  # phonenumbers' region for national numbers ("PT"); "" none
+    contact_line: str = ""  # offered to a visitor who declines twice
+    privacy_line: str = ""  # shown before the email is asked (widget.services adds it)
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class Conversation:
     # A QA replay (qa.replay), not a visitor: a backend tells its peer so (n8n's metadata
     # `sandbox`), so a workflow can skip its own side effects (a CRM write, a Slack message).
     sandbox: bool = False
+    lead_rules: LeadRules = field(default_factory=LeadRules)
 
     def require_secret(self) -> str:
         if self.secret_error:

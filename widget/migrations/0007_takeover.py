@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('widget', '0005_developer_emails'),
+        ('widget', '0006_lead_quality'),
     ]
 
     operations = [
