@@ -41,6 +41,8 @@ from sessions_app.models import ChatSession, QAStatus
 
 # How many neighbours "next" tries when the ones it finds are claimed in the same instant.
 NAVIGATION_TRIES = 10
+# The request session's note of the QA session its user has just decided (see review_view).
+JUST_DECIDED_SESSION_KEY = "qa_just_decided"
 
 QA_ACTION_LABELS: dict[str, str] = {
     QAStatus.PASSED: "Mark passed",
@@ -215,6 +217,12 @@ class SessionReviewAdmin(admin.ModelAdmin):
             self.message_user(request, saved, messages.SUCCESS)
         if data["review_next"]:
             return self._redirect_to_next(request, session)
+        if review.moved_to is not None:
+            # The decision released the decider's claim (claims.release_after_decision) so the
+            # next one to decide need not wait: the page shown again must not take it back, or a
+            # developer who marks a session fixed keeps it from QA's re-check while their page
+            # stays open. Opening the session again later claims it as usual.
+            request.session[JUST_DECIDED_SESSION_KEY] = session.pk
         return self._redirect_to_change(request, session)
 
     def _render_review_page(
@@ -269,6 +277,8 @@ class SessionReviewAdmin(admin.ModelAdmin):
             "message": "",
         }
         user = request.user
+        # One page only: the one shown right after this user's own decision on this session.
+        just_decided = request.session.pop(JUST_DECIDED_SESSION_KEY, None) == session.pk
         if holder is not None and holder.pk != user.pk:
             info.update(
                 other=True,
@@ -276,7 +286,7 @@ class SessionReviewAdmin(admin.ModelAdmin):
                 f"(until {claims.clock(info['until'])}).",
             )
             return info
-        if not (can_change and claims.can_claim(user)):
+        if just_decided or not (can_change and claims.can_claim(user)):
             return info
         try:
             until = claims.qa_claim(session=session, by=signed_in_user(request), now=now)

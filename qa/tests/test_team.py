@@ -192,6 +192,21 @@ def test_a_decision_on_a_session_claimed_by_someone_else_is_refused(
     assert session.qa_status == QAStatus.UNCHECKED
 
 
+def test_the_page_shown_after_a_decision_leaves_the_session_free(qa_client, other_client):
+    # The decision ends the decider's claim; the page it shows again must not take it back
+    # (a developer's "Mark fixed" kept the session from QA's re-check while the page stayed open).
+    session = ChatSessionFactory()
+    qa_client.get(change_url(session))
+    response = qa_client.post(admin_url("review", session), {"qa_action": "passed"}, follow=True)
+    assert "Session marked passed." in texts(response)
+    assert "You are reviewing this session" not in response.content.decode()
+    assert claims.live_holder(ReviewClaim.objects.get(session=session), timezone.now()) is None
+    # The next reviewer to open it gets it at once.
+    assert (
+        "You are reviewing this session" in other_client.get(change_url(session)).content.decode()
+    )
+
+
 def test_a_claim_runs_out_after_ten_minutes_and_another_reviewer_takes_it(qa_user, other_qa):
     session = ChatSessionFactory()
     opened = timezone.now() - timedelta(minutes=11)

@@ -2,6 +2,7 @@
 heartbeat, the sticky QA panel and the list at 1280-1440 px."""
 
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -139,6 +140,27 @@ def test_keyboard_shortcuts_review_the_queue(page: Page, live_server):
     expect(page.locator("textarea[name=qa_notes]")).to_be_focused()
     oldest.refresh_from_db()
     assert oldest.qa_status == QAStatus.UNCHECKED
+    assert problems == []
+
+
+def test_a_key_pressed_while_the_next_page_loads_is_not_lost(page: Page, live_server):
+    site = SiteFactory(name="Pricing page")
+    newest = conversation(site, name="Nora Newest", question="Do you ship?", minutes_ago=1)
+    middle = conversation(site, name="Mia Middle", question="Any trial?", minutes_ago=2)
+    UserFactory.create(username="rhea-qa", role="qa")
+    problems = watch_for_breakage(page)
+    sign_in(page, live_server.url, "rhea-qa")
+    page.goto(f"{live_server.url}/admin/sessions_app/chatsession/{newest.pk}/change/")
+
+    def slow(route):
+        time.sleep(1.5)  # a slow script in the head: the page is shown but not parsed yet
+        route.continue_()
+
+    page.route("**/admin/jsi18n/", slow)
+    page.keyboard.press("j")
+    expect(page).to_have_url(re.compile(rf"/chatsession/{middle.pk}/change/"))
+    page.keyboard.press("k")  # at once, while the page is still loading
+    expect(page).to_have_url(re.compile(rf"/chatsession/{newest.pk}/change/"))
     assert problems == []
 
 
