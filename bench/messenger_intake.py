@@ -211,18 +211,26 @@ def processing_run(*, events: int, workers: int, env: dict[str, str], round_no: 
     return rate
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (what a run cost the server, whatever
-    else the machine was doing: the figure that stays put on a shared machine)."""
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of these processes so far (what a run cost the
+    server, whatever else the machine was doing: the figure that stays put on a shared
+    machine). A process that is gone is left out."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    seconds: dict[int, float] = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return seconds
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two readings. gunicorn replaces a worker after `max_requests`: a
+    worker born during the run counts from zero (the one it replaced is gone, its share of the
+    run unread, so the figure is a little low then, never negative)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in after.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -284,8 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 posts = max(2000, options.seconds * 3000 // max(1, options.events_per_post))
                 bodies_write(bodies, posts=posts, events_per_post=options.events_per_post, run=run)
                 before = MessengerInboxEvent.objects.count()
-                pids = server.worker_pids()
-                cpu_before = cpu_seconds(pids)
+                cpu_before = cpu_seconds(server.worker_pids())
                 result = wrk_json(
                     server.url,
                     WRK_SCRIPT,
@@ -294,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     connections=options.connections,
                 )
                 time.sleep(1)  # requests wrk gave up waiting for may still be committing
-                cpu_ms = 1000 * (cpu_seconds(pids) - cpu_before) / max(1, result["requests"])
+                cpu_after = cpu_seconds(server.worker_pids())
+                cpu_ms = 1000 * cpu_spent(cpu_before, cpu_after) / max(1, result["requests"])
                 stored = MessengerInboxEvent.objects.count() - before
                 seconds = result["duration_us"] / 1e6
                 errors = sum(v for k, v in result.items() if k.startswith("errors_"))
