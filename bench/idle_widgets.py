@@ -28,24 +28,23 @@ import http.client
 import json
 import os
 import random
-import secrets
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from bench.run import (
     OUT_DIR,
-    PRODUCT_ENV,
     Gunicorn,
     database_create,
     database_drop,
     database_url_check,
     log,
     percentile,
+    side_bench_database,
+    side_bench_env,
 )
 from bench.run import http as http_call
 
@@ -55,12 +54,6 @@ TARGET_CPU_PERCENT = 10.0
 TARGET_HEALTH_P95_MS = 50.0
 HEALTH_PROBE_EVERY_S = 0.1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def bench_database(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'leadchat'}_idle_widgets_bench"
-    return urlunsplit(parts._replace(path=f"/{name}")), name
 
 
 def _ticks(pid: int, *, children: bool = False) -> int:
@@ -196,23 +189,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-db", action="store_true")
     options = parser.parse_args(argv)
     user_url = database_url_check(os.environ.get("DATABASE_URL", ""))
-    db_url, db_name = bench_database(user_url)
+    db_url, db_name = side_bench_database(user_url, "idle_widgets_bench")
     OUT_DIR.mkdir(exist_ok=True)
     database_create(user_url, db_name, reuse=False)
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "SECURE_SSL_REDIRECT": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LEADCHAT_VAR_DIR": str(OUT_DIR / "var"),
-        "LOG_LEVEL": "ERROR",
-        **PRODUCT_ENV,
-        # Every bench widget polls from 127.0.0.1: one IP standing for many visitors.
-        "WIDGET_POLLS_PER_IP_PER_MINUTE": "100000000",
-        "LIVE_POLL_MS": str(min(2500, max(500, options.poll_ms))),
-    }
+    env = side_bench_env(
+        db_url,
+        {
+            # Every bench widget polls from 127.0.0.1: one IP standing for many visitors.
+            "WIDGET_POLLS_PER_IP_PER_MINUTE": "100000000",
+            "LIVE_POLL_MS": str(min(2500, max(500, options.poll_ms))),
+        },
+    )
     os.environ.update({**env, "DJANGO_SETTINGS_MODULE": "leadchat.settings"})
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import django

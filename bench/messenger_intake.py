@@ -37,11 +37,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from bench.run import (
     OUT_DIR,
-    PRODUCT_ENV,
     ROOT,
     WRK,
     Gunicorn,
@@ -49,6 +47,8 @@ from bench.run import (
     database_drop,
     database_url_check,
     log,
+    side_bench_database,
+    side_bench_env,
     wrk_json,
 )
 
@@ -59,12 +59,6 @@ PAGE_ID = "100200300400"
 TARGET_EVENTS_PER_SECOND = 500
 # The loopback Graph API takes any token: not a credential.
 PAGE_TOKEN = secrets.token_hex(8)
-
-
-def bench_database(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'leadchat'}_messenger_bench"
-    return urlunsplit(parts._replace(path=f"/{name}")), name
 
 
 def bodies_write(path: Path, *, posts: int, events_per_post: int, run: int) -> None:
@@ -252,22 +246,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     user_url = database_url_check(os.environ.get("DATABASE_URL", ""))
     if not Path(WRK).exists():
         raise SystemExit(f"needs wrk at {WRK}: apt-get install wrk (or set WRK=...)")
-    db_url, db_name = bench_database(user_url)
+    db_url, db_name = side_bench_database(user_url, "messenger_bench")
     OUT_DIR.mkdir(exist_ok=True)
     database_create(user_url, db_name, reuse=False)
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "SECURE_SSL_REDIRECT": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LEADCHAT_VAR_DIR": str(OUT_DIR / "var"),
-        "LOG_LEVEL": "ERROR",
-        "MESSENGER_APP_SECRET": APP_SECRET,
-        "MESSENGER_REQUESTS_PER_IP_PER_MINUTE": "100000000",
-        **PRODUCT_ENV,
-    }
+    env = side_bench_env(
+        db_url,
+        {
+            "MESSENGER_APP_SECRET": APP_SECRET,
+            "MESSENGER_REQUESTS_PER_IP_PER_MINUTE": "100000000",
+        },
+    )
     os.environ.update({**env, "DJANGO_SETTINGS_MODULE": "leadchat.settings"})
     sys.path.insert(0, str(ROOT))
     import django

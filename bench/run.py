@@ -460,6 +460,31 @@ def database_drop(url: str, name: str) -> None:
 # ==============================================================================================
 
 
+def side_bench_database(url: str, suffix: str) -> tuple[str, str]:
+    """(URL, name) of the database a side benchmark (bench.messenger_intake,
+    bench.idle_widgets) owns: `<DATABASE_URL's name>_<suffix>` on the same server."""
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/') or 'leadchat'}_{suffix}"
+    return urlunsplit(parts._replace(path=f"/{name}")), name
+
+
+def side_bench_env(db_url: str, extra: dict[str, str]) -> dict[str, str]:
+    """The environment a side benchmark serves the product in: production settings on its own
+    database, the rate limits out of the way (one loopback client stands for many), `extra`."""
+    return {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SECURE_SSL_REDIRECT": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LEADCHAT_VAR_DIR": str(OUT_DIR / "var"),
+        "LOG_LEVEL": "ERROR",
+        **PRODUCT_ENV,
+        **extra,
+    }
+
+
 class Gunicorn:
     """The product's gunicorn.conf.py on a free loopback port, with the given settings module."""
 

@@ -562,11 +562,46 @@ def _sync_session(row: Delivery, now: datetime) -> None:
 
 
 def _fail_after_crashes(row: Delivery, *, now: datetime, error: str) -> None:
+    _fail_in_leadchat(
+        row,
+        now=now,
+        error=f"Failed in leadchat itself {row.crashes} time(s) in a row: {error}",
+        result_error=error,
+        reason=f"it failed in leadchat itself {row.crashes} time(s) in a row "
+        "(a worker killed mid-send, or an error on this row); fix the cause, then redeliver",
+    )
+
+
+def _fail_interrupted(row: Delivery, *, now: datetime) -> None:
+    """A send of a kind that cannot be repeated safely was cut short: fail it, never resend.
+
+    The request may have reached the receiver before the worker died, and nothing tells a
+    repeat apart (no idempotency key), so sending again could make a person read the same reply
+    twice. The row, its text and its attempt stay; a person redelivers it from the admin after
+    checking the conversation.
+    """
+    _fail_in_leadchat(
+        row,
+        now=now,
+        error="The worker stopped while this was being sent, so it may have arrived; the "
+        "receiver has no idempotency key, so leadchat does not send it again by itself. Check "
+        "the conversation and redeliver it if it did not arrive.",
+        result_error="interrupted mid-send",
+        reason="the worker stopped mid-send and it is not sent twice; redeliver it if the "
+        "person did not get it",
+    )
+
+
+def _fail_in_leadchat(
+    row: Delivery, *, now: datetime, error: str, result_error: str, reason: str
+) -> None:
+    """Fail a claimed row for something on leadchat's side (not the receiver's answer): release
+    the claim, say why on the row, and record the automation error (not for test pings)."""
     row.status = DeliveryStatus.FAILED
     row.claim_token = ""
     row.claimed_by = ""
     row.lease_until = None
-    row.last_error = f"Failed in leadchat itself {row.crashes} time(s) in a row: {error}"[:2000]
+    row.last_error = error[:2000]
     row.last_attempt_at = now
     row.save(
         update_fields=[
@@ -581,51 +616,7 @@ def _fail_after_crashes(row: Delivery, *, now: datetime, error: str) -> None:
     )
     _sync_session(row, now)
     if row.event_type != WebhookEvent.TEST:
-        _record_failure(
-            row=row,
-            result=SendResult(None, 0, error),
-            reason=f"it failed in leadchat itself {row.crashes} time(s) in a row "
-            "(a worker killed mid-send, or an error on this row); fix the cause, then redeliver",
-        )
-
-
-def _fail_interrupted(row: Delivery, *, now: datetime) -> None:
-    """A send of a kind that cannot be repeated safely was cut short: fail it, never resend.
-
-    The request may have reached the receiver before the worker died, and nothing tells a
-    repeat apart (no idempotency key), so sending again could make a person read the same reply
-    twice. The row, its text and its attempt stay; a person redelivers it from the admin after
-    checking the conversation.
-    """
-    error = (
-        "The worker stopped while this was being sent, so it may have arrived; the receiver "
-        "has no idempotency key, so leadchat does not send it again by itself. Check the "
-        "conversation and redeliver it if it did not arrive."
-    )
-    row.status = DeliveryStatus.FAILED
-    row.claim_token = ""
-    row.claimed_by = ""
-    row.lease_until = None
-    row.last_error = error
-    row.last_attempt_at = now
-    row.save(
-        update_fields=[
-            "status",
-            "claim_token",
-            "claimed_by",
-            "lease_until",
-            "crashes",
-            "last_error",
-            "last_attempt_at",
-        ]
-    )
-    _sync_session(row, now)
-    _record_failure(
-        row=row,
-        result=SendResult(None, 0, "interrupted mid-send"),
-        reason="the worker stopped mid-send and it is not sent twice; redeliver it if the "
-        "person did not get it",
-    )
+        _record_failure(row=row, result=SendResult(None, 0, result_error), reason=reason)
 
 
 def deliveries_release(*, deliveries: Iterable[Delivery]) -> int:
