@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from accounts.tests.factories import UserFactory
 from qa.models import QAHistory, ReviewClaim
@@ -28,7 +28,23 @@ def opened_id(page: Page) -> int:
     return int(match.group(1))
 
 
-def test_two_reviewers_on_one_queue_never_decide_the_same_session(browser: Browser, live_server):
+@pytest.fixture
+def contexts(browser: Browser):
+    """Browser contexts of this test, closed when it ends (an open console page would go on
+    renewing its claim against the live server through the next tests)."""
+    opened: list[BrowserContext] = []
+
+    def new(**options) -> BrowserContext:
+        context = browser.new_context(**options)
+        opened.append(context)
+        return context
+
+    yield new
+    for context in opened:
+        context.close()
+
+
+def test_two_reviewers_on_one_queue_never_decide_the_same_session(contexts, live_server):
     site = SiteFactory(name="Pricing page")
     sessions = [
         conversation(site, name=f"Lead {i} Person", question=f"Question {i}?", minutes_ago=i)
@@ -39,7 +55,7 @@ def test_two_reviewers_on_one_queue_never_decide_the_same_session(browser: Brows
     pages: dict[str, Page] = {}
     problems: list[str] = []
     for name in ("rhea-qa", "sam-qa"):
-        page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+        page = contexts(viewport={"width": 1366, "height": 900}).new_page()
         problems += watch_for_breakage(page)
         sign_in(page, live_server.url, name)
         page.goto(f"{live_server.url}/admin/sessions_app/chatsession/")

@@ -4,7 +4,7 @@ agents on the dashboard in others. Every "sees it" below waits at most 3 seconds
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from leadchat.testing import LoopbackServer
 from sessions_app.models import ChatSession
@@ -40,8 +40,21 @@ def bob(make_user):
     return make_user("agent", username="bob-agent", first_name="Bob")
 
 
+# Every agent context a test opens, closed when the test ends: left open, its dashboard page
+# would go on polling the live server through the next tests of the same worker.
+_opened: list[BrowserContext] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_agent_contexts():
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def agent_page(browser: Browser, live_server, user, session: ChatSession) -> tuple[Page, Problems]:
     context = browser.new_context()
+    _opened.append(context)
     page = context.new_page()
     problems = Problems(page)
     path = f"/dashboard/sessions/{session.public_id}/"
