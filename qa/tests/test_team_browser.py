@@ -29,9 +29,10 @@ def opened_id(page: Page) -> int:
 
 
 @pytest.fixture
-def contexts(browser: Browser):
+def contexts(browser: Browser, transactional_db):
     """Browser contexts of this test, closed when it ends (an open console page would go on
-    renewing its claim against the live server through the next tests)."""
+    renewing its claim against the live server through the next tests), and before the
+    database is flushed (torn down before the database fixture it depends on)."""
     opened: list[BrowserContext] = []
 
     def new(**options) -> BrowserContext:

@@ -46,7 +46,9 @@ _opened: list[BrowserContext] = []
 
 
 @pytest.fixture(autouse=True)
-def _close_agent_contexts():
+def _close_agent_contexts(transactional_db):
+    # Set up after the database fixture, so torn down before its flush: a page still polling
+    # during the flush holds locks the TRUNCATE waits for.
     yield
     while _opened:
         _opened.pop().close()
