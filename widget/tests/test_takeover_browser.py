@@ -156,6 +156,9 @@ def test_the_launcher_shows_an_unread_badge_for_a_message_while_the_chat_is_clos
     frame = open_widget(page)
     say(frame, "Hello?")
     expect(frame.locator("#lc-log .lc-visitor")).to_have_count(1)
+    # The visitor's line shows at once; wait for the AI's answer, so the session and the
+    # message are stored (under load the request takes a while).
+    expect(frame.locator("#lc-log .lc-agent")).to_have_count(2, timeout=15_000)
     expect(frame.locator("#lc-log .lc-agent").last).not_to_have_class("lc-typing")
     session = ChatSession.objects.get()
     page.get_by_role("button", name="Close chat").click()
