@@ -23,6 +23,9 @@
   // launcher asks for an unread badge when not), and a counter that voids a poll overtaken by a
   // message of the visitor's (its answer could repeat what the post's answer brings).
   var seen = {}, cursor = 0, showing = !embedded, unread = 0, pollTimer = null, sendRound = 0;
+  // The visitor's line on screen while its post is in flight: a transcript that arrives
+  // meanwhile (the conversation starting under load) must not wipe it.
+  var pending = null;
   var pollMs = cfg.pollMs || 2000;
   var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/;
 
@@ -106,6 +109,8 @@
       if (m.id) { seen[m.id] = true; cursor = Math.max(cursor, m.id); }
       bubble(LOOK[m.role] || "agent", m.text, m.role === "agent" ? m.author : "");
     });
+    if (replace && pending) log.appendChild(pending);
+    if (replace && typing) log.appendChild(typing);
     var last = fresh[fresh.length - 1];
     if (last && last.role !== "visitor" && last.role !== "system") offer(last.quick_replies || [], last.expects);
     return fresh.length;
@@ -234,7 +239,7 @@
     quick.textContent = "";
     input.value = "";
     validate();
-    var mine = bubble("visitor", text);
+    var mine = pending = bubble("visitor", text);
     post(text, mine, 0).then(function (data) {
       mine.classList.remove("lc-waiting");
       showTyping(false);
@@ -248,6 +253,7 @@
       if (!input.value) input.value = text; // not stored: give the text back
       notice(err.message);
     }).then(function () {
+      pending = null;
       busy = false;
       sendBtn.disabled = false;
       input.focus();
