@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import get_language, gettext, gettext_noop
 
 from sessions_app.email_quality import email_check, email_refusal
 from sessions_app.errors import InvalidLead
@@ -368,14 +368,25 @@ def _agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Ch
 
 
 def _invalid_lead_text(problem: InvalidLead) -> str:
+    """The agent asks again for a value our rules refused (the reason is English only: in
+    another language the visitor reads the field, and what it needs where we can say it)."""
+    english = (get_language() or "en").startswith("en")
     if problem.field == "email":
+        reason = str(problem) if english else _email_needs()
         return gettext("That email doesn't look right: %(problem)s Could you check it?") % {
-            "problem": problem
+            "problem": reason
         }
-    return gettext("That %(field)s doesn't look right: %(problem)s Could you check it?") % {
-        "field": problem.field,
-        "problem": problem,
-    }
+    if problem.field == "phone":
+        reason = str(problem) if english else ""
+        text = gettext("That phone number doesn't look right: %(problem)s Could you check it?")
+        return " ".join((text % {"problem": reason}).split())
+    reason = str(problem) if english else ""
+    text = gettext("That name doesn't look right: %(problem)s Could you check it?")
+    return " ".join((text % {"problem": reason}).split())
+
+
+def _email_needs() -> str:
+    return gettext("An email address needs a name, an @ and a domain, like name@example.com.")
 
 
 def _handoff_text(

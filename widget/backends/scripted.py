@@ -134,9 +134,7 @@ class ScriptedBackend:
 
         notes: list[str] = []
         if phone_error:
-            notes.append(
-                gettext("I've left the phone number out: %(problem)s") % {"problem": phone_error}
-            )
+            notes.append(_phone_problem(phone_error))
         email_ask: dict[str, Any] = {}
         if found_email and not lead.email:
             check = email_check(found_email)
@@ -332,6 +330,13 @@ def _email_problem(reason: str) -> str:
     if (get_language() or "en").startswith("en"):
         return reason
     return gettext("An email address needs a name, an @ and a domain, like name@example.com.")
+
+
+def _phone_problem(reason: str) -> str:
+    """Why a phone number was left out; its reason (phonenumbers', ours) is English only."""
+    if (get_language() or "en").startswith("en"):
+        return gettext("I've left the phone number out: %(problem)s") % {"problem": reason}
+    return gettext("I've left the phone number out: it doesn't look like a valid number.")
 
 
 def _last_ai(conversation: Conversation) -> dict[str, Any]:
