@@ -69,6 +69,7 @@ def widget_texts() -> dict[str, str]:
         "failed": gettext("Something went wrong (%s)."),
         "retry": gettext("Connection problem. Your message is kept; trying again in %s s…"),
         "sentAt": gettext("Sent at %s"),
+        "dismiss": gettext("Dismiss"),
     }
 
 

@@ -314,6 +314,6 @@
   });
   // The greeting travels with `ready` for the launcher's optional bubble (embed.js).
   var ready = { type: "leadchat:ready", color: cfg.color, needsState: viaParent };
-  if (cfg.bubbleAfter) ready.bubble = { text: cfg.greeting, after: cfg.bubbleAfter };
+  if (cfg.bubbleAfter) ready.bubble = { text: cfg.greeting, after: cfg.bubbleAfter, close: T.dismiss };
   toParent(ready);
 })();
