@@ -85,24 +85,25 @@
     } else {
       div.textContent = text;
     }
-    if (at) stamp(div, at);
     log.appendChild(div);
+    stamp(div, at);
     log.scrollTop = log.scrollHeight;
     return div;
   }
-  // A message's time (stored by the server, `created_at`), small under its text; screen readers
-  // hear "Sent at 14:05" and a hover shows the full date.
+  // A message's time (stored by the server, `created_at`), small under its bubble (a sibling, so
+  // the bubble holds only the message); screen readers hear "Sent at 14:05" after the message
+  // and a hover shows the full date.
   function stamp(div, at) {
     var when = new Date(at);
-    if (isNaN(when)) return;
-    var old = div.querySelector(".lc-time");
-    var t = old || document.createElement("time");
+    if (!at || isNaN(when)) return;
+    var t = div.lcTime || document.createElement("time");
     t.className = "lc-time";
     t.dateTime = when.toISOString();
     t.textContent = clock.format(when);
     t.title = fullDate.format(when);
     t.setAttribute("aria-label", fill(T.sentAt, clock.format(when)));
-    if (!old) div.appendChild(t);
+    if (!div.lcTime) div.after(t);
+    div.lcTime = t;
   }
   function showTyping(on) {
     if (on && !typing) {
