@@ -23,7 +23,7 @@
     ".b{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 5px;box-sizing:border-box;border-radius:10px;" +
     "background:#dc2626;color:#fff;font:600 12px/20px system-ui,sans-serif;text-align:center}.b[hidden]{display:none}" +
     ".g{position:fixed;right:20px;bottom:88px;z-index:2147483000;max-width:260px;padding:10px;border-radius:12px;background:#fff;color:#222;" +
-    "box-shadow:0 4px 14px rgba(0,0,0,.25);font:14px system-ui,sans-serif}.g button{all:unset;cursor:pointer}.x{margin-left:8px}" +
+    "box-shadow:0 4px 14px rgba(0,0,0,.25);font:14px system-ui,sans-serif}.g button{all:unset;cursor:pointer}.g .x{margin-left:8px}" +
     "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}.o .l{display:none}}";
   var host = d.createElement("div");
   host.setAttribute("data-leadchat", "");
