@@ -93,10 +93,9 @@ class Site(models.Model):
         null=True,
         blank=True,
         default=None,
-        validators=[MinValueValidator(1)],
         help_text="Show the greeting in a small bubble beside the launcher after this many "
         "seconds on the page (once per browser session; not after the visitor closed it or "
-        "opened the chat). Empty: no bubble.",
+        "opened the chat). Empty or 0: no bubble.",
     )
     theme_color = models.CharField(
         max_length=7,

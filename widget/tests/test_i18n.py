@@ -367,3 +367,49 @@ def test_frame_page_without_a_public_title_shows_a_neutral_one_never_the_interna
     assert "<h1>Habla con nosotros</h1>" in html
     assert "Q3 Google Ads" not in html
     assert config["bubbleAfter"] == 0  # off by default
+
+
+# --- The site admin ----------------------------------------------------------------------------
+
+
+def test_admin_edits_the_widget_look_fields_with_help_texts(client, admin_role_user):
+    from widget.tests.test_admin import form_data
+
+    client.force_login(admin_role_user)
+    site = SiteFactory()
+    page = client.get(f"/admin/widget/site/{site.pk}/change/").content.decode()
+    for name in ("public_title", "language", "theme", "greeting_bubble_seconds"):
+        assert f'name="{name}"' in page, name
+    assert "the internal name above is never shown to visitors" in page
+    assert "Empty or 0: no bubble." in page
+
+    response = client.post(
+        f"/admin/widget/site/{site.pk}/change/",
+        form_data(
+            public_title="Acme Solar",
+            language="pt",
+            theme="dark",
+            greeting="",
+            greeting_bubble_seconds="8",
+        ),
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    site.refresh_from_db()
+    assert (site.public_title, site.language, site.theme) == ("Acme Solar", "pt", "dark")
+    assert (site.greeting, site.greeting_bubble_seconds) == ("", 8)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("language", "it"), ("theme", "neon"), ("greeting_bubble_seconds", "-1")],
+)
+def test_admin_refuses_a_language_theme_or_delay_it_does_not_know(
+    client, admin_role_user, field, value
+):
+    from widget.tests.test_admin import form_data
+
+    client.force_login(admin_role_user)
+    site = SiteFactory()
+    response = client.post(f"/admin/widget/site/{site.pk}/change/", form_data(**{field: value}))
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
