@@ -156,7 +156,8 @@ def sandbox_run(
         )
         call_started = time.monotonic()
         try:
-            reply: AgentReply = backend.reply(conversation)
+            with site_texts(site):  # the scripted lines in the site's language, as in production
+                reply: AgentReply = backend.reply(conversation)
         except BackendError as exc:
             used = _tokens(exc.details.get("tokens"))
             if clock() >= ends:

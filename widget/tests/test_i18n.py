@@ -413,3 +413,25 @@ def test_admin_refuses_a_language_theme_or_delay_it_does_not_know(
     response = client.post(f"/admin/widget/site/{site.pk}/change/", form_data(**{field: value}))
     assert response.status_code == 200
     assert field in response.context["adminform"].form.errors
+
+
+def test_qa_replay_of_a_spanish_site_answers_as_the_visitor_was_answered():
+    from qa.replay.sandbox import sandbox_run
+    from widget.services import widget_message_post, widget_session_start
+
+    site = language_site("es")
+    session, _token, _ = widget_session_start(site=site, page_url=f"{ORIGIN}/")
+    widget_message_post(session=session, text="Quiero un presupuesto")
+    original = session.messages.filter(role=MessageRole.AI).order_by("id").last()
+
+    outcome = sandbox_run(
+        sandbox_id="replay-1",
+        session=session,
+        site=site,
+        visitor_turns=list(session.messages.filter(role=MessageRole.VISITOR)),
+        time_budget=10.0,
+        token_budget=1000,
+    )
+    assert outcome.failure == ""
+    assert [m.text for m in outcome.messages if m.role == MessageRole.AI] == [original.text]
+    assert original.text == LINES["es"]["name"]
