@@ -195,6 +195,9 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+# The widget's catalogs (widget.i18n): visitors read a site's language, set per site. The
+# interface of the dashboard and the admin stays in LANGUAGE_CODE (no LocaleMiddleware).
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 # --- Static files -----------------------------------------------------------------------------

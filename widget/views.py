@@ -10,12 +10,13 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.templatetags.static import static
+from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from widget import selectors
 from widget.demo import DEMO_SITE_KEY
+from widget.i18n import site_greeting, site_public_title, site_texts
 from widget.origins import frame_ancestors, site_origins
 
 EMBED_MAX_AGE = 300  # seconds: a fixed script URL, so keep caches short enough for upgrades
@@ -55,6 +56,23 @@ def widget_csp(site) -> str:
     )
 
 
+def widget_texts() -> dict[str, str]:
+    """The strings widget.js shows, in the active language (`%s` is filled in by the script)."""
+    return {
+        "placeholder": gettext("Type your message…"),
+        "emailPlaceholder": gettext("name@example.com"),
+        "emailHint": gettext(
+            "That email looks incomplete: it needs a name, an @ and a domain like example.com."
+        ),
+        "typing": gettext("The assistant is typing"),
+        "offline": gettext("You seem to be offline. Your message was not sent; please try again."),
+        "failed": gettext("Something went wrong (%s)."),
+        "retry": gettext("Connection problem. Your message is kept; trying again in %s s…"),
+        "sentAt": gettext("Sent at %s"),
+        "dismiss": gettext("Dismiss"),
+    }
+
+
 @require_GET
 @xframe_options_exempt  # framing is governed by the per-site CSP frame-ancestors instead
 def widget_page(request: HttpRequest, site_key: str) -> HttpResponse:
@@ -68,20 +86,27 @@ def widget_page(request: HttpRequest, site_key: str) -> HttpResponse:
         )
         response["Content-Security-Policy"] = "default-src 'none'; frame-ancestors *"
         return response
-    config = {
-        "siteKey": site.public_key,
-        "name": site.name,
-        "greeting": site.greeting,
-        "color": site.theme_color,
-        "api": "/api/widget/sessions/",
-        "origins": site_origins(site),
-        "pollMs": settings.LIVE_POLL_MS,
-    }
-    response = render(
-        request,
-        "widget/widget.html",
-        {"site": site, "config": config, "css": static("widget/widget.css")},
-    )
+    # Every text in the site's language (widget.i18n), the browser's Accept-Language unread.
+    with site_texts(site) as lang:
+        title = site_public_title(site)
+        config = {
+            "siteKey": site.public_key,
+            "title": title,
+            "greeting": site_greeting(site),
+            "color": site.theme_color,
+            "lang": lang,
+            "api": "/api/widget/sessions/",
+            "origins": site_origins(site),
+            "pollMs": settings.LIVE_POLL_MS,
+            # The launcher's greeting bubble (embed.js), off unless the site sets a delay.
+            "bubbleAfter": site.greeting_bubble_seconds or 0,
+            "t": widget_texts(),
+        }
+        response = render(
+            request,
+            "widget/widget.html",
+            {"site": site, "config": config, "title": title, "lang": lang},
+        )
     response["Content-Security-Policy"] = widget_csp(site)
     response["Cache-Control"] = "no-cache"
     return response
