@@ -312,6 +312,9 @@ QA_NOTIFY_EMAILS = env.list("QA_NOTIFY_EMAILS", default=[])
 # QA sampling (qa.sampling) decides sessions that went quiet within this many days; older ones
 # (from before sampling was set up) are never decided and stay in the queue.
 QA_SAMPLING_LOOKBACK_DAYS = env.int("QA_SAMPLING_LOOKBACK_DAYS", default=7)
+# The daily QA digest (qa.digest) is queued to QA_NOTIFY_EMAILS by the delivery worker once a
+# day, at the first pass on or after this hour (0-23, UTC).
+QA_DIGEST_HOUR = env.int("QA_DIGEST_HOUR", default=7)
 # A visitor's request for a person that nobody took within this many minutes is emailed to the
 # site's notify list (Site.notify_emails), once (widget.handoff, run by the delivery worker).
 HANDOFF_EMAIL_AFTER_MINUTES = env.int("HANDOFF_EMAIL_AFTER_MINUTES", default=3)
