@@ -130,7 +130,7 @@ def qa_digest_due(*, now: datetime | None = None) -> QADigest | None:
     call on or after it, nothing again that day.
     """
     now = now or timezone.now()
-    if now.astimezone(UTC).hour < settings.QA_DIGEST_HOUR:
+    if not _hour_reached(now):
         return None
     if QADigest.objects.filter(day=digest_day(now)).exists():
         return None
@@ -138,6 +138,11 @@ def qa_digest_due(*, now: datetime | None = None) -> QADigest | None:
         return qa_digest_queue(now=now, queued_by="worker")
     except DigestAlreadyQueued:
         return None
+
+
+def _hour_reached(now: datetime) -> bool:
+    hour = settings.QA_DIGEST_HOUR
+    return hour is not None and now.astimezone(UTC).hour >= hour
 
 
 # The UTC day this process last found settled (queued, by anyone, or nobody to send to): no
@@ -162,6 +167,6 @@ def digest_job_run(worker: str, limit: int) -> int:
         logger.info("QA digest of %s queued to %s.", queued.day, ", ".join(queued.recipients))
         _settled_day = day
         return 1
-    if now.astimezone(UTC).hour >= settings.QA_DIGEST_HOUR:
+    if _hour_reached(now):
         _settled_day = day  # queued before, by another worker or the command
     return 0
