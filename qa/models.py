@@ -109,7 +109,7 @@ class ReviewClaim(models.Model):
 # qa/replay/, qa/sampling/) but belong to this app: imported here so the app registry finds them.
 from qa.digest.models import QADigest  # noqa: E402
 from qa.replay.models import Replay, ReplayMessage  # noqa: E402
-from qa.sampling.models import SamplingRule, SessionSample  # noqa: E402
+from qa.sampling.models import SamplingRule, SessionSample, SiteSamplingRule  # noqa: E402
 from qa.scorecards.models import (  # noqa: E402
     Criterion,
     CriterionScore,
@@ -131,4 +131,5 @@ __all__ = [
     "SamplingRule",
     "Scorecard",
     "SessionSample",
+    "SiteSamplingRule",
 ]
