@@ -38,7 +38,7 @@ def qa_history_entries(session: ChatSession, limit: int) -> list[HistoryEntry]:
     ]
 
 
-_REPLAY_REQUESTS = {
+_REPLAY_REQUESTS: dict[str, str] = {
     ReplayTrigger.FIXED: "queued (marked fixed)",
     ReplayTrigger.MANUAL: "asked for",
 }
