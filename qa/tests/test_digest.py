@@ -242,3 +242,75 @@ def test_no_schedule_when_the_hour_is_off(story, clock, settings):
     # The command (cron's way) still queues it.
     call_command("send_qa_digest")
     assert len(digests()) == 1
+
+
+def test_the_digest_goes_out_through_resend_with_an_idempotency_key(story, clock, settings):
+    from leadchat.testing import LoopbackServer
+    from sessions_app.delivery.tests.test_qa_emails import API_KEY, FakeResend
+
+    fake = FakeResend()
+    with LoopbackServer(fake) as server:
+        settings.EMAIL_BACKEND = "sessions_app.delivery.resend.EmailBackend"
+        settings.ANYMAIL = {
+            "RESEND_API_KEY": API_KEY,
+            "RESEND_API_URL": f"{server.url}/",
+            "REQUESTS_TIMEOUT": 1,
+        }
+        # The story's issue and fixed emails first (at 06:00), then the digest at 07:00.
+        clock.set(datetime(2026, 11, 30, 6, 0, tzinfo=UTC))
+        worker = DeliveryWorker(name="digest-worker", close_idle_sessions=False)
+        worker.run(once=True)
+        before = len(fake.emails)
+        clock.set(datetime(2026, 11, 30, 7, 0, tzinfo=UTC))
+        worker.run(once=True)
+    (delivery,) = digests()
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED
+    (email,) = fake.emails[before:]
+    assert email["subject"].startswith("[leadchat QA] Daily digest 2026-11-30: 2 unchecked")
+    assert email["to"] == ["qa-team@example.com", "lead-qa@example.com"]
+    assert "FIXED, AWAITING A RE-CHECK: 1" in email["text"]
+    assert fake.keys_seen[-1] == delivery.event_id  # Resend deduplicates a resend on it
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_passing_the_hour_at_once_queue_one_digest(settings, monkeypatch):
+    """Both workers find no row for today and build the digest; then both insert. PostgreSQL
+    makes the second insert wait for the first transaction and fail on the unique day: one
+    digest row, one outbox email."""
+    import threading
+
+    from django.db import connection
+
+    settings.QA_NOTIFY_EMAILS = ["qa-team@example.com"]
+    settings.QA_DIGEST_HOUR = 7
+    now = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    for _round in range(5):
+        built = threading.Barrier(2)
+        original = services.qa_digest
+
+        def build_then_wait(*, now, original=original, built=built):
+            digest = original(now=now)
+            built.wait(10)  # both have passed the "already queued?" check
+            return digest
+
+        monkeypatch.setattr(services, "qa_digest", build_then_wait)
+        outcome: list[bool] = []
+
+        def worker(outcome=outcome):
+            try:
+                outcome.append(qa_digest_due(now=now) is not None)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(outcome) == [False, True]
+        assert QADigest.objects.filter(day=now.date()).count() == 1
+        assert len(digests()) == 1
+        Delivery.objects.all().delete()
+        QADigest.objects.all().delete()
