@@ -329,6 +329,16 @@ QA_NOTIFY_EMAILS = env.list("QA_NOTIFY_EMAILS", default=[])
 # QA sampling (qa.sampling) decides sessions that went quiet within this many days; older ones
 # (from before sampling was set up) are never decided and stay in the queue.
 QA_SAMPLING_LOOKBACK_DAYS = env.int("QA_SAMPLING_LOOKBACK_DAYS", default=7)
+# The daily QA digest (qa.digest) is queued to QA_NOTIFY_EMAILS by the delivery worker once a
+# day, at the first pass on or after this hour (0-23, UTC); "off" (or "none") schedules none
+# (`manage.py send_qa_digest` from cron still sends it).
+QA_DIGEST_HOUR: int | None = (
+    None
+    if env.str("QA_DIGEST_HOUR", default="7").strip().lower() in {"off", "none", ""}
+    else env.int("QA_DIGEST_HOUR", default=7)
+)
+if QA_DIGEST_HOUR is not None and not 0 <= QA_DIGEST_HOUR <= 23:
+    raise ImproperlyConfigured("QA_DIGEST_HOUR must be an hour of the day, 0-23 (UTC), or off.")
 # A visitor's request for a person that nobody took within this many minutes is emailed to the
 # site's notify list (Site.notify_emails), once (widget.handoff, run by the delivery worker).
 HANDOFF_EMAIL_AFTER_MINUTES = env.int("HANDOFF_EMAIL_AFTER_MINUTES", default=3)

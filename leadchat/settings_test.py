@@ -32,6 +32,9 @@ OUTBOUND_ALLOW_PRIVATE_NETWORKS = True
 # loopback and points LEAD_EMAIL_DNS_NAMESERVERS at it (leadchat/testing_dns.py).
 LEAD_EMAIL_DNS_CHECK = False
 LEAD_EMAIL_DNS_NAMESERVERS = []
+# No daily QA digest from the workers the tests run (they count the emails they cause, and the
+# wall clock is past 07:00 most of the day); qa/tests/test_digest.py sets an hour.
+QA_DIGEST_HOUR = None
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}  # noqa: F405
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not :memory:, so worker subprocesses started by the tests see the same database.

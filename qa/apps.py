@@ -22,3 +22,8 @@ class QaConfig(AppConfig):
 
         register_worker_job(name=REPLAY_JOB, run=replay_job_run)
         register_worker_job(name=SAMPLING_JOB, run=sampling_job_run)
+
+        from qa.digest.services import JOB_NAME as DIGEST_JOB
+        from qa.digest.services import digest_job_run
+
+        register_worker_job(name=DIGEST_JOB, run=digest_job_run)

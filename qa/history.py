@@ -1,7 +1,10 @@
-"""QA's rows in a session's history (`sessions_app.history`), registered in QaConfig.ready()."""
+"""QA's rows in a session's history (`sessions_app.history`), registered in QaConfig.ready():
+the QA history table's rows, and the replays and the sampling decision of the session."""
 
 from qa import selectors
 from qa.models import QAHistory
+from qa.replay.models import Replay, ReplayStatus, ReplayTrigger
+from qa.sampling.display import sample_reasons_label, session_sample
 from sessions_app.history import HistoryEntry
 from sessions_app.models import ChatSession
 
@@ -33,3 +36,63 @@ def qa_history_entries(session: ChatSession, limit: int) -> list[HistoryEntry]:
         )
         for row in selectors.session_qa_history(session, limit=limit)
     ]
+
+
+_REPLAY_REQUESTS: dict[str, str] = {
+    ReplayTrigger.FIXED: "queued (marked fixed)",
+    ReplayTrigger.MANUAL: "asked for",
+}
+
+
+def _replay_entries(replay: Replay) -> list[HistoryEntry]:
+    short = str(replay.public_id)[:8]
+    entries = [
+        HistoryEntry(
+            source="qa",
+            at=replay.requested_at,
+            by=replay.requested_by,
+            what="Replay",
+            change=f"{short} {_REPLAY_REQUESTS.get(replay.trigger, replay.trigger)}",
+        )
+    ]
+    if replay.finished_at is not None:
+        if replay.status == ReplayStatus.DONE:
+            turns = replay.visitor_turns
+            note = f"{turns} visitor turn{'s' if turns != 1 else ''} replayed" + (
+                f" against {replay.agent_version_label}" if replay.agent_version_label else ""
+            )
+        else:
+            note = replay.reason
+        entries.append(
+            HistoryEntry(
+                source="qa",
+                at=replay.finished_at,
+                by=None,
+                what="Replay",
+                change=f"{short} {replay.get_status_display().lower()}",
+                note=note,
+            )
+        )
+    return entries
+
+
+def qa_replay_sampling_entries(session: ChatSession, limit: int) -> list[HistoryEntry]:
+    """Each replay's request and outcome ("1a2b3c4d queued (marked fixed)", "1a2b3c4d done"
+    with the agent version it ran against, or "failed" with the reason) and the sampling
+    decision ("sampled": why; "not sampled": outside the random share). At most two queries; the
+    verify / re-flag made from a replay is a QA move of its own, its note naming the replay."""
+    replays = session.replays.select_related("requested_by").order_by("-requested_at", "-id")
+    entries = [entry for replay in replays[:limit] for entry in _replay_entries(replay)]
+    sample = session_sample(session)  # joined by the review page's query: no query there
+    if sample is not None:
+        entries.append(
+            HistoryEntry(
+                source="qa",
+                at=sample.decided_at,
+                by=None,
+                what="QA sampling",
+                change="sampled" if sample.sampled else "not sampled",
+                note=sample_reasons_label(sample),
+            )
+        )
+    return entries

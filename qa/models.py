@@ -107,8 +107,9 @@ class ReviewClaim(models.Model):
 
 # The scorecard, replay and sampling models live in their subpackages (qa/scorecards/,
 # qa/replay/, qa/sampling/) but belong to this app: imported here so the app registry finds them.
+from qa.digest.models import QADigest  # noqa: E402
 from qa.replay.models import Replay, ReplayMessage  # noqa: E402
-from qa.sampling.models import SamplingRule, SessionSample  # noqa: E402
+from qa.sampling.models import SamplingRule, SessionSample, SiteSamplingRule  # noqa: E402
 from qa.scorecards.models import (  # noqa: E402
     Criterion,
     CriterionScore,
@@ -122,6 +123,7 @@ __all__ = [
     "CriterionScore",
     "FailureCategory",
     "MessageAnnotation",
+    "QADigest",
     "QAHistory",
     "Replay",
     "ReplayMessage",
@@ -129,4 +131,5 @@ __all__ = [
     "SamplingRule",
     "Scorecard",
     "SessionSample",
+    "SiteSamplingRule",
 ]

@@ -97,7 +97,10 @@ def _move(
     target: str,
     note: str | None = None,
     feedback: str | None = None,
+    via: str = "",
 ) -> ChatSession:
+    """`via` says where the decision was made ("After replay 1a2b3c4d"): the history row's note
+    when the move carries no text of its own (the session's QA note is left as it was)."""
     _require(by, MOVE_PERMISSIONS[target], f"mark sessions {_label(target)}")
     if feedback is not None:
         _require(by, FIX_PERMISSION, "write developer feedback")
@@ -131,7 +134,7 @@ def _move(
         locked.updated_at = now
         locked.save(update_fields=fields)
         # The history keeps what was said at this move: feedback for `fixed`, the note otherwise.
-        said = (feedback if target == QAStatus.FIXED else note) or ""
+        said = (feedback if target == QAStatus.FIXED else note) or via
         QAHistory.objects.create(
             session=locked,
             kind=QAHistory.Kind.MOVE,
@@ -234,17 +237,21 @@ def stale_message(locked: ChatSession) -> str:
     )
 
 
-def qa_mark_passed(*, session: ChatSession, by: User, note: str | None = None) -> ChatSession:
+def qa_mark_passed(
+    *, session: ChatSession, by: User, note: str | None = None, via: str = ""
+) -> ChatSession:
     """unchecked / fixed -> passed. `note` (when given) replaces the session's QA note."""
-    return _move(session=session, by=by, target=QAStatus.PASSED, note=note)
+    return _move(session=session, by=by, target=QAStatus.PASSED, note=note, via=via)
 
 
-def qa_mark_issue(*, session: ChatSession, by: User, note: str | None = None) -> ChatSession:
+def qa_mark_issue(
+    *, session: ChatSession, by: User, note: str | None = None, via: str = ""
+) -> ChatSession:
     """unchecked / passed / fixed -> issue. Needs a QA note (given here or already saved).
 
     Sends `qa_issue_flagged` once, inside the transaction: the notification email hangs off it.
     """
-    return _move(session=session, by=by, target=QAStatus.ISSUE, note=note)
+    return _move(session=session, by=by, target=QAStatus.ISSUE, note=note, via=via)
 
 
 def qa_mark_fixed(*, session: ChatSession, by: User, feedback: str | None = None) -> ChatSession:

@@ -7,7 +7,7 @@ from qa.admin.errors import AutomationErrorAdmin
 from qa.admin.panels import Panel
 from qa.admin.sessions import ChatSessionAdmin
 from qa.replay.admin import ReplayAdmin
-from qa.sampling.admin import SamplingRuleAdmin
+from qa.sampling.admin import SamplingRuleAdmin, SiteSamplingRuleAdmin
 from qa.scorecards.admin import CriterionAdmin, FailureCategoryAdmin
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "Panel",
     "ReplayAdmin",
     "SamplingRuleAdmin",
+    "SiteSamplingRuleAdmin",
 ]

@@ -10,8 +10,9 @@ from django.utils.http import urlencode
 
 from qa import selectors
 from qa.display import url_link
+from qa.history import qa_replay_sampling_entries
 from sessions_app import selectors as sessions_selectors
-from sessions_app.history import session_history
+from sessions_app.history import HISTORY_LIMIT, session_history
 from sessions_app.models import (
     ChatSession,
 )
@@ -75,7 +76,11 @@ def session_context(request: HttpRequest, session: ChatSession) -> dict[str, Any
 
 
 def history_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
-    return {"entries": session_history(session)}
+    # The console's History adds the replays and the sampling decision (QA's own workings; the
+    # dashboard's history, for agents, shows the moves only).
+    entries = [*session_history(session), *qa_replay_sampling_entries(session, HISTORY_LIMIT)]
+    entries.sort(key=lambda entry: entry.at, reverse=True)
+    return {"entries": entries[:HISTORY_LIMIT]}
 
 
 def errors_context(request: HttpRequest, session: ChatSession) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from qa.scorecards.console import (
 )
 from qa.scorecards.selectors import active_categories
 from qa.scorecards.services import scorecard_issue_flag
+from qa.trends.views import TrendsConsoleMixin
 from sessions_app.errors import DomainError
 from sessions_app.models import ChatSession, QAStatus
 from sessions_app.selectors import sessions_search
@@ -65,7 +66,7 @@ BULK_LIMIT = 500
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
+class ChatSessionAdmin(ScorecardConsoleMixin, TrendsConsoleMixin, SessionReviewAdmin):
     list_display = (
         "started",
         "site_name",
@@ -241,6 +242,7 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
         extra_context = {
             **(extra_context or {}),
             "can_export": self.has_export_permission(request),
+            "can_review": services.can_review(request.user),
             "export_query": request.GET.urlencode(),
             **summary_context(),
         }
@@ -432,6 +434,7 @@ class ChatSessionAdmin(ScorecardConsoleMixin, SessionReviewAdmin):
                 name="{}_{}_previous".format(*info),
             ),
             *self.scorecard_urls(),
+            *self.trends_urls(),
             *super().get_urls(),
         ]
 

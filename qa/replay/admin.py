@@ -230,12 +230,14 @@ class ReplayAdmin(admin.ModelAdmin):
             )
             return HttpResponseRedirect(back)
         by = signed_in_user(request)
-        said = f"After replay {str(replay.public_id)[:8]}: {note}" if note else None
+        via = f"After replay {str(replay.public_id)[:8]}"
+        said = f"{via}: {note}" if note else None
         try:
+            # Without a note of its own the history row still says the replay decided it.
             if decision == QAStatus.PASSED:
-                qa_services.qa_mark_passed(session=replay.session, by=by, note=said)
+                qa_services.qa_mark_passed(session=replay.session, by=by, note=said, via=via)
             else:
-                qa_services.qa_mark_issue(session=replay.session, by=by, note=said)
+                qa_services.qa_mark_issue(session=replay.session, by=by, note=said, via=via)
         except (DomainError, PermissionDenied) as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(back)

@@ -1,4 +1,5 @@
-"""Which finished sessions go into the QA queue: the admins' rule, and each session's decision.
+"""Which finished sessions go into the QA queue: the admins' rules (global, and per site), and
+each session's decision.
 
 Imported by `qa.models`, so the tables belong to app `qa`. Written only by
 `qa.sampling.services`.
@@ -13,12 +14,8 @@ from django.utils import timezone
 SAMPLING_RULE_PK = 1
 
 
-class SamplingRule(models.Model):
-    """The one sampling rule (a singleton, row 1): what always goes to QA, and how much else.
-
-    Until an admin saves it, the defaults apply: every rule on and 100% of the rest, so every
-    session is in the queue, as before sampling existed.
-    """
+class RuleFields(models.Model):
+    """What a sampling rule says: the global rule's and each site's own."""
 
     automation_errors = models.BooleanField(
         default=True, help_text="Always review sessions with an automation error."
@@ -49,6 +46,27 @@ class SamplingRule(models.Model):
     )
 
     class Meta:
+        abstract = True
+
+    @property
+    def keyword_list(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for line in self.keywords.splitlines():
+            word = line.strip().lower()
+            if word:
+                seen.setdefault(word, None)
+        return list(seen)
+
+
+class SamplingRule(RuleFields):
+    """The global sampling rule (a singleton, row 1): what always goes to QA, and how much else,
+    for every site without a rule of its own (`SiteSamplingRule`).
+
+    Until an admin saves it, the defaults apply: every rule on and 100% of the rest, so every
+    session is in the queue, as before sampling existed.
+    """
+
+    class Meta:
         verbose_name = "sampling rule"
         verbose_name_plural = "sampling rule"
         constraints = [
@@ -63,14 +81,30 @@ class SamplingRule(models.Model):
     def __str__(self) -> str:
         return "Sampling rule"
 
-    @property
-    def keyword_list(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for line in self.keywords.splitlines():
-            word = line.strip().lower()
-            if word:
-                seen.setdefault(word, None)
-        return list(seen)
+
+class SiteSamplingRule(RuleFields):
+    """A site's own sampling rule, in place of the global one for that site's sessions (a busy
+    site sampled at 10% beside a new one reviewed in full). Deleting it puts the site back on
+    the global rule."""
+
+    # A table of its own rather than a site column on the singleton: the global rule stays row
+    # 1 (its check constraint), and a site's rows never meet the primary key sequence it skips.
+    site = models.OneToOneField(
+        "widget.Site", on_delete=models.CASCADE, related_name="qa_sampling_rule"
+    )
+
+    class Meta:
+        verbose_name = "site sampling rule"
+        verbose_name_plural = "site sampling rules"
+        ordering = ["site__name", "site_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(random_percent__lte=100), name="site_sampling_rule_percent_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Sampling rule of {self.site}"
 
 
 class SessionSample(models.Model):

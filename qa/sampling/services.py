@@ -1,4 +1,5 @@
-"""Sampling: which finished sessions go into the QA queue (the admins' `SamplingRule`).
+"""Sampling: which finished sessions go into the QA queue (the admins' global `SamplingRule`, or
+a site's own `SiteSamplingRule` for that site's sessions).
 
 The moment: a session is decided once it has gone quiet for SESSION_IDLE_TIMEOUT_MINUTES (the
 moment the idle close ends it; a completed lead is decided at the same point, so messages
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -28,7 +30,13 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import User
-from qa.sampling.models import SAMPLING_RULE_PK, SamplingRule, SessionSample
+from qa.sampling.models import (
+    SAMPLING_RULE_PK,
+    RuleFields,
+    SamplingRule,
+    SessionSample,
+    SiteSamplingRule,
+)
 from sessions_app.models import (
     AutomationError,
     ChatMessage,
@@ -36,6 +44,7 @@ from sessions_app.models import (
     CompletionStatus,
     MessageRole,
 )
+from widget.models import Site
 
 JOB_NAME = "qa-sampling"
 BUCKETS = 10_000  # the random share in hundredths of a percent
@@ -43,10 +52,37 @@ RULE_FIELDS = ("automation_errors", "needs_human", "email_incomplete", "keywords
 
 
 def sampling_rule() -> SamplingRule:
-    """The rule in force: the saved one, or the defaults (everything sampled)."""
+    """The global rule in force: the saved one, or the defaults (everything sampled)."""
     return SamplingRule.objects.filter(pk=SAMPLING_RULE_PK).first() or SamplingRule(
         pk=SAMPLING_RULE_PK
     )
+
+
+def _check_rule(by: User, random_percent: int) -> None:
+    if not (by.is_active and by.is_superuser):
+        raise PermissionDenied("Only admins set the sampling rule.")
+    if not 0 <= random_percent <= 100:
+        raise ValueError("The random share is a percentage, 0 to 100.")
+
+
+def _set_rule(
+    rule: RuleFields,
+    *,
+    by: User,
+    automation_errors: bool,
+    needs_human: bool,
+    email_incomplete: bool,
+    keywords: str,
+    random_percent: int,
+) -> None:
+    rule.automation_errors = automation_errors
+    rule.needs_human = needs_human
+    rule.email_incomplete = email_incomplete
+    rule.keywords = keywords.strip()
+    rule.random_percent = random_percent
+    rule.updated_at = timezone.now()
+    rule.updated_by = by
+    rule.save()
 
 
 def sampling_rule_save(
@@ -58,22 +94,75 @@ def sampling_rule_save(
     keywords: str,
     random_percent: int,
 ) -> SamplingRule:
-    """Change the rule (admins). Applies to sessions decided from now on."""
-    if not (by.is_active and by.is_superuser):
-        raise PermissionDenied("Only admins set the sampling rule.")
-    if not 0 <= random_percent <= 100:
-        raise ValueError("The random share is a percentage, 0 to 100.")
+    """Change the global rule (admins). Applies to sessions decided from now on, on every site
+    without a rule of its own."""
+    _check_rule(by, random_percent)
     with transaction.atomic():
         rule, _ = SamplingRule.objects.select_for_update().get_or_create(pk=SAMPLING_RULE_PK)
-        rule.automation_errors = automation_errors
-        rule.needs_human = needs_human
-        rule.email_incomplete = email_incomplete
-        rule.keywords = keywords.strip()
-        rule.random_percent = random_percent
-        rule.updated_at = timezone.now()
-        rule.updated_by = by
-        rule.save()
+        _set_rule(
+            rule,
+            by=by,
+            automation_errors=automation_errors,
+            needs_human=needs_human,
+            email_incomplete=email_incomplete,
+            keywords=keywords,
+            random_percent=random_percent,
+        )
     return rule
+
+
+def site_sampling_rule_save(
+    *,
+    by: User,
+    site: Site,
+    automation_errors: bool,
+    needs_human: bool,
+    email_incomplete: bool,
+    keywords: str,
+    random_percent: int,
+) -> SiteSamplingRule:
+    """Give `site` a rule of its own, or change it (admins): its sessions decided from now on
+    follow it instead of the global rule."""
+    _check_rule(by, random_percent)
+    with transaction.atomic():
+        rule = SiteSamplingRule.objects.select_for_update().filter(site=site).first()
+        if rule is None:
+            rule = SiteSamplingRule(site=site)
+        _set_rule(
+            rule,
+            by=by,
+            automation_errors=automation_errors,
+            needs_human=needs_human,
+            email_incomplete=email_incomplete,
+            keywords=keywords,
+            random_percent=random_percent,
+        )
+    return rule
+
+
+def site_sampling_rule_delete(*, by: User, site: Site) -> bool:
+    """Put `site` back on the global rule (admins); False when it had no rule of its own."""
+    if not (by.is_active and by.is_superuser):
+        raise PermissionDenied("Only admins set the sampling rule.")
+    deleted, _ = SiteSamplingRule.objects.filter(site=site).delete()
+    return bool(deleted)
+
+
+def rules_for_sites(site_ids: Iterable[int | None]) -> tuple[RuleFields, dict[int, RuleFields]]:
+    """The global rule and the sites' own rules among `site_ids`: two queries."""
+    ids = {site_id for site_id in site_ids if site_id is not None}
+    own: dict[int, RuleFields] = (
+        {rule.site_id: rule for rule in SiteSamplingRule.objects.filter(site_id__in=ids)}
+        if ids
+        else {}
+    )
+    return sampling_rule(), own
+
+
+def rule_for_site(site_id: int | None) -> RuleFields:
+    """The rule a session of `site_id` is decided by: the site's own, else the global one."""
+    default, own = rules_for_sites([site_id])
+    return own.get(site_id, default) if site_id is not None else default
 
 
 def session_needs_human(session: ChatSession) -> bool:
@@ -93,7 +182,7 @@ def in_random_share(public_id: object, percent: int) -> bool:
 
 
 def sampling_reasons(
-    *, session: ChatSession, rule: SamplingRule, has_error: bool, keywords_found: list[str]
+    *, session: ChatSession, rule: RuleFields, has_error: bool, keywords_found: list[str]
 ) -> list[str]:
     """Why `session` goes to QA; empty when it does not."""
     reasons = []
@@ -136,15 +225,24 @@ def sessions_sample(*, now: datetime | None = None, limit: int = 200) -> int:
     )
     if not sessions:
         return 0
-    rule = sampling_rule()
     ids = [s.pk for s in sessions]
+    default, own = rules_for_sites(s.site_id for s in sessions)
+
+    def rule_of(session: ChatSession) -> RuleFields:
+        return own.get(session.site_id, default) if session.site_id is not None else default
+
     with_errors = set(
         AutomationError.objects.filter(session_id__in=ids).values_list("session_id", flat=True)
     )
+    # One keyword search per word per rule that lists it, over that rule's sessions only.
+    ids_by_word: dict[str, list[int]] = {}
+    for session in sessions:
+        for word in rule_of(session).keyword_list:
+            ids_by_word.setdefault(word, []).append(session.pk)
     found: dict[int, list[str]] = {}
-    for word in rule.keyword_list:
+    for word, word_ids in ids_by_word.items():
         hits = (
-            ChatMessage.objects.filter(session_id__in=ids, text__icontains=word)
+            ChatMessage.objects.filter(session_id__in=word_ids, text__icontains=word)
             .exclude(role=MessageRole.SYSTEM)
             .values_list("session_id", flat=True)
             .distinct()
@@ -153,11 +251,13 @@ def sessions_sample(*, now: datetime | None = None, limit: int = 200) -> int:
             found.setdefault(session_id, []).append(word)
     rows = []
     for session in sessions:
+        rule = rule_of(session)
+        words = set(rule.keyword_list)
         reasons = sampling_reasons(
             session=session,
             rule=rule,
             has_error=session.pk in with_errors,
-            keywords_found=found.get(session.pk, []),
+            keywords_found=[w for w in found.get(session.pk, []) if w in words],
         )
         rows.append(
             SessionSample(

@@ -112,3 +112,94 @@ def test_change_view_queries_do_not_grow_with_the_history(
     with django_assert_max_num_queries(len(few.captured_queries)):
         content = qa_client.get(change_url(session)).content.decode()
     assert len(history_rows(content)) == 2 + 30 + 1  # + the claim of the first opening
+
+
+def test_history_shows_the_replays_and_the_sampling_decision(
+    admin_client_role, qa_user, admin_role_user
+):
+    from datetime import timedelta
+
+    from django.db.models import F
+    from django.utils import timezone
+
+    from qa.models import QAHistory, Replay, SessionSample
+    from qa.replay.models import ReplayStatus, ReplayTrigger
+
+    session = ChatSessionFactory()
+    now = timezone.now()
+    SessionSample.objects.create(
+        session=session,
+        sampled=True,
+        reasons=["keyword:refund", "needs_human"],
+        decided_at=now - timedelta(hours=3),
+    )
+    services.qa_mark_issue(session=session, by=qa_user, note="Wrong refund policy")
+    services.qa_mark_fixed(session=session, by=admin_role_user, feedback="Policy in the prompt")
+    # Marking fixed queued a replay (qa.replay's receiver); the worker ran it.
+    replay = Replay.objects.get(session=session)
+    assert replay.trigger == ReplayTrigger.FIXED
+    # The story an hour ago, so that the page's own claim (now) comes on top.
+    hour = timedelta(hours=1)
+    QAHistory.objects.filter(session=session).update(at=F("at") - hour)
+    Replay.objects.filter(pk=replay.pk).update(
+        requested_at=F("requested_at") - hour,
+        status=ReplayStatus.DONE,
+        finished_at=now - timedelta(minutes=50),
+        visitor_turns=2,
+        agent_backend="openai",
+        agent_model="m-1",
+        agent_config_hash="c0ffee",
+    )
+    failed = Replay.objects.create(
+        session=session,
+        trigger=ReplayTrigger.MANUAL,
+        requested_by=qa_user,
+        requested_at=now - timedelta(minutes=40),
+        status=ReplayStatus.FAILED,
+        finished_at=now - timedelta(minutes=39),
+        reason="n8n webhook could not be reached: connection refused",
+    )
+    short, failed_short = str(replay.public_id)[:8], str(failed.public_id)[:8]
+    rows = history_rows(admin_client_role.get(change_url(session)).content.decode())
+    expected = [
+        ("ada-admin", "Review claim", "claimed for review until"),
+        ("Replay", f"{failed_short} failed", "n8n webhook could not be reached"),
+        ("quinn-qa", "Replay", f"{failed_short} asked for"),
+        ("Replay", f"{short} done", "2 visitor turns replayed against openai · m-1 · c0ffee"),
+        # Queued by the fix itself, in its transaction, a moment after the move's time.
+        ("ada-admin", "Replay", f"{short} queued (marked fixed)"),
+        ("ada-admin", "QA status", "Issue → Fixed", "Policy in the prompt"),
+        ("quinn-qa", "QA status", "Unchecked → Issue", "Wrong refund policy"),
+        ("QA sampling", "sampled", "keyword “refund”, asked for a person"),
+    ]
+    assert len(rows) == len(expected), rows
+    for row, parts in zip(rows, expected, strict=True):
+        for part in parts:
+            assert part in row, (part, row)
+
+
+def test_history_says_a_session_was_not_sampled(admin_client_role):
+    from qa.models import SessionSample
+
+    session = ChatSessionFactory()
+    SessionSample.objects.create(session=session, sampled=False, reasons=[], random_percent=20)
+    rows = history_rows(admin_client_role.get(change_url(session)).content.decode())
+    assert any(
+        "QA sampling" in row
+        and "not sampled" in row
+        and "no rule matched and outside the random 20%" in row
+        for row in rows
+    ), rows
+
+
+def test_a_decision_made_from_a_replay_says_so_in_the_history(qa_user, admin_role_user):
+    from qa.models import QAHistory
+
+    session = ChatSessionFactory()
+    services.qa_mark_issue(session=session, by=qa_user, note="Wrong price")
+    services.qa_mark_fixed(session=session, by=admin_role_user, feedback="Price list updated")
+    services.qa_mark_passed(session=session, by=qa_user, via="After replay 1a2b3c4d")
+    move = QAHistory.objects.filter(session=session).first()
+    assert (move.to_status, move.note) == ("passed", "After replay 1a2b3c4d")
+    session.refresh_from_db()
+    assert session.qa_notes == "Wrong price"  # the QA note is left as it was

@@ -1,0 +1,1 @@
+"""QA trends: the console's Trends page (qa.trends.views) and its figures (qa.trends.selectors)."""
