@@ -37,15 +37,11 @@ def poller(session_id, headers, query="", **extra):
     return lambda client: client.generic("GET", path + query, **{**headers, **extra})
 
 
-def test_an_idle_poll_is_the_same_both_ways_and_comes_with_the_security_headers(
-    settings, started
-):
+def test_an_idle_poll_is_the_same_both_ways_and_comes_with_the_security_headers(settings, started):
     session, headers, cursor = started
     answer = assert_same_answer(settings, poller(session.public_id, headers, f"?after={cursor}"))
     assert answer.status == 200
-    assert answer.body == (
-        b'{"messages":[],"cursor":%d,"held":false,"poll_ms":2000}' % cursor
-    )
+    assert answer.body == (b'{"messages":[],"cursor":%d,"held":false,"poll_ms":2000}' % cursor)
     # What SecurityMiddleware, CORS, the CSP, X-Frame-Options and NoStore add on the full path.
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["access-control-allow-origin"] == ORIGIN
@@ -150,7 +146,8 @@ def test_a_forged_forwarded_for_does_not_buy_a_fresh_poll_budget_either_way(sett
 def test_a_declared_body_over_the_limit_is_the_same_413_both_ways(settings, started):
     session, headers, _ = started
     too_big = str(settings.WIDGET_MAX_BODY_BYTES + 1)
-    answer = assert_same_answer(settings, poller(session.public_id, headers, CONTENT_LENGTH=too_big))
+    send = poller(session.public_id, headers, CONTENT_LENGTH=too_big)
+    answer = assert_same_answer(settings, send)
     assert answer.status == 413
 
 
@@ -172,9 +169,7 @@ def test_https_redirect_and_hsts_apply_on_the_hot_path(settings, started):
     assert redirected.status == 301
     settings.SECURE_SSL_REDIRECT = False
     settings.SECURE_HSTS_SECONDS = 3600
-    secure = assert_same_answer(
-        settings, lambda client: poller(session.public_id, headers)(client)
-    )
+    secure = assert_same_answer(settings, lambda client: poller(session.public_id, headers)(client))
     assert "strict-transport-security" not in secure.headers  # plain http: no HSTS
 
     def over_https(client):

@@ -92,9 +92,7 @@ def test_too_big_and_chunked_bodies_are_refused_the_same_both_ways(settings, pag
     assert not MessengerInboxEvent.objects.exists()
 
 
-def test_rate_limited_per_ip_the_same_both_ways_whatever_forwarded_for_says(
-    settings, page_site
-):
+def test_rate_limited_per_ip_the_same_both_ways_whatever_forwarded_for_says(settings, page_site):
     settings.MESSENGER_REQUESTS_PER_IP_PER_MINUTE = 1
     settings.TRUSTED_PROXY_COUNT = 0
     raw = json.dumps(webhook_body(text_event("Hi"))).encode()
@@ -121,9 +119,7 @@ def test_the_verification_challenge_is_answered_the_same_both_ways(
     assert answer.status == status
 
 
-def test_other_methods_and_a_closed_webhook_are_answered_the_same_both_ways(
-    settings, page_site
-):
+def test_other_methods_and_a_closed_webhook_are_answered_the_same_both_ways(settings, page_site):
     assert assert_same_answer(settings, lambda client: client.put(WEBHOOK)).status == 405
     settings.MESSENGER_APP_SECRET = ""
     raw = json.dumps(webhook_body(text_event("Hi"))).encode()
