@@ -23,7 +23,8 @@ def test_the_hot_paths_are_the_urls_of_the_views_they_replace():
     middleware = _middleware()
     (webhook,) = middleware._exact
     assert resolve(webhook).func is messenger_webhook
-    prefix, suffix, _ = middleware._poll  # type: ignore[misc]
+    assert middleware._poll is not None
+    prefix, suffix, _ = middleware._poll
     assert resolve(f"{prefix}any-session{suffix}").func.view_class is MessagePostView
 
 
