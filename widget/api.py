@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from leadchat.api import error_response
 from leadchat.parsers import StrictJSONParser
 from sessions_app.errors import SessionDeleted
+from sessions_app.live import visitor_typing_mark
 from sessions_app.models import ChatSession
 from sessions_app.services import visitor_token_matches
 from widget import selectors, services
@@ -369,3 +370,30 @@ class MessagePostView(WidgetAPIView):
             },
         }
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class VisitorTypingView(WidgetAPIView):
+    """The visitor is typing in a held session: shown to the agent for a few seconds
+    (sessions_app.live). The widget pings at most every TYPING_PING_SECONDS while typing, only
+    while an agent holds the session; it counts in the poll budgets, as one more poll."""
+
+    permission_classes = [VisitorSession]
+    ip_throttle_classes = [WidgetPollIPThrottle]
+    throttle_classes = [SessionPollThrottle]
+
+    @extend_schema(
+        operation_id="widget_visitor_typing",
+        summary="Say the visitor is typing (shown to the agent holding the session)",
+        parameters=[SESSION_ID, VISITOR_TOKEN],
+        request=None,
+        responses={
+            204: None,
+            **{code: COMMON_ERRORS[code] for code in (403, 404, 413, 429)},
+        },
+        tags=["widget"],
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        session = self.widget_session
+        if session.held_by_id is not None:  # nobody watches an AI-run session live
+            visitor_typing_mark(session_pk=session.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
