@@ -1,4 +1,4 @@
-""""Visitor is typing": the widget's ping (checked like every widget request) and what the
+""" "Visitor is typing": the widget's ping (checked like every widget request) and what the
 agent holding the session sees in the staff API's live poll."""
 
 from __future__ import annotations
@@ -90,9 +90,7 @@ def test_typing_in_a_session_the_ai_runs_is_not_kept(client, visitor, ana):
         ({"HTTP_ORIGIN": "https://evil.example.net"}, 403),
     ],
 )
-def test_a_typing_ping_is_checked_like_every_widget_request(
-    client, visitor, ana, change, status
-):
+def test_a_typing_ping_is_checked_like_every_widget_request(client, visitor, ana, change, status):
     session, headers = visitor
     session_takeover(session=session, by=ana)
     assert ping(client, session, {**headers, **change}).status_code == status
