@@ -339,9 +339,11 @@ With `DATABASE_URL=postgres://postgres@127.0.0.1:5432/lc_fast`:
 | same, web workers' CPU per POST | 6.56-6.81 ms | 3.99-4.50 ms | |
 | same, against `GET /health` on that server (yardstick) | 136 / 273 = 0.50 | 168 / 179 = 0.94 | |
 
-In process (one thread calling `leadchat.wsgi.application` with a WSGI environ, PostgreSQL,
-locmem cache, `time.process_time`, min of 5 rounds of 300): the idle poll 3.5-3.8 ms -> 1.9 ms of
-CPU, the webhook 2.5-3.4 -> 2.6-2.8 ms (noisy under the load), `GET /health` 1.0-1.4 ms.
+In process, this branch with `LEAN_HOT_PATHS` off and on (one thread calling
+`leadchat.wsgi.application` with a WSGI environ, PostgreSQL, locmem cache, `time.process_time`,
+min of 5 rounds of 300): the idle poll 3.5-3.8 -> 1.9 ms of CPU; the webhook 2.5-3.4 -> 2.6-2.8 ms
+(within the noise of the load: its savings are in the view, on both paths); `GET /health` 1.0-1.4
+ms.
 
 What changed (`leadchat/hotpaths.py`, `widget/live.py`): both requests skip the middleware they
 cannot use (whitenoise, sessions, auth, messages, CSRF) and URL resolution; the poll skips DRF

@@ -212,3 +212,13 @@ def test_posting_a_message_still_takes_the_full_path(settings, started):
         lean=False,
     )
     assert response.status == 400
+
+
+def test_an_idle_poll_on_the_hot_path_is_one_query(settings, started, django_assert_num_queries):
+    session, headers, cursor = started
+    send = poller(session.public_id, headers, f"?after={cursor}")
+    from django.test import Client
+
+    with django_assert_num_queries(1):  # the session, its site, and "anything after the cursor?"
+        response = send(Client())
+    assert response.status_code == 200 and hasattr(response.wsgi_request, "hot_path_route")
