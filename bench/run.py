@@ -323,6 +323,51 @@ scripted agent reads 6 turns instead of 30, and the widget's rate limits are O(1
 increments instead of DRF's per-request timestamp lists (which the benchmark's raised limits let
 grow to ~18,000 entries per request). The visitor's message is still committed before the agent
 is asked.
+
+## Hot paths: Messenger intake and idle widgets (side benchmarks)
+
+Measured on 2026-12-01 20:05-20:14 UTC, 2 cores shared with four other sessions' work (load
+average 8 to 22 during the runs, so requests/s and CPU shares are inflated; CPU per request is the
+steadier figure). "Before" is main at `e8baf10` (a `git archive` copy), "after" this branch; the
+two were run back to back, before then after.
+
+With `DATABASE_URL=postgres://postgres@127.0.0.1:5432/lc_fast`:
+- `.venv/bin/python -m bench.idle_widgets --widgets 200 --seconds 30`
+- `.venv/bin/python -m bench.messenger_intake --process-events 0`
+
+| figure | before | after | target |
+|---|---:|---:|---|
+| 200 idle widgets: server CPU added | +33.3% (load 22) | +22.4% (load 10) | < 10%: missed |
+| same, server CPU per poll | 6.7 ms | 4.5 ms | |
+| `/health` p95 with the widgets polling | 1474 ms (load 22) | 36.4 ms | <= 50 ms: met in this run |
+| Messenger intake, 1 event per POST, median of 3 | 136 events/s | 168 events/s | >= 500: missed |
+| same, web workers' CPU per POST | 6.56-6.81 ms | 3.99-4.50 ms | |
+| same, against `GET /health` on that server (yardstick) | 136 / 273 = 0.50 | 168 / 179 = 0.94 | |
+
+In process, this branch with `LEAN_HOT_PATHS` off and on (one thread calling
+`leadchat.wsgi.application` with a WSGI environ, PostgreSQL, locmem cache, `time.process_time`,
+min of 5 rounds of 300): the idle poll 3.5-3.8 -> 1.9 ms of CPU; the webhook 2.5-3.4 -> 2.6-2.8 ms
+(within the noise of the load: its savings are in the view, on both paths); `GET /health` 1.0-1.4
+ms.
+
+What changed (`leadchat/hotpaths.py`, `widget/live.py`): both requests skip the middleware they
+cannot use (whitenoise, sessions, auth, messages, CSRF) and URL resolution; the poll skips DRF
+(same checks, same functions, same bytes: `widget/tests/test_live_lean.py`); neither sends the
+per-request `SELECT 1` of CONN_HEALTH_CHECKS (a dead reused connection is replaced and the work
+repeated instead); the Messenger site lookup and the poll's SQL are written once instead of
+compiled per request; a plain-digits cursor is read without building the serializer.
+
+Why the targets are still missed: on this machine today even `GET /health` through the full stack
+served 179-273 requests/s (489 in the previous session), so 500 events/s cannot show here; the
+webhook now costs about what `/health` costs. What is left per idle poll is gunicorn's own
+per-request work (gthread's poller and thread hand-off, the access log), Django's handler
+(request object, request_started/finished signals), the security middleware kept on purpose, two
+rate-limit counters, and one indexed query (session, site, "anything after the cursor?"). Dropping
+that query needs a change stamp every process can trust: with the default per-process locmem
+cache a stamp written by the process that stored a message is invisible to the others (a poll
+would answer "nothing new" while a message waits), and with Redis the stamp costs the same round
+trip as the query. A per-process stamp fed by PostgreSQL LISTEN/NOTIFY from `message_add` (sent on
+commit, so it cannot run ahead of the row) would remove it; not built.
 """
 
 

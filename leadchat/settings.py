@@ -89,6 +89,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: Meta's webhook and the widget's poll skip what they do not use (leadchat.hotpaths);
+    # every other request goes on down this list.
+    "leadchat.hotpaths.HotPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -384,6 +387,8 @@ WIDGET_REQUESTS_PER_IP_PER_MINUTE = env.int("WIDGET_REQUESTS_PER_IP_PER_MINUTE",
 LIVE_POLL_MS = env.int("LIVE_POLL_MS", default=2000)
 if not 500 <= LIVE_POLL_MS <= 2500:
     raise ImproperlyConfigured("LIVE_POLL_MS must be in [500, 2500] (replies show within 3 s).")
+# The shorter middleware stack for the webhook and the poll (leadchat.hotpaths); off: the full one.
+LEAN_HOT_PATHS = env.bool("LEAN_HOT_PATHS", default=True)
 WIDGET_POLLS_PER_IP_PER_MINUTE = env.int("WIDGET_POLLS_PER_IP_PER_MINUTE", default=600)
 WIDGET_POLLS_PER_SESSION_PER_MINUTE = env.int("WIDGET_POLLS_PER_SESSION_PER_MINUTE", default=120)
 # Largest request body the widget API reads (a 4,000-character message in JSON fits easily).

@@ -8,9 +8,11 @@ with a readable `error`.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 from django.conf import settings
+from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
@@ -23,6 +25,7 @@ from rest_framework.views import APIView
 from leadchat.api import error_response
 from leadchat.parsers import StrictJSONParser
 from sessions_app.errors import SessionDeleted
+from sessions_app.live import visitor_typing_mark
 from sessions_app.models import ChatSession
 from sessions_app.services import visitor_token_matches
 from widget import selectors, services
@@ -84,6 +87,68 @@ class WidgetJSONParser(StrictJSONParser):
     allow_nul = True
 
 
+def visitor_session_check(request: HttpRequest, session: ChatSession | None) -> ChatSession:
+    """The visitor's session if this request may use it; else the DRF error to answer.
+
+    The session exists (not deleted), its site is active, the Origin may use the site, and the
+    X-Visitor-Token matches (constant time). One function for the DRF views and the lean poll
+    (widget.live), so both refuse the same requests with the same words.
+    """
+    if session is None:
+        raise exceptions.NotFound("This conversation does not exist (or was deleted).")
+    site = session.site
+    if site is None or not site.is_active:
+        raise exceptions.PermissionDenied("This chat widget is switched off.")
+    if not request_origin_allowed(request, site):
+        raise exceptions.PermissionDenied("This website is not allowed to use this widget.")
+    token = request.headers.get("X-Visitor-Token", "")
+    if not token:
+        raise exceptions.PermissionDenied("The X-Visitor-Token header is missing.")
+    if not visitor_token_matches(session, token):
+        raise exceptions.PermissionDenied("The visitor token does not match this session.")
+    return session
+
+
+def poll_cursor_lookup(raw: str) -> int:
+    """The cursor the poll's session lookup asks from. Validated later (MessagesSinceIn, a
+    400); a bad one here only means "look for anything"."""
+    return int(raw) if raw.isdigit() and len(raw) < 19 else 0
+
+
+def throttled_error(wait: float | None) -> exceptions.Throttled:
+    seconds = int(wait or 1) + (0 if wait is None or wait == int(wait) else 1)
+    return exceptions.Throttled(
+        wait, detail=f"Too many requests. Please wait {seconds} seconds and try again."
+    )
+
+
+def messages_since_body(session: ChatSession, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The poll's answer for a session that passed the checks (the DRF view and widget.live).
+
+    Raises ValidationError (400) for a bad `after`."""
+    raw = params.get("after", "0")
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) < 19:
+        # Plain digits below 2**63 (what the widget sends): what MessagesSinceIn would accept,
+        # without building the serializer on every poll.
+        after = int(raw)
+    else:
+        data = MessagesSinceIn(data=params)
+        data.is_valid(raise_exception=True)
+        after = data.validated_data["after"]
+    # Read with the session by the lookup (selectors.session_for_poll).
+    if getattr(session, "has_messages_after", True):
+        messages, cursor = selectors.messages_for_visitor_since(session, after)
+        shown: Any = MessageOut(messages, many=True).data
+    else:
+        shown, cursor = [], after  # the usual answer, without the ORM
+    return {
+        "messages": shown,
+        "cursor": cursor,
+        "held": session.held_by_id is not None,
+        "poll_ms": settings.LIVE_POLL_MS,
+    }
+
+
 class VisitorSession(BasePermission):
     """The session exists, its site is active, the Origin may use it, the token matches.
 
@@ -94,19 +159,7 @@ class VisitorSession(BasePermission):
         return selectors.session_for_widget(session_id)
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        session = self.lookup(view.kwargs.get("session_id", ""))
-        if session is None:
-            raise exceptions.NotFound("This conversation does not exist (or was deleted).")
-        site = session.site
-        if site is None or not site.is_active:
-            raise exceptions.PermissionDenied("This chat widget is switched off.")
-        if not request_origin_allowed(request, site):
-            raise exceptions.PermissionDenied("This website is not allowed to use this widget.")
-        token = request.headers.get("X-Visitor-Token", "")
-        if not token:
-            raise exceptions.PermissionDenied("The X-Visitor-Token header is missing.")
-        if not visitor_token_matches(session, token):
-            raise exceptions.PermissionDenied("The visitor token does not match this session.")
+        session = visitor_session_check(request, self.lookup(view.kwargs.get("session_id", "")))
         # DRF types `view` as any APIView; this permission guards WidgetAPIView subclasses.
         view.widget_session = session  # type: ignore[attr-defined]
         return True
@@ -116,10 +169,7 @@ class VisitorPollSession(VisitorSession):
     """The same checks for the poll, on the few columns they need (selectors.session_for_poll)."""
 
     def lookup(self, session_id: str) -> ChatSession | None:
-        # The cursor is validated by the view; a bad one here only means "look for anything".
-        raw = self.request_after
-        after = int(raw) if raw.isdigit() and len(raw) < 19 else 0
-        return selectors.session_for_poll(session_id, after=after)
+        return selectors.session_for_poll(session_id, after=poll_cursor_lookup(self.request_after))
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         self.request_after = request.query_params.get("after", "0")
@@ -159,10 +209,7 @@ class WidgetAPIView(APIView):
         super().check_permissions(request)
 
     def throttled(self, request: Request, wait: float | None) -> NoReturn:
-        seconds = int(wait or 1) + (0 if wait is None or wait == int(wait) else 1)
-        raise exceptions.Throttled(
-            wait, detail=f"Too many requests. Please wait {seconds} seconds and try again."
-        )
+        raise throttled_error(wait)
 
 
 def _user_agent(request: Request) -> str:
@@ -289,21 +336,7 @@ class MessagePostView(WidgetAPIView):
         tags=["widget"],
     )
     def get(self, request: Request, session_id: str) -> Response:
-        data = MessagesSinceIn(data=request.query_params)
-        data.is_valid(raise_exception=True)
-        session, after = self.widget_session, data.validated_data["after"]
-        # Read with the session by the permission (VisitorPollSession).
-        if getattr(session, "has_messages_after", True):
-            messages, cursor = selectors.messages_for_visitor_since(session, after)
-        else:
-            messages, cursor = [], after  # the usual answer, without the ORM
-        body = {
-            "messages": MessageOut(messages, many=True).data,
-            "cursor": cursor,
-            "held": session.held_by_id is not None,
-            "poll_ms": settings.LIVE_POLL_MS,
-        }
-        return Response(body)
+        return Response(messages_since_body(self.widget_session, request.query_params))
 
     @extend_schema(
         operation_id="widget_message_post",
@@ -337,3 +370,30 @@ class MessagePostView(WidgetAPIView):
             },
         }
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class VisitorTypingView(WidgetAPIView):
+    """The visitor is typing in a held session: shown to the agent for a few seconds
+    (sessions_app.live). The widget pings at most every TYPING_PING_SECONDS while typing, only
+    while an agent holds the session; it counts in the poll budgets, as one more poll."""
+
+    permission_classes = [VisitorSession]
+    ip_throttle_classes = [WidgetPollIPThrottle]
+    throttle_classes = [SessionPollThrottle]
+
+    @extend_schema(
+        operation_id="widget_visitor_typing",
+        summary="Say the visitor is typing (shown to the agent holding the session)",
+        parameters=[SESSION_ID, VISITOR_TOKEN],
+        request=None,
+        responses={
+            204: None,
+            **{code: COMMON_ERRORS[code] for code in (403, 404, 413, 429)},
+        },
+        tags=["widget"],
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        session = self.widget_session
+        if session.held_by_id is not None:  # nobody watches an AI-run session live
+            visitor_typing_mark(session_pk=session.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

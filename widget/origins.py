@@ -7,6 +7,7 @@ check, and CORS (django-cors-headers asks `cors_allows_request` through its sign
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from urllib.parse import urlsplit
@@ -36,7 +37,10 @@ def normalize_origin(value: str) -> str | None:
     return candidate if ORIGIN_RE.match(candidate) else None
 
 
+@functools.lru_cache(maxsize=256)
 def origin_of_url(url: str) -> str | None:
+    # Cached: asked twice per widget request (CORS, then the Origin check) for the same two
+    # strings (PUBLIC_BASE_URL, this server's scheme and host); a pure function of `url`.
     if not is_http_url(url):
         return None
     parts = urlsplit(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -107,6 +108,27 @@ _SESSION_POLL_FIELDS = _poll_fields(
 _SITE_POLL_FIELDS = _poll_fields(Site, {"id", "is_active", "allowed_origins"})
 
 
+_PUBLIC_ID_FIELD = ChatSession._meta.get_field("public_id")
+
+
+@functools.lru_cache(maxsize=4)
+def _session_for_poll_sql(vendor: str) -> str:
+    # Per vendor (tests run SQLite and PostgreSQL in one process); written once, not per poll.
+    qn = connection.ops.quote_name
+    sessions, sites = qn(ChatSession._meta.db_table), qn(Site._meta.db_table)
+    messages = qn(ChatMessage._meta.db_table)
+    columns = [f"s.{qn(f.column)}" for f in _SESSION_POLL_FIELDS]
+    columns += [f"w.{qn(f.column)}" for f in _SITE_POLL_FIELDS]
+    columns.append(
+        f"EXISTS (SELECT 1 FROM {messages} m WHERE m.session_id = s.id AND m.id > %s)"  # noqa: S608
+    )
+    return (
+        f"SELECT {', '.join(columns)} FROM {sessions} s "  # noqa: S608
+        f"JOIN {sites} w ON w.id = s.site_id "
+        f"WHERE s.{qn('public_id')} = %s AND s.deleted_at IS NULL"
+    )
+
+
 def session_for_poll(session_id: str, *, after: int = 0) -> ChatSession | None:
     """What the poll needs of a session and its site, in one written-out query: the session
     (not deleted) with only these columns loaded, `site` with its active flag and origins, and
@@ -117,22 +139,9 @@ def session_for_poll(session_id: str, *, after: int = 0) -> ChatSession | None:
         public_id = uuid.UUID(str(session_id))
     except ValueError:
         return None
-    qn = connection.ops.quote_name
-    sessions, sites = qn(ChatSession._meta.db_table), qn(Site._meta.db_table)
-    messages = qn(ChatMessage._meta.db_table)
-    columns = [f"s.{qn(f.column)}" for f in _SESSION_POLL_FIELDS]
-    columns += [f"w.{qn(f.column)}" for f in _SITE_POLL_FIELDS]
-    columns.append(
-        f"EXISTS (SELECT 1 FROM {messages} m WHERE m.session_id = s.id AND m.id > %s)"  # noqa: S608
-    )
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {sessions} s "  # noqa: S608
-        f"JOIN {sites} w ON w.id = s.site_id "
-        f"WHERE s.{qn('public_id')} = %s AND s.deleted_at IS NULL"
-    )
-    key = ChatSession._meta.get_field("public_id").get_db_prep_value(public_id, connection)
+    key = _PUBLIC_ID_FIELD.get_db_prep_value(public_id, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [after, key])
+        cursor.execute(_session_for_poll_sql(connection.vendor), [after, key])
         row = cursor.fetchone()
     if row is None:
         return None

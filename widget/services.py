@@ -22,6 +22,7 @@ from django.utils.translation import get_language, gettext, gettext_noop
 from sessions_app.email_quality import email_check, email_refusal
 from sessions_app.errors import InvalidLead
 from sessions_app.leads import normalize_email
+from sessions_app.live import visitor_typing_clear
 from sessions_app.models import AutomationError, ChatMessage, ChatSession, MessageRole
 from sessions_app.services import (
     UTM_FIELDS,
@@ -119,6 +120,7 @@ def widget_message_post(*, session: ChatSession, text: str) -> WidgetTurn:
     # Committed on its own (message_add opens and closes its transaction) before the agent runs.
     visitor_message = message_add(session=session, role=MessageRole.VISITOR, text=text)
     if session.held_by_id is not None:
+        visitor_typing_clear(session_pk=session.pk)  # the agent sees the message instead
         return WidgetTurn(messages=[visitor_message], session=session)
     answer = agent_answer(session=session, text=text)
     if answer.backend_name != BackendName.SCRIPTED and _taken_over_since(session):

@@ -27,7 +27,13 @@ class _WindowThrottle(BaseThrottle):
         return client_ip(request)
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        key = f"throttle:{self.scope}:{cache_key_part(self.scope, self.ident_for(request, view))}"
+        return self.allow(self.ident_for(request, view))
+
+    def allow(self, ident: str) -> bool:
+        """Count a hit for `ident`; whether it is within the limit (`wait()` says for how long
+        not). DRF's views come through `allow_request`; the lean poll (widget.live) calls it
+        with the same identities."""
+        key = f"throttle:{self.scope}:{cache_key_part(self.scope, ident)}"
         hits, self.resets_in = window_hit(key, self.window)
         return hits <= int(getattr(settings, self.setting))
 

@@ -20,4 +20,9 @@ urlpatterns = [
         api.MessagePostView.as_view(),
         name="session-messages",
     ),
+    path(
+        "api/widget/sessions/<str:session_id>/typing/",
+        api.VisitorTypingView.as_view(),
+        name="session-typing",
+    ),
 ]

@@ -40,6 +40,7 @@ from sessions_app.api.views import (
     _get_session,
 )
 from sessions_app.errors import DomainError, SessionDeleted
+from sessions_app.live import visitor_is_typing
 from sessions_app.models import ChatSession
 
 HELD = error_response(
@@ -59,6 +60,9 @@ class LiveStateSerializer(serializers.Serializer):
         help_text="Why an agent's reply could not reach the visitor now (null: it can).",
     )
     poll_ms = serializers.IntegerField(help_text="How long to wait before the next poll.")
+    visitor_typing = serializers.BooleanField(
+        help_text="Whether the visitor is typing now (held sessions; a hint of a few seconds)."
+    )
 
 
 class MessagesSinceSerializer(LiveStateSerializer):
@@ -111,6 +115,7 @@ def _state(session: ChatSession) -> dict[str, Any]:
         "held_at": session.held_at,
         "reply_blocked": takeover.reply_blocked(session),
         "poll_ms": settings.LIVE_POLL_MS,
+        "visitor_typing": holder is not None and visitor_is_typing(session_pk=session.pk),
     }
 
 

@@ -28,6 +28,9 @@
       stateNode.append(LC.el("i", { className: "fa-solid fa-headset me-1", "aria-hidden": "true" }));
       stateNode.append(mine ? "You hold this session: the AI does not answer; write below." :
         held.name + " (" + held.by + ") holds this session: the AI does not answer.");
+      if (state.visitor_typing) {
+        stateNode.append(LC.el("span", { id: "visitor-typing", className: "ms-2 fst-italic", text: "Visitor is typing…" }));
+      }
     } else {
       stateNode.append(LC.el("i", { className: "fa-solid fa-robot me-1", "aria-hidden": "true" }));
       stateNode.append("The AI answers this session.");

@@ -27,6 +27,8 @@
   // meanwhile (the conversation starting under load) must not wipe it.
   var pending = null;
   var pollMs = cfg.pollMs || 2000;
+  // Whether an agent holds the session (from the poll), and when the last typing ping went.
+  var held = false, typedAt = 0;
   var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/;
   // The texts come from the server in the site's language (widget.views.widget_texts).
   var T = cfg.t;
@@ -159,6 +161,7 @@
         toParent({ type: "leadchat:unread", count: unread });
       }
       pollMs = data.poll_ms || pollMs;
+      held = !!data.held;
       schedule(document.hidden ? pollMs * 4 : pollMs);
     }, function (err) {
       if (err.status === 403 || err.status === 404) return; // gone: the next open starts afresh
@@ -287,6 +290,13 @@
     send(input.value);
   });
   input.addEventListener("input", validate);
+  // "Visitor is typing" on the page of the agent holding the session: at most one ping per 3 s
+  // while typing, none while the AI answers (nobody watches live then).
+  input.addEventListener("input", function () {
+    if (!state || !held || !input.value || Date.now() - typedAt < 3000) return;
+    typedAt = Date.now();
+    api("POST", cfg.api + encodeURIComponent(state.id) + "/typing/").catch(function () { /* a hint */ });
+  });
   closeBtn.addEventListener("click", function () { toParent({ type: "leadchat:close" }); });
   document.addEventListener("keydown", function (e) {
     if (e.key === "Escape") toParent({ type: "leadchat:close" });

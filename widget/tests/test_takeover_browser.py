@@ -177,3 +177,33 @@ def test_the_launcher_shows_an_unread_badge_for_a_message_while_the_chat_is_clos
     expect(badge).to_be_hidden()
     expect(frame.locator("#lc-log")).to_contain_text("Still there? I can help.")
     assert agent_problems.items == []
+
+
+def test_the_agent_sees_the_visitor_typing_in_a_held_session(
+    page: Page,
+    browser: Browser,
+    live_server,
+    acme_landing,
+    ana,
+):
+    page.goto(f"{acme_landing.url}/pricing")
+    frame = open_widget(page)
+    say(frame, "Hello?")
+    expect(frame.locator("#lc-log .lc-agent")).to_have_count(2, timeout=15_000)
+    session = ChatSession.objects.get()
+    agent, agent_problems = agent_page(browser, live_server, ana, session)
+    agent.get_by_role("button", name="Take over").click()
+    expect(frame.locator("#lc-log")).to_contain_text(
+        "Ana from Acme joined the chat", timeout=WITHIN_3_S
+    )
+    typing = agent.locator("#visitor-typing")
+    expect(typing).to_have_count(0)
+
+    # Typing (not sending yet) shows on the agent's page within a poll or so.
+    frame.locator("#lc-input").press_sequentially("I would like", delay=50)
+    expect(typing).to_have_text("Visitor is typing…", timeout=WITHIN_3_S + 1000)
+    # The message itself ends it.
+    frame.locator("#lc-input").press("Enter")
+    expect(agent.locator("#transcript")).to_contain_text("I would like", timeout=WITHIN_3_S)
+    expect(typing).to_have_count(0, timeout=WITHIN_3_S)
+    assert agent_problems.items == []

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from leadchat.hotpaths import without_health_check
 from leadchat.http import cache_key_part, client_ip
 from leadchat.parsers import MAX_JSON_DEPTH, json_problem
 from leadchat.ratelimit import window_hit
@@ -68,7 +69,8 @@ def messenger_webhook(request: HttpRequest) -> HttpResponse:
     if problem is not None:
         return _text(f"Malformed JSON: {problem}", 400)
     try:
-        inbox_events_store(data=data)
+        # Safe to repeat on a fresh connection: the INSERT skips mids already stored.
+        without_health_check(lambda: inbox_events_store(data=data))
     except MalformedWebhook as exc:
         return _text(f"Not a Messenger webhook: {exc}", 400)
     return _text("EVENT_RECEIVED")
