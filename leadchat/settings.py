@@ -347,6 +347,9 @@ LEAD_EMAIL_DNS_CACHE_SECONDS = env.int("LEAD_EMAIL_DNS_CACHE_SECONDS", default=8
 # Rate limits of the public widget API (429 with Retry-After beyond them). They live in the
 # cache, so several processes need a shared CACHE_URL for the limits to hold across them.
 WIDGET_SESSIONS_PER_IP_PER_HOUR = env.int("WIDGET_SESSIONS_PER_IP_PER_HOUR", default=30)
+# Openings of the chat one IP may have counted per hour (the overview's funnel); beyond, a 429 and
+# nothing counted, so a script cannot inflate the figure much.
+WIDGET_OPENINGS_PER_IP_PER_HOUR = env.int("WIDGET_OPENINGS_PER_IP_PER_HOUR", default=60)
 WIDGET_MESSAGES_PER_SESSION_PER_MINUTE = env.int(
     "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE", default=20
 )

@@ -50,6 +50,14 @@ class SessionStartThrottle(_WindowThrottle):
     window = 3600
 
 
+class OpeningThrottle(_WindowThrottle):
+    """Counted openings of the chat per client IP per hour (the overview's funnel)."""
+
+    scope = "widget-openings"
+    setting = "WIDGET_OPENINGS_PER_IP_PER_HOUR"
+    window = 3600
+
+
 class SessionMessageThrottle(_WindowThrottle):
     """Visitor messages per session per minute (checked after the visitor token).
 

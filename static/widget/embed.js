@@ -1,6 +1,8 @@
 /* leadchat embed: <script src="https://HOST/widget/embed.js" data-site="KEY" async></script>
-   Adds a launcher button and, when opened (or once the page is idle), the chat iframe.
-   No globals; everything lives in a shadow root so the page's CSS cannot reach it. */
+   Asks first whether the chat may show here (key, site on, origin allowed); if not, no launcher
+   and one console warning saying what to fix. Then a launcher and, when opened (or once idle),
+   the chat iframe. No globals; all in the shadow root of an element of our own name (:host's
+   !important reset beats even the page's !important). */
 (function () {
   "use strict";
   var d = document, w = window;
@@ -11,7 +13,7 @@
   var base = new URL(s.src, location.href).origin;
   var color = s.getAttribute("data-color") || "#1f2937", storeKey = "leadchat:" + key;
   var css =
-    ":host{all:initial}" +
+    ":host{all:initial!important}" +
     ".l{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border:0;border-radius:50%;" +
     "background:var(--c);color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);display:flex;align-items:center;justify-content:center}" +
     ".l:focus-visible{outline:3px solid #fff;box-shadow:0 0 0 6px var(--c)}" +
@@ -23,7 +25,7 @@
     ".b{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 5px;box-sizing:border-box;border-radius:10px;" +
     "background:#dc2626;color:#fff;font:600 12px/20px system-ui,sans-serif;text-align:center}.b[hidden]{display:none}" +
     "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}.o .l{display:none}}";
-  var host = d.createElement("div");
+  var host = d.createElement("leadchat-widget");
   host.setAttribute("data-leadchat", "");
   var root = host.attachShadow({ mode: "open" });
   var wrap = d.createElement("div");
@@ -112,9 +114,15 @@
   function idle() {
     (w.requestIdleCallback || function (f) { setTimeout(f, 1500); })(load, { timeout: 4000 });
   }
-  (d.body ? Promise.resolve() : new Promise(function (r) { d.addEventListener("DOMContentLoaded", r); })).then(function () {
+  fetch(base + "/api/widget/sites/" + encodeURIComponent(key) + "/", { credentials: "omit" }).then(function (r) {
+    return r.json().then(function (j) { if (!r.ok) throw j; });
+  }).then(function () {
+    return d.body || new Promise(function (r) { d.addEventListener("DOMContentLoaded", r); });
+  }).then(function () {
     d.body.appendChild(host);
     if (d.readyState === "complete") idle();
     else w.addEventListener("load", idle);
+  }, function (e) {
+    console.warn("leadchat: " + ((e && e.error) || "no answer from " + base + "; check the address in the embed code"));
   });
 })();
