@@ -19,6 +19,7 @@ from widget.tests.factories import SiteFactory
 pytestmark = pytest.mark.django_db
 
 OPENINGS = "/api/widget/openings/"
+NOT_ALLOWED = "This website is not allowed to use this widget."
 
 
 def availability(client, key="test-site", **headers):
@@ -145,8 +146,8 @@ def test_the_frame_page_on_its_own_counts_its_openings(client, site):
     ("kwargs", "status", "message"),
     [
         ({"site_key": "nope"}, 404, "Unknown site key."),
-        ({"origin": "https://evil.example"}, 403, "This website is not allowed to use this widget."),
-        ({"origin": "null"}, 403, "This website is not allowed to use this widget."),
+        ({"origin": "https://evil.example"}, 403, NOT_ALLOWED),
+        ({"origin": "null"}, 403, NOT_ALLOWED),
         (
             {"origin": "http://testserver", "page_url": "https://evil.example/"},
             403,
@@ -221,7 +222,7 @@ def test_concurrent_openings_all_count_on_postgresql():
             start.wait()
             for _ in range(25):
                 widget_opening_count(site_id=site.pk)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()
