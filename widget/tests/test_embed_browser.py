@@ -121,7 +121,7 @@ def test_available_widget_shows_the_launcher_without_a_warning(
 
 def test_chat_server_answering_garbage_warns_once_and_shows_nothing(page: Page, landing, console):
     """The script served by a host whose API answers like a broken proxy (a 502 page)."""
-    script = Path(finders.find("widget/embed.js")).read_text()
+    script = Path(str(finders.find("widget/embed.js"))).read_text()
 
     def responder(request):
         if request.path == "/embed.js":
@@ -231,7 +231,8 @@ def test_hostile_host_css_cannot_style_the_widget(page: Page, live_server, landi
     assert button["width"] == button["height"] == "56px"
     assert button["background-color"] == "rgb(111, 66, 193)"  # the site's colour, not red
     assert button["border-top-width"] == "0px" and button["margin-top"] == "0px"
-    assert launcher.bounding_box()["width"] == 56
+    box = launcher.bounding_box()
+    assert box is not None and box["width"] == 56
 
     launcher.click()
     frame = page.frame_locator("[data-leadchat] iframe")
