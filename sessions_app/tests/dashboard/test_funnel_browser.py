@@ -24,7 +24,7 @@ def problems(page: Page) -> Problems:
 def test_overview_shows_the_funnel_for_the_range_and_the_site(
     page: Page, live_server, make_user, problems
 ):
-    acme, other = SiteFactory(name="Acme"), SiteFactory(name="Other")
+    acme, other = SiteFactory.create(name="Acme"), SiteFactory.create(name="Other")
     yesterday = timezone.now() - timedelta(days=1)
     for site, times in [(acme, 8), (other, 2)]:
         for _ in range(times):
