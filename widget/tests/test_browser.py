@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from leadchat.testing import LoopbackServer, Reply
-from sessions_app.models import ChatMessage, ChatSession, CompletionStatus
+from sessions_app.models import ChatMessage, ChatSession, CompletionStatus, WidgetOpening
 from widget import backends
 from widget.backends import AgentReply
 from widget.backends.fake import FakeBackend
@@ -246,7 +246,10 @@ def test_widget_page_on_its_own_keeps_the_session_in_its_local_storage(page: Pag
     page.goto(f"{live_server.url}/widget/plain/")
     log = page.locator("#lc-log")
     expect(log).to_contain_text(GREETING)
-    assert not ChatSession.objects.exists()  # only engaging starts a conversation
+    page.wait_for_load_state("networkidle")
+    assert not ChatSession.objects.exists()  # only the first message starts a conversation
+    # Shown at once, the page on its own counts as an opening (the overview's funnel).
+    assert list(WidgetOpening.objects.values_list("count", flat=True)) == [1]
 
     say(page, "Hello there")
     expect(log).to_contain_text("May I have your name?")
