@@ -61,7 +61,7 @@ def widget_unavailable(
             404,
             "unknown_key",
             f"the site key {_quoted(site_key)} is unknown; copy the embed code again from "
-            f"{ADMIN_SITES} or the dashboard's overview.",
+            f"{ADMIN_SITES}.",
         )
     if not site.is_active:
         return Unavailable(

@@ -70,7 +70,7 @@ def unavailable_cases(landing_url: str) -> dict[str, tuple[str, str]]:
         "mistyped key": (
             "acme-sit",
             'leadchat: the site key "acme-sit" is unknown; copy the embed code again from the '
-            "admin (Widget > Sites) or the dashboard's overview.",
+            "admin (Widget > Sites).",
         ),
         "origin not allowed": (
             "acme-elsewhere",

@@ -48,7 +48,7 @@ def test_availability_of_an_unknown_key_says_to_copy_the_embed_code(client, site
         availability(client, "test-sit", HTTP_ORIGIN=ORIGIN),
         404,
         'the site key "test-sit" is unknown; copy the embed code again from the admin '
-        "(Widget > Sites) or the dashboard's overview.",
+        "(Widget > Sites).",
     )
 
 
