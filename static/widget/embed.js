@@ -47,6 +47,9 @@
   var btn = wrap.querySelector(".l"), panel = wrap.querySelector(".p"), frame = null, ready = false, isOpen = false;
   var badge = wrap.querySelector(".b"), unread = 0;
 
+  function paint(c) {
+    if (/^#[0-9a-f]{6}$/i.test(c || "")) wrap.style.setProperty("--c", c);
+  }
   function showUnread(count) {
     unread = count > 0 ? Math.min(count, 99) : 0;
     badge.hidden = !unread;
@@ -95,7 +98,7 @@
     var t = e.data.type;
     if (t === "leadchat:ready") {
       ready = true;
-      if (/^#[0-9a-f]{6}$/i.test(e.data.color || "")) wrap.style.setProperty("--c", e.data.color);
+      paint(e.data.color);
       if (e.data.needsState) {
         var saved = null;
         try { saved = JSON.parse(localStorage.getItem(storeKey)); } catch (x) { /* none */ }
@@ -115,7 +118,7 @@
     (w.requestIdleCallback || function (f) { setTimeout(f, 1500); })(load, { timeout: 4000 });
   }
   fetch(base + "/api/widget/sites/" + encodeURIComponent(key) + "/", { credentials: "omit" }).then(function (r) {
-    return r.json().then(function (j) { if (!r.ok) throw j; });
+    return r.json().then(function (j) { if (!r.ok) throw j; paint(j.color); });
   }).then(function () {
     return d.body || new Promise(function (r) { d.addEventListener("DOMContentLoaded", r); });
   }).then(function () {
