@@ -350,6 +350,10 @@ WIDGET_SESSIONS_PER_IP_PER_HOUR = env.int("WIDGET_SESSIONS_PER_IP_PER_HOUR", def
 # Openings of the chat one IP may have counted per hour (the overview's funnel); beyond, a 429 and
 # nothing counted, so a script cannot inflate the figure much.
 WIDGET_OPENINGS_PER_IP_PER_HOUR = env.int("WIDGET_OPENINGS_PER_IP_PER_HOUR", default=60)
+# The embed script's availability check, once per page view, has a budget of its own.
+WIDGET_AVAILABILITY_PER_IP_PER_MINUTE = env.int(
+    "WIDGET_AVAILABILITY_PER_IP_PER_MINUTE", default=300
+)
 WIDGET_MESSAGES_PER_SESSION_PER_MINUTE = env.int(
     "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE", default=20
 )

@@ -43,6 +43,7 @@ from widget.serializers import (
     TranscriptOut,
 )
 from widget.throttling import (
+    AvailabilityIPThrottle,
     OpeningThrottle,
     SessionMessageThrottle,
     SessionPollThrottle,
@@ -241,6 +242,8 @@ class SessionStartView(WidgetAPIView):
 class SiteAvailabilityView(WidgetAPIView):
     """GET: may the widget show on the asking page? The embed script asks before it draws the
     launcher, and prints the refusal's `error` (written for the site owner) as one warning."""
+
+    ip_throttle_classes = [AvailabilityIPThrottle]
 
     @extend_schema(
         operation_id="widget_site_availability",

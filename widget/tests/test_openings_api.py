@@ -99,7 +99,10 @@ def test_availability_echoes_a_long_key_shortened_on_one_line(client, site):
     assert f'"{"k" * 64}…"' in response.json()["error"]
 
 
-def test_availability_is_rate_limited_per_ip(client, site, settings):
+def test_availability_is_rate_limited_per_ip_in_a_budget_of_its_own(
+    client, site, widget_client, settings
+):
+    settings.WIDGET_AVAILABILITY_PER_IP_PER_MINUTE = 2
     settings.WIDGET_REQUESTS_PER_IP_PER_MINUTE = 2
     availability(client, HTTP_ORIGIN=ORIGIN)
     availability(client, HTTP_ORIGIN=ORIGIN)
@@ -109,6 +112,9 @@ def test_availability_is_rate_limited_per_ip(client, site, settings):
     assert response.status_code == 429
     assert response.json()["error"].startswith("Too many requests.")
     assert response["Access-Control-Allow-Origin"] in {"*", ORIGIN}
+    # Page views used up their own budget, not the one visitors need to chat.
+    session_id, token = widget_client.started()
+    assert widget_client.say(session_id, token, "Hello").status_code == 201
 
 
 # --- Openings ----------------------------------------------------------------------------------
