@@ -152,6 +152,11 @@ class WidgetApi:
 
 WIDGET_API = WidgetApi()
 FLOOR_MESSAGE_PATH = "/bench/floor/%s/messages/"
+# The plain-Django anchor's server: sync workers, two per core (4 on this 2-core machine did
+# best for these writes: a sync worker waits on PostgreSQL, the other one runs). --threads 1, or
+# gunicorn quietly turns sync into gthread because the config file asks for threads.
+ANCHOR_WORKERS = 2 * (os.cpu_count() or 1)
+ANCHOR_ARGS = ("--worker-class", "sync", "--workers", str(ANCHOR_WORKERS), "--threads", "1")
 
 # Extra environment of the product's gunicorn (and of the in-process Django). The widget's rate
 # limits (leadchat/settings.py, widget/throttling.py) must not answer 429 to a load test from one
@@ -488,10 +493,18 @@ def side_bench_env(db_url: str, extra: dict[str, str]) -> dict[str, str]:
 class Gunicorn:
     """The product's gunicorn.conf.py on a free loopback port, with the given settings module."""
 
-    def __init__(self, name: str, settings_module: str, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings_module: str,
+        env: dict[str, str],
+        extra_args: Sequence[str] = (),
+    ) -> None:
         from leadchat.testing import free_port
 
         self.name = name
+        # Command-line options override gunicorn.conf.py (the anchor's sync workers).
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -514,6 +527,7 @@ class Gunicorn:
                 "-c",
                 "gunicorn.conf.py",
                 "--no-control-socket",
+                *self.extra_args,
                 "leadchat.wsgi",
             ],
             cwd=ROOT,
@@ -1038,7 +1052,7 @@ class Bench:
         written = {"sessions_app.ChatSession", "sessions_app.ChatMessage"}
         tables_analyze([seed for seed in SEED_TABLES if seed.model in written])
 
-    def roundtrip(self, product: Gunicorn, floor: Gunicorn) -> Section:
+    def roundtrip(self, product: Gunicorn, floor: Gunicorn, anchor: Gunicorn) -> Section:
         section = Section(
             "Widget message round trip vs the floor",
             [
@@ -1048,8 +1062,11 @@ class Bench:
                 f"product's gunicorn.conf.py (gthread; WEB_CONCURRENCY defaults to the cores), "
                 f"DEBUG=false. Each connection cycles over its own sessions. The floor "
                 f"(`bench/views.py`) does the same writes: lock the session, insert two messages, "
-                f"update the session, in one transaction. Sessions and messages are vacuumed "
-                f"before every run. Cells: median (p95) across runs.",
+                f"update the session, in one transaction. The plain-Django anchor "
+                f"(`bench/plain_settings.py`) is the same view with no middleware, no DRF and "
+                f"{ANCHOR_WORKERS} sync gunicorn workers: what Django itself does for these writes "
+                f"with its best server config here. Sessions and messages are vacuumed before "
+                f"every run. Cells: median (p95) across runs.",
                 "",
             ],
         )
@@ -1068,7 +1085,8 @@ class Bench:
             product_error = exc
 
         targets: list[tuple[str, Gunicorn, Path, str]] = [
-            ("floor", floor, floor_file, FLOOR_MESSAGE_PATH)
+            ("floor", floor, floor_file, FLOOR_MESSAGE_PATH),
+            ("anchor", anchor, floor_file, FLOOR_MESSAGE_PATH),
         ]
         if product_error is None:
             targets.insert(0, ("product", product, product_file, WIDGET_API.message_path))
@@ -1097,7 +1115,9 @@ class Bench:
             "|---|---:|---:|---:|---:|",
         ]
         labels = {"product": "product: `POST /api/widget/sessions/<id>/messages/`",
-                  "floor": "floor: `POST /bench/floor/<id>/messages/`"}  # fmt: skip
+                  "floor": "floor: `POST /bench/floor/<id>/messages/`",
+                  "anchor": "plain-Django anchor: the floor view, no middleware, sync workers",
+                  }  # fmt: skip
         for name, runs in results.items():
             section.lines.append(
                 f"| {labels[name]} | {med_p95([r.rps for r in runs], '{:.0f}')} | "
@@ -1123,6 +1143,14 @@ class Bench:
             section.lines.append(
                 f"\n**Product / floor throughput: {ratio:.2f}** (ratio of medians; per round "
                 f"{med_p95(ratios, '{:.2f}')}). Target >= 0.6: {verdict}."
+            )
+            anchor_ratio = percentile([r.rps for r in results["product"]], 50) / percentile(
+                [r.rps for r in results["anchor"]], 50
+            )
+            verdict = "met" if anchor_ratio >= 0.6 else "**missed**"
+            section.lines.append(
+                f"\n**Product / plain-Django anchor throughput: {anchor_ratio:.2f}** (ratio of "
+                f"medians). Target (issue 17) >= 0.6: {verdict}."
             )
         return section
 
@@ -1594,10 +1622,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             with (
                 Gunicorn("product", "leadchat.settings", env) as product,
                 Gunicorn("floor", "bench.settings", env) as floor,
+                Gunicorn("anchor", "bench.plain_settings", env, ANCHOR_ARGS) as anchor,
             ):
                 if bench.wants("roundtrip"):
                     with bench.phase("round trip"):
-                        bench.sections.append(bench.roundtrip(product, floor))
+                        bench.sections.append(bench.roundtrip(product, floor, anchor))
                 if bench.wants("slow_agent"):
                     with bench.phase("slow agent"):
                         bench.sections.append(bench.slow_agent(product))

@@ -149,7 +149,20 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://leadchat")}
+
+def cache_from_url(url: str) -> dict:
+    """CACHE_URL as Django reads it. django-environ (0.14) lower-cases the base options of
+    Django's own Redis backend, so `?key_prefix=leadchat` became "key_prefix", which Django
+    ignores: two apps (or two leadchat instances) sharing one Redis then shared their keys,
+    rate-limit counters included. They go back where Django reads them."""
+    config = env.cache_url_config(url)
+    for name in ("TIMEOUT", "KEY_PREFIX", "VERSION", "KEY_FUNCTION"):
+        if name.lower() in config:
+            config[name] = config.pop(name.lower())
+    return config
+
+
+CACHES = {"default": cache_from_url(env.str("CACHE_URL", default="locmemcache://leadchat"))}
 # Redis answers in well under a millisecond; one that takes longer than this is treated as
 # down (redis-py's defaults, 5 s and three retries with backoff, would hold every widget request
 # that long during an outage). The app fails open without the cache (leadchat.cache_guard).
@@ -181,6 +194,9 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+# The widget's catalogs (widget.i18n): visitors read a site's language, set per site. The
+# interface of the dashboard and the admin stays in LANGUAGE_CODE (no LocaleMiddleware).
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 # --- Static files -----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from disposable_email_domains import blocklist
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.translation import gettext
 
 from leadchat.cache_guard import cache_call
 from sessions_app.models import EmailQuality
@@ -168,12 +169,13 @@ def email_check(email: str) -> EmailCheck:
 def email_refusal(check: EmailCheck, *, refuse_no_mx: bool, refuse_disposable: bool) -> str | None:
     """Why a site that refuses such addresses refuses this one (a sentence), or None."""
     if refuse_disposable and check.quality == EmailQuality.DISPOSABLE:
-        return (
-            f"{check.domain} is a disposable email service, and we need an address that will "
+        # gettext: the visitor reads it in the site's language (widget.i18n.site_texts).
+        return gettext(
+            "%(domain)s is a disposable email service, and we need an address that will "
             "still work when we reply."
-        )
+        ) % {"domain": check.domain}
     if refuse_no_mx and check.quality == EmailQuality.NO_MX:
-        return f"{check.domain} doesn't seem to receive email."
+        return gettext("%(domain)s doesn't seem to receive email.") % {"domain": check.domain}
     return None
 
 

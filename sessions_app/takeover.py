@@ -25,6 +25,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import Role, User
 from sessions_app.errors import DomainError, SessionDeleted, TransitionNotAllowed
@@ -38,6 +39,7 @@ from sessions_app.models import (
 )
 from sessions_app.services import human_request_clear, message_add
 from sessions_app.transitions import copy_state, lock
+from widget.i18n import site_texts
 
 MAX_AGENT_MESSAGE_CHARS = 4000
 
@@ -176,16 +178,29 @@ def session_takeover(*, session: ChatSession, by: User) -> ChatSession:
         # A visitor who asked for a person has one now: the request is answered (never emailed
         # after this), in the same transaction as the takeover.
         human_request_clear(session=locked, by=by, now=now)
-        site_name = locked.site.name if locked.site is not None else "the team"
         message_add(
             session=locked,
             role=MessageRole.SYSTEM,
-            text=f"{display_name(by)} from {site_name} joined the chat",
+            text=_joined_line(locked, by),
             metadata={"kind": "takeover", "visible": True},
             sent_by=by,
         )
     copy_state(locked, session)
     return locked
+
+
+def _joined_line(session: ChatSession, by: User) -> str:
+    """ "Ana from Acme joined the chat", in the site's language, naming the site as visitors
+    know it (its public title; never the internal name)."""
+    site = session.site
+    title = site.public_title.strip() if site is not None else ""
+    with site_texts(site):
+        if title:
+            return gettext("%(agent)s from %(site)s joined the chat") % {
+                "agent": display_name(by),
+                "site": title,
+            }
+        return gettext("%(agent)s joined the chat") % {"agent": display_name(by)}
 
 
 def session_handback(*, session: ChatSession, by: User) -> ChatSession:
@@ -206,10 +221,14 @@ def session_handback(*, session: ChatSession, by: User) -> ChatSession:
         locked.held_by, locked.held_at, locked.updated_at = None, None, now
         locked.save(update_fields=["held_by", "held_at", "updated_at"])
         _history(locked, by=by, to=HoldStatus.AI, now=now)
+        with site_texts(locked.site):
+            left = gettext("%(agent)s left the chat; the assistant answers again") % {
+                "agent": display_name(holder)
+            }
         message_add(
             session=locked,
             role=MessageRole.SYSTEM,
-            text=f"{display_name(holder)} left the chat; the assistant answers again",
+            text=left,
             metadata={"kind": "handback", "visible": True},
             sent_by=by,
         )

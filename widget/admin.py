@@ -29,6 +29,15 @@ BUDGET_FIELDS = [
     "ai_daily_message_budget",
     "ai_price_per_1k_tokens",
 ]
+# What the visitor sees (issue 16): the header, the language, light or dark, the greeting bubble.
+LOOK_FIELDS = [
+    "public_title",
+    "language",
+    "greeting",
+    "greeting_bubble_seconds",
+    "theme",
+    "theme_color",
+]
 LEAD_QUALITY_FIELDS = [
     "email_refuse_no_mx",
     "email_refuse_disposable",
@@ -100,8 +109,7 @@ class SiteAdminForm(forms.ModelForm):
         fields = [
             "name",
             "is_active",
-            "greeting",
-            "theme_color",
+            *LOOK_FIELDS,
             "agent_backend",
             "agent_config",
             *BUDGET_FIELDS,
@@ -217,7 +225,7 @@ class SiteAdmin(admin.ModelAdmin):
         secret = ["secret_status", "new_secret", "clear_secret"] if editable else ["secret_status"]
         fieldsets = [
             (None, {"fields": ["name", "is_active", origins]}),
-            ("Look and greeting", {"fields": ["greeting", "theme_color"]}),
+            ("Look and greeting", {"fields": LOOK_FIELDS}),
             ("AI agent", {"fields": ["agent_backend", "agent_config", *secret]}),
             ("QA", {"fields": ["developer_emails"]}),
             (
@@ -281,7 +289,7 @@ class SiteAdmin(admin.ModelAdmin):
         fields = list(super().get_readonly_fields(request, obj))
         if not self.has_change_permission(request, obj):
             # View-only users get every field read-only; agent_secret is never among them.
-            fields += ["name", "is_active", "allowed_origins", "greeting", "theme_color"]
+            fields += ["name", "is_active", "allowed_origins", *LOOK_FIELDS]
             fields += ["agent_backend", "agent_config", *BUDGET_FIELDS, "messenger_page_id"]
             fields += [*HANDOFF_FIELDS, "notify_emails"]
             fields += ["developer_emails"]

@@ -25,6 +25,7 @@ from datetime import date
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from sessions_app.models import AutomationError, ChatSession
 from sessions_app.services import automation_error_record
@@ -157,7 +158,7 @@ def budget_reply(conversation: Conversation, spent: BudgetSpent) -> AgentReply:
     already = any(
         turn.role == "ai" and turn.metadata.get("budget") for turn in conversation.history[-2:]
     )
-    text = scripted.text if already else f"{FALLBACK_REPLY} {scripted.text}"
+    text = scripted.text if already else f"{gettext(FALLBACK_REPLY)} {scripted.text}"
     if scripted.handoff:
         text = ""  # widget.services tells the visitor who will answer; no apology needed
     return AgentReply(

@@ -20,6 +20,7 @@ from sessions_app.models import (
     MessageRole,
     QAStatus,
 )
+from widget.i18n import site_greeting
 from widget.models import Site
 
 DEMO_SITE_KEY = "demo-landing"
@@ -108,6 +109,7 @@ def seed_demo(
             public_key=DEMO_SITE_KEY,
             defaults={
                 "name": DEMO_SITE_NAME,
+                "public_title": "Acme",
                 "allowed_origins": DEMO_ORIGINS,
                 "greeting": "Hi! 👋 I'm the Acme assistant. What brings you here today?",
                 "theme_color": "#6f42c1",
@@ -126,7 +128,7 @@ def seed_demo(
             started = now - timedelta(days=rng.random() * days, minutes=rng.randint(0, 59))
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             outcome = rng.random()
-            transcript = [(MessageRole.AI, site.greeting)]
+            transcript = [(MessageRole.AI, site_greeting(site))]
             source, medium = rng.choice(UTM_SOURCES)
             row = ChatSession(
                 site=site,

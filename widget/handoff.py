@@ -21,6 +21,8 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dates import WEEKDAYS_ABBR
+from django.utils.translation import gettext, gettext_noop
 
 from sessions_app.delivery import email_enqueue
 from sessions_app.models import ChatSession
@@ -33,13 +35,17 @@ logger = logging.getLogger(__name__)
 JOB_NAME = "handoff-emails"
 HANDOFF_EMAIL_EVENT = "session.human_waiting"
 
-IN_HOURS_REPLY = "I've asked someone from the team to join this chat. They'll be with you shortly."
-OUT_OF_HOURS_REPLY = (
-    "Our team isn't available right now ({hours}), so a person can't join the chat. They'll "
+# What the visitor is told, in English here; said through gettext in the site's language
+# (widget.services calls handoff_reply inside widget.i18n.site_texts).
+IN_HOURS_REPLY = gettext_noop(
+    "I've asked someone from the team to join this chat. They'll be with you shortly."
+)
+OUT_OF_HOURS_REPLY = gettext_noop(
+    "Our team isn't available right now (%(hours)s), so a person can't join the chat. They'll "
     "write back to you by email as soon as they're in."
 )
-ASK_EMAIL = " What's the best email address to reach you?"
-HAVE_EMAIL = " We'll write to {email}."
+ASK_EMAIL = gettext_noop("What's the best email address to reach you?")
+HAVE_EMAIL = gettext_noop("We'll write to %(email)s.")
 
 
 @lru_cache(maxsize=1)
@@ -92,12 +98,17 @@ def _hhmm(value: time) -> str:
 
 
 def _days_text(days: list[str]) -> str:
+    """ "Mon-Fri", "Mon, Wed", "every day": in the active language (Django's own day names)."""
     if len(days) == 7:
-        return "every day"
+        return gettext("every day")
     indexes = [WEEKDAYS.index(d) for d in days]
     if len(days) > 2 and indexes == list(range(indexes[0], indexes[-1] + 1)):
-        return f"{days[0].capitalize()}-{days[-1].capitalize()}"
-    return ", ".join(d.capitalize() for d in days)
+        return f"{_day(indexes[0])}-{_day(indexes[-1])}"
+    return ", ".join(_day(i) for i in indexes)
+
+
+def _day(index: int) -> str:
+    return str(WEEKDAYS_ABBR[index])
 
 
 @dataclass(frozen=True)
@@ -112,13 +123,12 @@ def handoff_reply(
 ) -> HandoffReply:
     """What the visitor is told after asking for a person (the session's lead as stored now)."""
     if site is None or site_is_open(site, now=now):
-        return HandoffReply(text=IN_HOURS_REPLY, expects="text", in_hours=True)
-    text = OUT_OF_HOURS_REPLY.format(hours=opening_hours_text(site))
+        return HandoffReply(text=gettext(IN_HOURS_REPLY), expects="text", in_hours=True)
+    text = gettext(OUT_OF_HOURS_REPLY) % {"hours": opening_hours_text(site)}
     if session.lead_email:
-        return HandoffReply(
-            text=text + HAVE_EMAIL.format(email=session.lead_email), expects="text", in_hours=False
-        )
-    return HandoffReply(text=text + ASK_EMAIL, expects="email", in_hours=False)
+        have = gettext(HAVE_EMAIL) % {"email": session.lead_email}
+        return HandoffReply(text=f"{text} {have}", expects="text", in_hours=False)
+    return HandoffReply(text=f"{text} {gettext(ASK_EMAIL)}", expects="email", in_hours=False)
 
 
 # --- The email when nobody came ----------------------------------------------------------------

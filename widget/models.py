@@ -5,6 +5,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator, validate_email
 from django.db import models
+from django.utils.translation import gettext
 
 from leadchat.http_urls import is_http_url
 
@@ -32,6 +33,22 @@ class BackendName(models.TextChoices):
     OPENAI = "openai", "OpenAI-compatible"
 
 
+class SiteLanguage(models.TextChoices):
+    """The languages of the widget's texts and the scripted agent (locale/<code>/LC_MESSAGES)."""
+
+    EN = "en", "English"
+    ES = "es", "Español"
+    PT = "pt", "Português"
+    FR = "fr", "Français"
+    DE = "de", "Deutsch"
+
+
+class SiteTheme(models.TextChoices):
+    AUTO = "auto", "Follow the visitor's system (light or dark)"
+    LIGHT = "light", "Always light"
+    DARK = "dark", "Always dark"
+
+
 class Site(models.Model):
     """A landing page or website that embeds the widget."""
 
@@ -44,7 +61,42 @@ class Site(models.Model):
         blank=True,
         help_text="Origins (scheme://host[:port]) allowed to embed the widget and call its API.",
     )
-    greeting = models.TextField(default="Hi! 👋 How can we help you today?")
+    # What the visitor reads (issue 16): the internal name never reaches the widget.
+    public_title = models.CharField(
+        max_length=80,
+        blank=True,
+        default="",
+        help_text="The widget's header, e.g. 'Acme Solar'. Empty: 'Chat with us' in the site's "
+        "language (the internal name above is never shown to visitors).",
+    )
+    language = models.CharField(
+        max_length=5,
+        choices=SiteLanguage.choices,
+        default=SiteLanguage.EN,
+        help_text="The widget's texts and the scripted agent's lines, whatever the visitor's "
+        "browser says. Write the greeting, the privacy and contact lines in it too.",
+    )
+    greeting = models.TextField(
+        blank=True,
+        default="",
+        help_text="The agent's first message. Empty: 'Hi! 👋 How can we help you today?' in the "
+        "site's language.",
+    )
+    theme = models.CharField(
+        max_length=8,
+        choices=SiteTheme.choices,
+        default=SiteTheme.AUTO,
+        help_text="Light or dark widget; 'auto' follows the visitor's system setting.",
+    )
+    greeting_bubble_seconds = models.PositiveSmallIntegerField(
+        "greeting bubble after (seconds)",
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Show the greeting in a small bubble beside the launcher after this many "
+        "seconds on the page (once per browser session; not after the visitor closed it or "
+        "opened the chat). Empty or 0: no bubble.",
+    )
     theme_color = models.CharField(
         max_length=7,
         default="#0d6efd",
@@ -219,7 +271,7 @@ class Site(models.Model):
         """The consent line as the visitor reads it (text, then the policy's address)."""
         parts = [self.privacy_text.strip()]
         if self.privacy_url:
-            parts.append(f"Privacy policy: {self.privacy_url}")
+            parts.append(gettext("Privacy policy: %(url)s") % {"url": self.privacy_url})
         return " ".join(p for p in parts if p)
 
     def clean(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import get_language, gettext, gettext_noop
 
 from sessions_app.email_quality import email_check, email_refusal
 from sessions_app.errors import InvalidLead
@@ -40,14 +41,16 @@ from widget.backends.version import AgentVersion, agent_version
 from widget.budget import metered_backend
 from widget.bulkhead import agent_slot
 from widget.handoff import handoff_reply
+from widget.i18n import site_greeting, site_texts
 from widget.models import BackendName, Site
 
 logger = logging.getLogger(__name__)
 
-FALLBACK_REPLY = (
+# English here (tests and the bench compare with it); said through gettext in the site's language.
+FALLBACK_REPLY = gettext_noop(
     "Sorry, I can't answer right now. Your message is saved and our team will get back to you."
 )
-FALLBACK_ASK_EMAIL = " If you leave your name and email, we'll reply there."
+FALLBACK_ASK_EMAIL = gettext_noop("If you leave your name and email, we'll reply there.")
 
 
 @dataclass
@@ -88,6 +91,15 @@ def widget_session_start(
     user_agent: str = "",
 ) -> tuple[ChatSession, str, list[ChatMessage]]:
     """Open a web session with the site's greeting; returns (session, raw token, transcript)."""
+    with site_texts(site):
+        return _widget_session_start(
+            site=site, page_url=page_url, referrer=referrer, utm=utm, user_agent=user_agent
+        )
+
+
+def _widget_session_start(
+    *, site: Site, page_url: str, referrer: str, utm: dict[str, str] | None, user_agent: str
+) -> tuple[ChatSession, str, list[ChatMessage]]:
     greeting_agent = agent_version(backend=site.agent_backend, config=site.agent_config)
     session, token = session_start(
         site=site,
@@ -95,7 +107,7 @@ def widget_session_start(
         referrer=referrer,
         utm={k: v for k, v in (utm or {}).items() if k in UTM_FIELDS},
         user_agent=user_agent,
-        greeting=site.greeting,
+        greeting=site_greeting(site),
         greeting_metadata=site_greeting_metadata(site),
         greeting_agent=greeting_agent.as_fields(),
     )
@@ -152,6 +164,12 @@ def agent_answer(*, session: ChatSession, text: str) -> AgentAnswer:
     channel commits its outbox row with it). Never call it inside a transaction: the agent may
     take many seconds.
     """
+    # The scripted agent's lines, the fallback and the handoff lines in the site's language.
+    with site_texts(session.site):
+        return _agent_answer(session=session, text=text)
+
+
+def _agent_answer(*, session: ChatSession, text: str) -> AgentAnswer:
     site = session.site
     backend_name = site.agent_backend if site else BackendName.SCRIPTED
     budget = float(settings.WIDGET_AGENT_TIMEOUT)
@@ -253,7 +271,7 @@ def _lead_screen(
     )
     if refusal:
         if check.suggestion:
-            refusal += f" Did you mean {check.suggestion}?"
+            refusal += " " + gettext("Did you mean %(email)s?") % {"email": check.suggestion}
         return _Screened(lead=replace(lead, email=None) or None, refusals=[refusal])
     consent = _consent_seen(conversation)
     return _Screened(lead=lead, email_quality=check.quality, consent_text=consent)
@@ -280,6 +298,11 @@ def _consent_seen(conversation: Conversation) -> str:
 
 def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[ChatMessage]:
     """Store the agent's answer: its lead fields (completing the session) and its message(s)."""
+    with site_texts(session.site):
+        return _agent_answer_store(session=session, answer=answer)
+
+
+def _agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[ChatMessage]:
     reply, lead, metadata, backend_name = (
         answer.reply,
         answer.lead,
@@ -325,7 +348,7 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
                 message_add(
                     session=session,
                     role=MessageRole.AI,
-                    text=f"{refusal} Could you give me another email?",
+                    text=f"{refusal} {gettext('Could you give me another email?')}",
                     metadata={"backend": backend_name, "kind": "lead_refused", "expects": "email"},
                 )
             )
@@ -336,7 +359,7 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
                 message_add(
                     session=session,
                     role=MessageRole.AI,
-                    text=f"That {problem.field} doesn't look right: {problem} Could you check it?",
+                    text=_invalid_lead_text(problem),
                     metadata={
                         "backend": backend_name,
                         "kind": "lead_invalid",
@@ -346,6 +369,28 @@ def agent_answer_store(*, session: ChatSession, answer: AgentAnswer) -> list[Cha
                 )
             )
     return stored
+
+
+def _invalid_lead_text(problem: InvalidLead) -> str:
+    """The agent asks again for a value our rules refused (the reason is English only: in
+    another language the visitor reads the field, and what it needs where we can say it)."""
+    english = (get_language() or "en").startswith("en")
+    if problem.field == "email":
+        reason = str(problem) if english else _email_needs()
+        return gettext("That email doesn't look right: %(problem)s Could you check it?") % {
+            "problem": reason
+        }
+    if problem.field == "phone":
+        reason = str(problem) if english else ""
+        text = gettext("That phone number doesn't look right: %(problem)s Could you check it?")
+        return " ".join((text % {"problem": reason}).split())
+    reason = str(problem) if english else ""
+    text = gettext("That name doesn't look right: %(problem)s Could you check it?")
+    return " ".join((text % {"problem": reason}).split())
+
+
+def _email_needs() -> str:
+    return gettext("An email address needs a name, an @ and a domain, like name@example.com.")
 
 
 def _handoff_text(
@@ -474,6 +519,6 @@ def _fallback_reply(
         # The backend is down, but the visitor who asked for a person still gets one.
         return AgentReply(text="", model="", handoff=True), lead or None
     has_email = bool(session.lead_email or lead.email)
-    reply_text = FALLBACK_REPLY + ("" if has_email else FALLBACK_ASK_EMAIL)
+    reply_text = gettext(FALLBACK_REPLY) + ("" if has_email else f" {gettext(FALLBACK_ASK_EMAIL)}")
     reply = AgentReply(text=reply_text, expects="text" if has_email else "email", model="")
     return reply, lead or None

@@ -10,13 +10,14 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.templatetags.static import static
+from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from widget import selectors
 from widget.availability import Unavailable, widget_unavailable
 from widget.demo import DEMO_SITE_KEY
+from widget.i18n import site_greeting, site_public_title, site_texts
 from widget.origins import frame_ancestors, origin_of_url, own_origins, site_origins
 from widget.services import site_greeting_metadata
 
@@ -77,7 +78,7 @@ def _unavailable_page(request: HttpRequest, problem: Unavailable) -> HttpRespons
     response = render(
         request,
         "widget/unavailable.html",
-        {"owner_message": problem.owner_message, "css": static("widget/unavailable.css")},
+        {"owner_message": problem.owner_message},
         status=problem.status,
     )
     # Framable anywhere: it shows nothing of the site and offers nothing to click.
@@ -89,6 +90,23 @@ def _unavailable_page(request: HttpRequest, problem: Unavailable) -> HttpRespons
     return response
 
 
+def widget_texts() -> dict[str, str]:
+    """The strings widget.js shows, in the active language (`%s` is filled in by the script)."""
+    return {
+        "placeholder": gettext("Type your message…"),
+        "emailPlaceholder": gettext("name@example.com"),
+        "emailHint": gettext(
+            "That email looks incomplete: it needs a name, an @ and a domain like example.com."
+        ),
+        "typing": gettext("The assistant is typing"),
+        "offline": gettext("You seem to be offline. Your message was not sent; please try again."),
+        "failed": gettext("Something went wrong (%s)."),
+        "retry": gettext("Connection problem. Your message is kept; trying again in %s s…"),
+        "sentAt": gettext("Sent at %s"),
+        "dismiss": gettext("Dismiss"),
+    }
+
+
 @require_GET
 @xframe_options_exempt  # framing is governed by the per-site CSP frame-ancestors instead
 def widget_page(request: HttpRequest, site_key: str) -> HttpResponse:
@@ -98,23 +116,30 @@ def widget_page(request: HttpRequest, site_key: str) -> HttpResponse:
     if problem is not None:
         return _unavailable_page(request, problem)
     assert site is not None  # widget_unavailable refuses a missing site
-    config = {
-        "siteKey": site.public_key,
-        "name": site.name,
-        "greeting": site.greeting,
-        # Shown with the greeting before any session exists (the first message starts one).
-        "quickReplies": site_greeting_metadata(site)["quick_replies"],
-        "color": site.theme_color,
-        "api": "/api/widget/sessions/",
-        "openings": "/api/widget/openings/",
-        "origins": site_origins(site),
-        "pollMs": settings.LIVE_POLL_MS,
-    }
-    response = render(
-        request,
-        "widget/widget.html",
-        {"site": site, "config": config, "css": static("widget/widget.css")},
-    )
+    # Every text in the site's language (widget.i18n), the browser's Accept-Language unread.
+    with site_texts(site) as lang:
+        title = site_public_title(site)
+        config = {
+            "siteKey": site.public_key,
+            "title": title,
+            "greeting": site_greeting(site),
+            # Shown with the greeting before any session exists (the first message starts one).
+            "quickReplies": site_greeting_metadata(site)["quick_replies"],
+            "color": site.theme_color,
+            "lang": lang,
+            "api": "/api/widget/sessions/",
+            "openings": "/api/widget/openings/",
+            "origins": site_origins(site),
+            "pollMs": settings.LIVE_POLL_MS,
+            # The launcher's greeting bubble (embed.js), off unless the site sets a delay.
+            "bubbleAfter": site.greeting_bubble_seconds or 0,
+            "t": widget_texts(),
+        }
+        response = render(
+            request,
+            "widget/widget.html",
+            {"site": site, "config": config, "title": title, "lang": lang},
+        )
     response["Content-Security-Policy"] = widget_csp(site)
     response["Cache-Control"] = "no-cache"
     return response

@@ -110,6 +110,27 @@ def test_floor_view_writes_two_messages_and_updates_the_session(client):
 
 
 @pytest.mark.django_db
+@pytest.mark.urls("bench.plain_urls")
+def test_plain_django_anchor_does_the_floor_writes_with_no_middleware(client, settings):
+    from bench import plain_settings
+
+    settings.MIDDLEWARE = plain_settings.MIDDLEWARE
+    assert plain_settings.MIDDLEWARE == []
+    session = ChatSessionFactory(message_count=0)
+
+    response = client.post(
+        f"/bench/floor/{session.public_id}/messages/",
+        data=json.dumps({"text": "Hello"}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 201
+    assert "X-Content-Type-Options" not in response  # SecurityMiddleware did not run
+    assert session.messages.count() == 2
+    assert client.get("/health").content == b"ok"
+
+
+@pytest.mark.django_db
 @pytest.mark.urls("bench.urls")
 def test_floor_view_answers_400_to_bad_json(client):
     session = ChatSessionFactory()

@@ -295,3 +295,28 @@ def test_cache_clear_deletes_its_own_prefix_and_leaves_other_workers_keys(settin
         assert raw.get("leadchat-test-gw9-other:1:rate") == "7"
         assert raw.get("unprefixed-key") == "kept"
         cache.close()
+
+
+def test_a_cache_url_key_prefix_keeps_two_apps_sharing_one_redis_apart(settings):
+    # django-environ hands `?key_prefix=` to Django's Redis backend in lower case, which Django
+    # ignores: two leadchat instances on one Redis shared every key, rate limits included.
+    from django.core.cache import caches
+
+    from leadchat.settings import cache_from_url
+    from leadchat.tests.redis_support import delete_prefixed, require_redis
+
+    require_redis()
+    first, second = unique_key_prefix(), unique_key_prefix()
+    configs = {
+        name: cache_from_url(f"{REDIS_URL}?key_prefix={prefix}&timeout=60")
+        for name, prefix in (("first", first), ("second", second))
+    }
+    assert configs["first"]["KEY_PREFIX"] == first and configs["first"]["TIMEOUT"] == 60
+    settings.CACHES = {**settings.CACHES, **configs}
+    try:
+        caches["first"].set("limit", 1)
+        assert caches["second"].get("limit") is None
+        assert raw_keys(first) and not raw_keys(second)
+    finally:
+        delete_prefixed(REDIS_URL, first)
+        delete_prefixed(REDIS_URL, second)

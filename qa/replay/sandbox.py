@@ -32,6 +32,7 @@ from widget.agent_secrets import AgentSecretError
 from widget.backends import AgentReply, BackendError, Conversation, LeadFields, Turn
 from widget.backends.scripted import ScriptedBackend
 from widget.backends.version import AgentVersion, agent_version
+from widget.i18n import site_greeting, site_texts
 from widget.models import BackendName, Site
 from widget.services import site_secret
 
@@ -89,12 +90,11 @@ def _lead_offered(offered: LeadFields | None, known: LeadFields) -> tuple[LeadFi
 
 def _greeting(site: Site) -> list[Turn]:
     """The greeting a visitor would see now (the scripted flow keeps its state in it)."""
-    if not site.greeting:
-        return []
     metadata: dict[str, Any] = {"kind": "greeting", "backend": site.agent_backend}
-    if site.agent_backend == BackendName.SCRIPTED:
-        metadata = ScriptedBackend.greeting_metadata(site.agent_config or {})
-    return [Turn(role=MessageRole.AI, text=site.greeting, metadata=metadata)]
+    with site_texts(site):  # an empty greeting is the default one, in the site's language
+        if site.agent_backend == BackendName.SCRIPTED:
+            metadata = ScriptedBackend.greeting_metadata(site.agent_config or {})
+        return [Turn(role=MessageRole.AI, text=site_greeting(site), metadata=metadata)]
 
 
 def sandbox_run(
@@ -156,7 +156,8 @@ def sandbox_run(
         )
         call_started = time.monotonic()
         try:
-            reply: AgentReply = backend.reply(conversation)
+            with site_texts(site):  # the scripted lines in the site's language, as in production
+                reply: AgentReply = backend.reply(conversation)
         except BackendError as exc:
             used = _tokens(exc.details.get("tokens"))
             if clock() >= ends:

@@ -1,11 +1,9 @@
 /* leadchat embed: <script src="https://HOST/widget/embed.js" data-site="KEY" async></script>
-   Asks first whether the chat may show here (key, site on, origin allowed); if not, no launcher
-   and one console warning saying what to fix. Then a launcher and, when opened (or once idle),
-   the chat iframe. No globals; all in the shadow root of an element of our own name (:host's
-   !important reset beats even the page's !important). */
+   Asks first (key, site on, origin): if refused, no launcher, one console.warn. No globals; all
+   in a shadow root (:host's !important reset beats the page's !important). */
 (function () {
   "use strict";
-  var d = document, w = window;
+  var d = document, w = window, t0 = Date.now();
   var s = d.currentScript || d.querySelector('script[src*="/widget/embed.js"][data-site]');
   var key = s && s.getAttribute("data-site");
   if (!key || s.getAttribute("data-leadchat-loaded")) return;
@@ -24,6 +22,8 @@
     // The unread badge: messages (an agent's reply) that came while the chat was closed.
     ".b{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 5px;box-sizing:border-box;border-radius:10px;" +
     "background:#dc2626;color:#fff;font:600 12px/20px system-ui,sans-serif;text-align:center}.b[hidden]{display:none}" +
+    ".g{position:fixed;right:20px;bottom:88px;z-index:2147483000;max-width:260px;padding:10px;border-radius:12px;background:#fff;color:#222;" +
+    "box-shadow:0 4px 14px rgba(0,0,0,.25);font:14px system-ui,sans-serif}.g button{all:unset;cursor:pointer}.g .x{margin-left:8px}" +
     "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}.o .l{display:none}}";
   var host = d.createElement("leadchat-widget");
   host.setAttribute("data-leadchat", "");
@@ -33,7 +33,8 @@
   wrap.innerHTML =
     '<div class="p" hidden></div><button class="l" type="button" aria-label="Open chat" aria-expanded="false">' +
     '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z"/></svg>' +
-    '<span class="b" hidden aria-hidden="true"></span></button>';
+    '<span class="b" hidden aria-hidden="true"></span></button>' +
+    '<div class="g" role="status" hidden><button type="button"></button><button type="button" class="x">&times;</button></div>';
   try {
     var sheet = new CSSStyleSheet();
     sheet.replaceSync(css);
@@ -85,6 +86,7 @@
     btn.setAttribute("aria-expanded", String(show));
     btn.setAttribute("aria-label", show ? "Close chat" : "Open chat");
     if (show) {
+      unbubble();
       showUnread(0);
       tell("open");
     } else {
@@ -105,6 +107,7 @@
         frame.contentWindow.postMessage({ type: "leadchat:state", state: saved }, base);
       }
       if (isOpen) tell("open");
+      if (e.data.bubble) bubble(e.data.bubble);
     } else if (t === "leadchat:save") {
       // The iframe may not keep storage of its own (third-party storage blocked): keep its ids.
       try {
@@ -114,6 +117,21 @@
     } else if (t === "leadchat:close") toggle(false);
     else if (t === "leadchat:unread" && !isOpen) showUnread(parseInt(e.data.count, 10) || 0);
   });
+  // Greeting bubble (issue 16): `after` s into the page until dismissed or the chat opens,
+  // which end it for the browser session.
+  var bub = wrap.querySelector(".g"), bk = "leadchat:b:" + key, gone = 0;
+  function unbubble() {
+    gone = bub.hidden = 1;
+    try { sessionStorage.setItem(bk, 1); } catch (x) { /* denied */ }
+  }
+  function bubble(b) {
+    try { if (sessionStorage.getItem(bk)) return; } catch (x) { return; }
+    bub.firstChild.textContent = b.text; // the site's greeting: text only
+    bub.lastChild.setAttribute("aria-label", b.close);
+    bub.firstChild.onclick = function () { toggle(true); };
+    bub.lastChild.onclick = unbubble;
+    setTimeout(function () { bub.hidden = gone; }, b.after * 1000 - (Date.now() - t0));
+  }
   function idle() {
     (w.requestIdleCallback || function (f) { setTimeout(f, 1500); })(load, { timeout: 4000 });
   }

@@ -23,8 +23,17 @@
   // launcher asks for an unread badge when not), and a counter that voids a poll overtaken by a
   // message of the visitor's (its answer could repeat what the post's answer brings).
   var seen = {}, cursor = 0, showing = !embedded, unread = 0, pollTimer = null, sendRound = 0;
+  // The visitor's line on screen while its post is in flight: a transcript that arrives
+  // meanwhile (the conversation starting under load) must not wipe it.
+  var pending = null;
   var pollMs = cfg.pollMs || 2000;
   var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/;
+  // The texts come from the server in the site's language (widget.views.widget_texts).
+  var T = cfg.t;
+  function fill(text, value) { return text.replace("%s", value); }
+  // Times in the visitor's own clock, in the site's language's format ("14:05", "2:05 PM").
+  var clock = new Intl.DateTimeFormat(cfg.lang, { hour: "numeric", minute: "2-digit" });
+  var fullDate = new Intl.DateTimeFormat(cfg.lang, { dateStyle: "medium", timeStyle: "short" });
 
   document.documentElement.style.setProperty("--lc-accent", cfg.color);
   if (!embedded) closeBtn.hidden = true;
@@ -55,19 +64,19 @@
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (data) {
           if (r.ok) return data;
-          var err = new Error(data.error || "Something went wrong (" + r.status + ").");
+          var err = new Error(data.error || fill(T.failed, r.status));
           err.status = r.status;
           err.retryAfter = parseInt(r.headers.get("Retry-After"), 10) || 0;
           throw err;
         });
       }, function () {
-        var err = new Error("You seem to be offline. Your message was not sent; please try again.");
+        var err = new Error(T.offline);
         err.status = 0;
         throw err;
       });
   }
 
-  function bubble(role, text, author) {
+  function bubble(role, text, author, at) {
     var div = document.createElement("div");
     div.className = "lc-msg lc-" + role;
     if (author) {
@@ -80,15 +89,31 @@
       div.textContent = text;
     }
     log.appendChild(div);
+    stamp(div, at);
     log.scrollTop = log.scrollHeight;
     return div;
+  }
+  // A message's time (stored by the server, `created_at`), small under its bubble (a sibling, so
+  // the bubble holds only the message); screen readers hear "Sent at 14:05" after the message
+  // and a hover shows the full date.
+  function stamp(div, at) {
+    var when = new Date(at);
+    if (!at || isNaN(when)) return;
+    var t = div.lcTime || document.createElement("time");
+    t.className = "lc-time";
+    t.dateTime = when.toISOString();
+    t.textContent = clock.format(when);
+    t.title = fullDate.format(when);
+    t.setAttribute("aria-label", fill(T.sentAt, clock.format(when)));
+    if (!div.lcTime) div.after(t);
+    div.lcTime = t;
   }
   function showTyping(on) {
     if (on && !typing) {
       typing = document.createElement("div");
       typing.className = "lc-msg lc-agent lc-typing";
       typing.setAttribute("role", "status");
-      typing.setAttribute("aria-label", "The assistant is typing");
+      typing.setAttribute("aria-label", T.typing);
       typing.innerHTML = "<i></i><i></i><i></i>"; // static markup, no data
       log.appendChild(typing);
       log.scrollTop = log.scrollHeight;
@@ -104,8 +129,10 @@
     var fresh = messages.filter(function (m) { return !(m.id && seen[m.id]); });
     fresh.forEach(function (m) {
       if (m.id) { seen[m.id] = true; cursor = Math.max(cursor, m.id); }
-      bubble(LOOK[m.role] || "agent", m.text, m.role === "agent" ? m.author : "");
+      bubble(LOOK[m.role] || "agent", m.text, m.role === "agent" ? m.author : "", m.created_at);
     });
+    if (replace && pending) log.appendChild(pending);
+    if (replace && typing) log.appendChild(typing);
     var last = fresh[fresh.length - 1];
     if (last && last.role !== "visitor" && last.role !== "system") offer(last.quick_replies || [], last.expects);
     return fresh.length;
@@ -152,14 +179,14 @@
     expects = kind === "email" ? "email" : "text";
     input.type = expects;
     input.setAttribute("autocomplete", expects === "email" ? "email" : "off");
-    input.placeholder = expects === "email" ? "name@example.com" : "Type your message…";
+    input.placeholder = expects === "email" ? T.emailPlaceholder : T.placeholder;
     validate();
   }
   function validate() {
     var v = input.value.trim();
     var bad = expects === "email" && v.indexOf("@") !== -1 && !EMAIL.test(v);
     input.setAttribute("aria-invalid", String(bad));
-    hint.textContent = bad ? "That email looks incomplete: it needs a name, an @ and a domain like example.com." : "";
+    hint.textContent = bad ? T.emailHint : "";
   }
   function notice(text) {
     return bubble("notice", text);
@@ -169,7 +196,9 @@
   // creates no session; the visitor's first message does (`create`).
   function greet() {
     render([{ role: "ai", text: cfg.greeting, quick_replies: cfg.quickReplies || [] }], true);
+    greetEl = log.firstChild; // its time comes with the stored greeting (the first message)
   }
+  var greetEl = null;
   // Counted once per page, for the overview's funnel, when a visitor without a conversation
   // opens the chat. A lost count is no reason to bother the visitor: errors are ignored.
   var openingSent = false;
@@ -210,6 +239,7 @@
       save({ id: data.session_id, token: data.visitor_token });
       // The greeting is on screen already (greet): only its stored id is news.
       data.messages.forEach(function (m) { if (m.id) { seen[m.id] = true; cursor = Math.max(cursor, m.id); } });
+      if (greetEl && data.messages[0]) stamp(greetEl, data.messages[0].created_at);
       schedule(pollMs);
     }, function (err) {
       starting = null;
@@ -233,7 +263,7 @@
       showTyping(false);
       var wait = Math.min(MAX_WAIT_S, Math.max(1, err.retryAfter || 5) * Math.pow(2, attempt));
       mine.classList.add("lc-waiting");
-      var note = notice("Connection problem. Your message is kept; trying again in " + wait + " s…");
+      var note = notice(fill(T.retry, wait));
       note.setAttribute("role", "status");
       return new Promise(function (resolve) { setTimeout(resolve, wait * 1000); }).then(function () {
         note.remove();
@@ -251,12 +281,12 @@
     quick.textContent = "";
     input.value = "";
     validate();
-    var mine = bubble("visitor", text);
+    var mine = pending = bubble("visitor", text);
     post(text, mine, 0).then(function (data) {
       mine.classList.remove("lc-waiting");
       showTyping(false);
       data.messages.forEach(function (m) {
-        if (m.role === "visitor" && m.id) { seen[m.id] = true; cursor = Math.max(cursor, m.id); }
+        if (m.role === "visitor" && m.id) { seen[m.id] = true; cursor = Math.max(cursor, m.id); stamp(mine, m.created_at); }
       });
       render(data.messages.filter(function (m) { return m.role !== "visitor"; }));
     }).catch(function (err) {
@@ -265,6 +295,7 @@
       if (!input.value) input.value = text; // not stored: give the text back
       notice(err.message);
     }).then(function () {
+      pending = null;
       busy = false;
       sendBtn.disabled = false;
       input.focus();
@@ -308,5 +339,8 @@
     greet();
     if (!embedded) opening(); // the page on its own: the chat shows at once
   });
-  toParent({ type: "leadchat:ready", color: cfg.color, needsState: viaParent });
+  // The greeting travels with `ready` for the launcher's optional bubble (embed.js).
+  var ready = { type: "leadchat:ready", color: cfg.color, needsState: viaParent };
+  if (cfg.bubbleAfter) ready.bubble = { text: cfg.greeting, after: cfg.bubbleAfter, close: T.dismiss };
+  toParent(ready);
 })();

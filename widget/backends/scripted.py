@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import phonenumbers
+from django.utils.translation import get_language, gettext, gettext_noop
 
 from sessions_app.email_quality import email_check, email_refusal
 from sessions_app.errors import InvalidLead
@@ -78,10 +79,18 @@ NAME_STOP_WORDS = {
 }
 # The scripted flow's "model": its agent version names it (widget.backends.version).
 SCRIPTED_MODEL = "scripted-v1"
-DEFAULT_QUICK_REPLIES = ["I'd like a quote", "Book a demo", "I have a question"]
+# Its lines are said through gettext, in the site's language (widget.i18n.site_texts, around
+# every call of the agent); the quick replies too, unless the site lists its own.
+DEFAULT_QUICK_REPLIES = [
+    gettext_noop("I'd like a quote"),
+    gettext_noop("Book a demo"),
+    gettext_noop("I have a question"),
+]
 
 
 YES_WORDS = {"yes", "y", "yeah", "yep", "yup", "correct", "right", "sure", "yes please", "ok"}
+# "Yes" in the widget's other languages (a reply to "Did you mean ...?").
+YES_WORDS |= {"si", "sí", "claro", "sim", "oui", "ja", "genau", "exacto", "exato", "correcto"}
 # A phone number typed in a sentence: seven digits or more, with the usual separators.
 PHONE_CANDIDATE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 PHONE_WORDS = re.compile(r"\b(phone|mobile|cell|call|tel|whatsapp|number)\b", re.IGNORECASE)
@@ -125,7 +134,7 @@ class ScriptedBackend:
 
         notes: list[str] = []
         if phone_error:
-            notes.append(f"I've left the phone number out: {phone_error}")
+            notes.append(_phone_problem(phone_error))
         email_ask: dict[str, Any] = {}
         if found_email and not lead.email:
             check = email_check(found_email)
@@ -142,13 +151,14 @@ class ScriptedBackend:
                 found_email = None
                 if refusal:
                     notes.append(refusal)
-                    ask = f"Did you mean {suggestion}? " if suggestion else ""
-                    email_ask["text"] = f"{ask}Could you give me another email?"
+                    ask = gettext("Did you mean %(email)s?") % {"email": suggestion}
+                    another = gettext("Could you give me another email?")
+                    email_ask["text"] = f"{ask} {another}" if suggestion else another
                 else:
-                    email_ask["text"] = (
-                        f"Did you mean {suggestion}? Reply yes, or type your email again if "
-                        f"{email_ask['typo_email']} is right."
-                    )
+                    email_ask["text"] = gettext(
+                        "Did you mean %(suggestion)s? Reply yes, or type your email again if "
+                        "%(email)s is right."
+                    ) % {"suggestion": suggestion, "email": email_ask["typo_email"]}
 
         name = lead.name or found_name
         email = lead.email or found_email
@@ -181,11 +191,13 @@ class ScriptedBackend:
             )
         if lead.name and lead.email:
             return answer(
-                "Thanks! I've added that to your conversation; the team will see it.", step="done"
+                gettext("Thanks! I've added that to your conversation; the team will see it."),
+                step="done",
             )
         if email_error and not lead.email:
             return answer(
-                f"That email doesn't look right: {email_error} Could you check it?",
+                gettext("That email doesn't look right: %(problem)s Could you check it?")
+                % {"problem": _email_problem(email_error)},
                 step="email",
                 expects="email",
             )
@@ -194,7 +206,9 @@ class ScriptedBackend:
             return answer(text_, step="email", expects="email", **email_ask)
         if rejected_guess:
             return answer(
-                "No problem. Could you type your email again?", step="email", expects="email"
+                gettext("No problem. Could you type your email again?"),
+                step="email",
+                expects="email",
             )
         if declined:
             declines += 1
@@ -204,62 +218,77 @@ class ScriptedBackend:
                     declined=f"Declined to leave contact details {declines} times "
                     f"(last asked for {'an email' if step == 'email' else 'a name'}).",
                 )
-                contact = rules.contact_line.strip() or (
+                contact = rules.contact_line.strip() or gettext(
                     "Your messages here are saved, and the team can read them."
                 )
                 return answer(
-                    f"No problem, I won't ask again. {contact} Thanks for stopping by, and "
-                    "have a good day!",
+                    gettext(
+                        "No problem, I won't ask again. %(contact)s Thanks for stopping by, and "
+                        "have a good day!"
+                    )
+                    % {"contact": contact},
                     step="declined",
                 )
             if step == "email":
                 return answer(
-                    "No problem. Without an email we can't get back to you outside this chat, "
-                    "though. If you change your mind, what's the best email to reach you?",
+                    gettext(
+                        "No problem. Without an email we can't get back to you outside this "
+                        "chat, though. If you change your mind, what's the best email to reach "
+                        "you?"
+                    ),
                     step="email",
                     expects="email",
                 )
             return answer(
-                "No problem. What's the best email to reach you, then?",
+                gettext("No problem. What's the best email to reach you, then?"),
                 step="email",
                 expects="email",
             )
         if name and email:
             return answer(
-                f"Perfect, thank you {first}! Someone from our team will be in touch at "
-                f"{email} shortly.",
+                gettext(
+                    "Perfect, thank you %(name)s! Someone from our team will be in touch at "
+                    "%(email)s shortly."
+                )
+                % {"name": first, "email": email},
                 step="done",
             )
         if step == "declined" and not offered:
             return answer(
-                "Thanks, I've added that to your conversation; the team will see it.",
+                gettext("Thanks, I've added that to your conversation; the team will see it."),
                 step="declined",
             )
         if step == "email" and not email:
             return answer(
-                "I couldn't find an email address in that. It needs an @ and a domain, like "
-                "name@example.com. What's the best email to reach you?",
+                gettext(
+                    "I couldn't find an email address in that. It needs an @ and a domain, like "
+                    "name@example.com. What's the best email to reach you?"
+                ),
                 step="email",
                 expects="email",
             )
         if name:
             return answer(
-                f"Thanks, {first}! What's the best email to reach you?",
+                gettext("Thanks, %(name)s! What's the best email to reach you?") % {"name": first},
                 step="email",
                 expects="email",
             )
         if email:
             # An email given at the name prompt (or before it): thanked for, then the name.
-            return answer("Thanks, I've got your email. And may I have your name?", step="name")
+            return answer(
+                gettext("Thanks, I've got your email. And may I have your name?"), step="name"
+            )
         if step == "name":
-            return answer("Sorry, I didn't catch your name. What should I call you?", step="name")
-        return answer("Happy to help with that! May I have your name?", step="name")
+            return answer(
+                gettext("Sorry, I didn't catch your name. What should I call you?"), step="name"
+            )
+        return answer(gettext("Happy to help with that! May I have your name?"), step="name")
 
     @staticmethod
     def greeting_metadata(config: dict[str, Any]) -> dict[str, Any]:
         quick = config.get("quick_replies")
         if not isinstance(quick, list):
-            quick = DEFAULT_QUICK_REPLIES
+            quick = [gettext(q) for q in DEFAULT_QUICK_REPLIES]
         return {
             "kind": "greeting",
             "backend": "scripted",
@@ -293,6 +322,21 @@ def extract_lead(text: str) -> LeadFields:
     """A name or a valid email offered in free text; used when a network backend is down."""
     email, _ = _find_email(text)
     return LeadFields(name=_find_name(text), email=email)
+
+
+def _email_problem(reason: str) -> str:
+    """Why an email is malformed, for the visitor. email-validator explains in English only: in
+    another language the visitor reads what an address needs instead."""
+    if (get_language() or "en").startswith("en"):
+        return reason
+    return gettext("An email address needs a name, an @ and a domain, like name@example.com.")
+
+
+def _phone_problem(reason: str) -> str:
+    """Why a phone number was left out; its reason (phonenumbers', ours) is English only."""
+    if (get_language() or "en").startswith("en"):
+        return gettext("I've left the phone number out: %(problem)s") % {"problem": reason}
+    return gettext("I've left the phone number out: it doesn't look like a valid number.")
 
 
 def _last_ai(conversation: Conversation) -> dict[str, Any]:

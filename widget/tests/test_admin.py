@@ -20,6 +20,9 @@ def form_data(**overrides):
         "origins_text": "https://www.example.com\nhttp://localhost:3000/",
         "greeting": "Hello!",
         "theme_color": "#112233",
+        # The widget's look (issue 16) as the add form renders it.
+        "language": "en",
+        "theme": "auto",
         "agent_backend": "scripted",
         "agent_config": "{}",
         "new_secret": "",

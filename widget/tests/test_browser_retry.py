@@ -78,3 +78,37 @@ def test_widget_keeps_the_text_and_retries_after_a_503(page: Page, landing_page_
     assert [json.loads(body)["text"] for body in refused] == ["Do you ship to Portugal?"] * 2
     stored = ChatMessage.objects.filter(role=MessageRole.VISITOR).values_list("text", flat=True)
     assert list(stored) == ["Do you ship to Portugal?"]  # stored once, by the third try
+
+
+def test_a_message_sent_while_the_conversation_is_still_starting_stays_on_screen(
+    page: Page, landing_page_server
+):
+    # Under load the request that starts the conversation can still be in flight when the
+    # visitor sends: the transcript it brings back must not wipe the visitor's line (it did,
+    # and the visitor saw an answer to a question no longer on screen).
+    held: list[Route] = []
+
+    def hold_the_start(route: Route) -> None:
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.context.route("**/api/widget/sessions/", hold_the_start)
+    page.goto(f"{landing_page_server.url}/")
+    frame = open_widget(page)
+    expect(frame.locator("#lc-log")).to_contain_text(GREETING, timeout=UI_TIMEOUT_MS)
+    say(frame, "Do you ship to Portugal?")
+    expect(frame.locator(".lc-visitor")).to_have_text(["Do you ship to Portugal?"])
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    held[0].continue_()
+
+    answer = frame.locator(".lc-agent:not(.lc-typing)").last
+    expect(answer).not_to_have_text(GREETING, timeout=UI_TIMEOUT_MS)
+    expect(frame.locator("#lc-log .lc-msg")).to_have_count(3)
+    expect(frame.locator("#lc-log .lc-msg").nth(1)).to_have_text("Do you ship to Portugal?")
+    assert ChatMessage.objects.filter(role=MessageRole.VISITOR).count() == 1
