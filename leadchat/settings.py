@@ -153,7 +153,6 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-
 def cache_from_url(url: str) -> dict:
     """CACHE_URL as Django reads it. django-environ (0.14) lower-cases the base options of
     Django's own Redis backend, so `?key_prefix=leadchat` became "key_prefix", which Django
@@ -377,6 +376,13 @@ LEAD_EMAIL_DNS_CACHE_SECONDS = env.int("LEAD_EMAIL_DNS_CACHE_SECONDS", default=8
 # Rate limits of the public widget API (429 with Retry-After beyond them). They live in the
 # cache, so several processes need a shared CACHE_URL for the limits to hold across them.
 WIDGET_SESSIONS_PER_IP_PER_HOUR = env.int("WIDGET_SESSIONS_PER_IP_PER_HOUR", default=30)
+# Openings of the chat one IP may have counted per hour (the overview's funnel); beyond, a 429 and
+# nothing counted, so a script cannot inflate the figure much.
+WIDGET_OPENINGS_PER_IP_PER_HOUR = env.int("WIDGET_OPENINGS_PER_IP_PER_HOUR", default=60)
+# The embed script's availability check, once per page view, has a budget of its own.
+WIDGET_AVAILABILITY_PER_IP_PER_MINUTE = env.int(
+    "WIDGET_AVAILABILITY_PER_IP_PER_MINUTE", default=300
+)
 WIDGET_MESSAGES_PER_SESSION_PER_MINUTE = env.int(
     "WIDGET_MESSAGES_PER_SESSION_PER_MINUTE", default=20
 )

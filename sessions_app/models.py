@@ -469,6 +469,30 @@ class AutomationError(models.Model):
         return f"{self.workflow or self.get_source_display()}: {self.message[:80]}"
 
 
+class WidgetOpening(models.Model):
+    """How many times visitors without a conversation opened a site's chat, per hour.
+
+    Opening the chat creates no session (only the visitor's first message does), so this
+    counter is what the overview's funnel (opened -> engaged -> lead) starts from. One row per
+    site and hour rather than per day: the overview sums whole days in the viewer's time zone,
+    and hour rows add up exactly to any whole-hour zone's days (a UTC day would not). Written
+    only by `sessions_app.services.widget_opening_count` (an upsert: one statement, no lost
+    counts when two visitors open at once).
+    """
+
+    site = models.ForeignKey("widget.Site", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="The start of the hour (UTC) the openings fell in.")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "hour"], name="widget_opening_site_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"site {self.site_id} at {self.hour:%Y-%m-%d %H}:00: {self.count}"
+
+
 # The delivery models (the outbox) have their own module in the delivery subpackage; imported
 # here so the app registry finds them in app `sessions_app`, tables and migrations unchanged.
 # The migrations name the secret's default and validator by their path here.

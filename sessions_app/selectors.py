@@ -46,6 +46,7 @@ from sessions_app.models import (
     Delivery,
     MessageRole,
     QAStatus,
+    WidgetOpening,
 )
 
 # Orderings a client may ask for; anything else is refused (never passed to order_by as is).
@@ -390,6 +391,10 @@ def sessions_stats(
       widget.budget keeps), and what they cost at each session's site price per 1,000 tokens;
       ai_tokens_per_lead / ai_cost_per_lead divide them by converted_sessions (the same
       sessions: a visitor who leaves no lead still costs), None without a lead.
+    - opened / funnel: the widget's funnel for the range. `opened` counts the chat's openings
+      by visitors without a conversation (WidgetOpening, per hour: opening creates no session);
+      `engaged`, the web sessions started in range where the visitor wrote; `leads`, those of
+      them with a lead.
     A fixed number of queries whatever the data size.
     """
     start, end = day_bounds(date_from, date_to, tz)
@@ -418,6 +423,10 @@ def sessions_stats(
         "sessions": Count("*"),
         "converted": Count("id", filter=complete),
         "engaged": Count("id", filter=Q(ai_engaged=True)),
+        # The widget's funnel (after the openings): sessions where the visitor wrote, and those
+        # of them with a lead. Web only: openings are the widget's.
+        "web_engaged": Count("id", filter=Q(channel=Channel.WEB, ai_engaged=True)),
+        "web_engaged_leads": Count("id", filter=complete & Q(channel=Channel.WEB, ai_engaged=True)),
         # Waiting for a person now (of the sessions in range; the overview's live card).
         "needs_human": Count("id", filter=Q(needs_human=True)),
         "messages": Sum("message_count", default=0),
@@ -485,6 +494,11 @@ def sessions_stats(
         .order_by("-n", "page")[:TOP_N]
     ]
 
+    openings = WidgetOpening.objects.filter(hour__gte=start, hour__lt=end)
+    if site is not None:
+        openings = openings.filter(site_id=site)
+    opened = openings.aggregate(n=Sum("count", default=0))["n"]
+
     days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
     n_sessions, converted = totals["sessions"], totals["converted"]
     replies_timed = totals["replies_timed"]
@@ -495,6 +509,7 @@ def sessions_stats(
         "date_to": date_to,
         "time_zone": str(tz),
         "totals": {
+            "opened": opened,
             "sessions": n_sessions,
             "leads": sum(leads_per_day.values()),
             "converted_sessions": converted,
@@ -520,6 +535,11 @@ def sessions_stats(
         "top_pages": top_pages,
         "utm_sources": utm_sources,
         "channels": channels,
+        "funnel": {
+            "opened": opened,
+            "engaged": totals["web_engaged"],
+            "leads": totals["web_engaged_leads"],
+        },
     }
 
 

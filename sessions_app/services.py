@@ -14,7 +14,7 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, cast
 
 from django.conf import settings
@@ -42,6 +42,7 @@ from sessions_app.models import (
     LifecycleHistory,
     MessageRole,
     TrashStatus,
+    WidgetOpening,
 )
 from sessions_app.selectors import conversation_session
 from sessions_app.transitions import MoveWording, check_move, copy_state, lock
@@ -570,6 +571,24 @@ def human_request_notify_claim(
             deleted_at__isnull=True,
         ).update(human_notified_at=now)
     )
+
+
+def widget_opening_count(*, site_id: int, now: datetime | None = None) -> None:
+    """Count one opening of the site's chat (by a visitor without a conversation) in its hour.
+
+    One INSERT ... ON CONFLICT DO UPDATE SET count = count + 1 (the same text on SQLite and
+    PostgreSQL): two visitors opening at once both count, where a read-then-write would lose
+    one, and a get_or_create would fail the second insert on the unique (site, hour).
+    """
+    hour = (now or timezone.now()).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    qn = connection.ops.quote_name
+    table = qn(WidgetOpening._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (site_id, hour, count) VALUES (%s, %s, 1) "  # noqa: S608
+        f"ON CONFLICT (site_id, hour) DO UPDATE SET count = {table}.count + 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [site_id, connection.ops.adapt_datetimefield_value(hour)])
 
 
 def sessions_close_idle(*, idle_for: timedelta | None = None) -> int:

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
@@ -28,25 +29,39 @@ from sessions_app.errors import SessionDeleted
 from sessions_app.live import visitor_typing_mark
 from sessions_app.models import ChatSession
 from sessions_app.services import visitor_token_matches
+from sessions_app.services import widget_opening_count as opening_count
 from widget import selectors, services
-from widget.origins import request_origin_allowed
+from widget.availability import Unavailable, page_origin, widget_unavailable
+from widget.origins import origin_of_url, own_origins, request_origin_allowed, site_origins
 from widget.serializers import (
     MessageIn,
     MessageOut,
     MessagePostOut,
     MessagesSinceIn,
     MessagesSinceOut,
+    OpeningIn,
     SessionStartIn,
     SessionStartOut,
+    SiteAvailabilityOut,
     TranscriptOut,
 )
 from widget.throttling import (
+    AvailabilityIPThrottle,
+    OpeningThrottle,
     SessionMessageThrottle,
     SessionPollThrottle,
     SessionStartThrottle,
     WidgetIPThrottle,
     WidgetPollIPThrottle,
 )
+
+
+class WidgetUnavailable(exceptions.APIException):
+    """A refusal of `widget.availability`, with its status, code and message for the owner."""
+
+    def __init__(self, problem: Unavailable) -> None:
+        self.status_code = problem.status
+        super().__init__(detail=problem.owner_message, code=problem.code)
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -269,6 +284,77 @@ class SessionStartView(WidgetAPIView):
             }
         ).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class SiteAvailabilityView(WidgetAPIView):
+    """GET: may the widget show on the asking page? The embed script asks before it draws the
+    launcher, and prints the refusal's `error` (written for the site owner) as one warning."""
+
+    ip_throttle_classes = [AvailabilityIPThrottle]
+
+    @extend_schema(
+        operation_id="widget_site_availability",
+        summary="Whether a site's widget can show on the calling page",
+        description="Checks the site key, the site's switch and the page's Origin (or, on a "
+        "same-origin request, the Referer's) against the site's allowed origins. A refusal's "
+        "`error` says what the site owner must fix. Readable from any origin (CORS `*`): it "
+        "tells nothing a client could not learn by sending any Origin it likes.",
+        responses={200: SiteAvailabilityOut, **{c: COMMON_ERRORS[c] for c in (403, 404, 429)}},
+        tags=["widget"],
+    )
+    def get(self, request: Request, site_key: str) -> Response:
+        site = selectors.site_for_key(site_key)
+        problem = widget_unavailable(site_key=site_key, site=site, origin=page_origin(request))
+        if problem is not None:
+            raise WidgetUnavailable(problem)
+        assert site is not None  # widget_unavailable refuses a missing site
+        return Response(SiteAvailabilityOut({"available": True, "color": site.theme_color}).data)
+
+    def finalize_response(self, request: Request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # The refusals are the point: a page on a wrong origin must be able to read why, so
+        # CORS is open to all here (no credentials, nothing secret), not just to allowed origins.
+        response["Access-Control-Allow-Origin"] = "*"
+        patch_vary_headers(response, ("Origin", "Referer"))
+        return response
+
+
+class OpeningView(WidgetAPIView):
+    """POST: a visitor without a conversation opened the chat (the funnel's first step).
+
+    Opening creates no session; this only counts, per site and hour. Counted after the same
+    checks as every widget request (key, switch, Origin) plus the page the chat was opened on,
+    which must be one of the site's allowed origins (or this server's own widget page); limited
+    per IP per hour, so a script can add a few, not thousands.
+    """
+
+    throttle_classes = [OpeningThrottle]
+
+    @extend_schema(
+        operation_id="widget_opening",
+        summary="Count an opening of the chat",
+        request=OpeningIn,
+        responses={204: None, **COMMON_ERRORS},
+        tags=["widget"],
+    )
+    def post(self, request: Request) -> Response:
+        data = OpeningIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        site = selectors.site_for_key(values["site_key"])
+        if site is None:
+            raise exceptions.NotFound("Unknown site key.")
+        if not site.is_active:
+            raise exceptions.PermissionDenied("This chat widget is switched off.")
+        if not request_origin_allowed(request, site):
+            raise exceptions.PermissionDenied("This website is not allowed to use this widget.")
+        page = origin_of_url(values["page_url"])
+        if page not in site_origins(site) and page not in own_origins(request):
+            raise exceptions.PermissionDenied(
+                "The page the chat was opened on is not on an allowed origin of this site."
+            )
+        opening_count(site_id=site.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SessionTranscriptView(WidgetAPIView):

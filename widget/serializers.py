@@ -60,6 +60,25 @@ class SessionStartIn(serializers.Serializer):
         return _http_url_or_blank(value)
 
 
+class OpeningIn(serializers.Serializer):
+    site_key = StrictCharField(max_length=64, validators=[NOT_BLANK])
+    page_url = StrictCharField(
+        max_length=2000,
+        help_text="The address of the page the chat was opened on.",
+        error_messages={"required": "page_url (the page the chat was opened on) is missing."},
+    )
+
+    def validate_page_url(self, value: str) -> str:
+        if not is_http_url(value):
+            raise serializers.ValidationError("Expected the http(s) address of the page.")
+        return value
+
+
+class SiteAvailabilityOut(serializers.Serializer):
+    available = serializers.BooleanField()
+    color = serializers.CharField(help_text="The site's theme colour (#rrggbb).")
+
+
 class MessageIn(serializers.Serializer):
     text = StrictCharField(
         max_length=MAX_MESSAGE_CHARS,

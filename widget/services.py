@@ -70,6 +70,19 @@ def site_secret(site: Site) -> str:
     return agent_secret_resolve(site.agent_secret or "")
 
 
+def site_greeting_metadata(site: Site) -> dict[str, Any]:
+    """The greeting's metadata (its quick replies): stored with the greeting when the session
+    starts, and shown by the widget page before that (the visitor's first message starts it)."""
+    if site.agent_backend == BackendName.SCRIPTED:
+        return ScriptedBackend.greeting_metadata(site.agent_config or {})
+    quick = (site.agent_config or {}).get("quick_replies")
+    return {
+        "kind": "greeting",
+        "backend": site.agent_backend,
+        "quick_replies": [str(q)[:60] for q in quick[:4]] if isinstance(quick, list) else [],
+    }
+
+
 def widget_session_start(
     *,
     site: Site,
@@ -88,15 +101,6 @@ def widget_session_start(
 def _widget_session_start(
     *, site: Site, page_url: str, referrer: str, utm: dict[str, str] | None, user_agent: str
 ) -> tuple[ChatSession, str, list[ChatMessage]]:
-    if site.agent_backend == BackendName.SCRIPTED:
-        greeting_metadata = ScriptedBackend.greeting_metadata(site.agent_config or {})
-    else:
-        quick = (site.agent_config or {}).get("quick_replies")
-        greeting_metadata = {
-            "kind": "greeting",
-            "backend": site.agent_backend,
-            "quick_replies": [str(q)[:60] for q in quick[:4]] if isinstance(quick, list) else [],
-        }
     greeting_agent = agent_version(backend=site.agent_backend, config=site.agent_config)
     session, token = session_start(
         site=site,
@@ -105,7 +109,7 @@ def _widget_session_start(
         utm={k: v for k, v in (utm or {}).items() if k in UTM_FIELDS},
         user_agent=user_agent,
         greeting=site_greeting(site),
-        greeting_metadata=greeting_metadata,
+        greeting_metadata=site_greeting_metadata(site),
         greeting_agent=greeting_agent.as_fields(),
     )
     return session, token, selectors.transcript_for_visitor(session)

@@ -56,6 +56,26 @@ class SessionStartThrottle(_WindowThrottle):
     window = 3600
 
 
+class AvailabilityIPThrottle(_WindowThrottle):
+    """The embed script's availability checks, per client IP per minute.
+
+    One per page view of every page that embeds the chat, so a budget apart from
+    WidgetIPThrottle: an office behind one NAT browsing the site must not use up the budget
+    its visitors need to write (nor hide the launcher because they chat a lot).
+    """
+
+    scope = "widget-availability-ip"
+    setting = "WIDGET_AVAILABILITY_PER_IP_PER_MINUTE"
+
+
+class OpeningThrottle(_WindowThrottle):
+    """Counted openings of the chat per client IP per hour (the overview's funnel)."""
+
+    scope = "widget-openings"
+    setting = "WIDGET_OPENINGS_PER_IP_PER_HOUR"
+    window = 3600
+
+
 class SessionMessageThrottle(_WindowThrottle):
     """Visitor messages per session per minute (checked after the visitor token).
 

@@ -15,9 +15,11 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from widget import selectors
+from widget.availability import Unavailable, widget_unavailable
 from widget.demo import DEMO_SITE_KEY
 from widget.i18n import site_greeting, site_public_title, site_texts
-from widget.origins import frame_ancestors, site_origins
+from widget.origins import frame_ancestors, origin_of_url, own_origins, site_origins
+from widget.services import site_greeting_metadata
 
 EMBED_MAX_AGE = 300  # seconds: a fixed script URL, so keep caches short enough for upgrades
 
@@ -56,6 +58,38 @@ def widget_csp(site) -> str:
     )
 
 
+def _framing_origin(request: HttpRequest) -> str | None:
+    """The origin of the page framing this one, when the browser says so; None otherwise.
+
+    A frame's request carries `Sec-Fetch-Dest: iframe` and the parent page in its Referer (its
+    origin at least, under the default referrer policy). Only a cross-site frame is checked:
+    the CSP frame-ancestors stays the real guard, this only lets a wrongly placed frame show a
+    friendly page instead of the browser's broken-frame one.
+    """
+    if request.headers.get("Sec-Fetch-Dest") != "iframe":
+        return None
+    parent = origin_of_url(request.headers.get("Referer", ""))
+    if parent is None or parent in own_origins(request):
+        return None
+    return parent
+
+
+def _unavailable_page(request: HttpRequest, problem: Unavailable) -> HttpResponse:
+    response = render(
+        request,
+        "widget/unavailable.html",
+        {"owner_message": problem.owner_message},
+        status=problem.status,
+    )
+    # Framable anywhere: it shows nothing of the site and offers nothing to click.
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors *"
+    )
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
 def widget_texts() -> dict[str, str]:
     """The strings widget.js shows, in the active language (`%s` is filled in by the script)."""
     return {
@@ -78,14 +112,10 @@ def widget_texts() -> dict[str, str]:
 def widget_page(request: HttpRequest, site_key: str) -> HttpResponse:
     """The chat inside the iframe. Only the site's allowed origins may frame it."""
     site = selectors.site_for_key(site_key)
-    if site is None or not site.is_active:
-        response = render(
-            request,
-            "widget/unavailable.html",
-            status=404,
-        )
-        response["Content-Security-Policy"] = "default-src 'none'; frame-ancestors *"
-        return response
+    problem = widget_unavailable(site_key=site_key, site=site, origin=_framing_origin(request))
+    if problem is not None:
+        return _unavailable_page(request, problem)
+    assert site is not None  # widget_unavailable refuses a missing site
     # Every text in the site's language (widget.i18n), the browser's Accept-Language unread.
     with site_texts(site) as lang:
         title = site_public_title(site)
@@ -93,9 +123,12 @@ def widget_page(request: HttpRequest, site_key: str) -> HttpResponse:
             "siteKey": site.public_key,
             "title": title,
             "greeting": site_greeting(site),
+            # Shown with the greeting before any session exists (the first message starts one).
+            "quickReplies": site_greeting_metadata(site)["quick_replies"],
             "color": site.theme_color,
             "lang": lang,
             "api": "/api/widget/sessions/",
+            "openings": "/api/widget/openings/",
             "origins": site_origins(site),
             "pollMs": settings.LIVE_POLL_MS,
             # The launcher's greeting bubble (embed.js), off unless the site sets a delay.

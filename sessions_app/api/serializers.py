@@ -259,6 +259,10 @@ class BulkResponseSerializer(serializers.Serializer):
 
 
 class StatsTotalsSerializer(serializers.Serializer):
+    opened = serializers.IntegerField(
+        help_text="Times visitors without a conversation opened the web chat in the range "
+        "(opening creates no session; the first message does)."
+    )
     sessions = serializers.IntegerField()
     leads = serializers.IntegerField()
     converted_sessions = serializers.IntegerField()
@@ -317,6 +321,14 @@ class StatsChannelSerializer(serializers.Serializer):
     leads = serializers.IntegerField(help_text="Sessions of this channel with a lead.")
 
 
+class StatsFunnelSerializer(serializers.Serializer):
+    opened = serializers.IntegerField(help_text="Openings of the web chat (as totals.opened).")
+    engaged = serializers.IntegerField(
+        help_text="Web sessions started in the range where the visitor wrote."
+    )
+    leads = serializers.IntegerField(help_text="Of those engaged sessions, the ones with a lead.")
+
+
 class StatsSerializer(serializers.Serializer):
     date_from = serializers.DateField()
     date_to = serializers.DateField()
@@ -328,3 +340,4 @@ class StatsSerializer(serializers.Serializer):
     top_pages = StatsPageSerializer(many=True)
     utm_sources = StatsSourceSerializer(many=True)
     channels = StatsChannelSerializer(many=True)
+    funnel = StatsFunnelSerializer(help_text="The web widget's funnel: opened -> engaged -> lead.")

@@ -62,6 +62,21 @@
     });
   }
 
+  /* The widget's funnel: each step with its share of the step before ("—" without one). */
+  function renderFunnel(funnel) {
+    function share(part, whole, who) { return whole ? number(part / whole * 100, 1) + " % of those who " + who : "—"; }
+    var values = {
+      opened: number(funnel.opened),
+      engaged: number(funnel.engaged),
+      engaged_rate: share(funnel.engaged, funnel.opened, "opened"),
+      leads: number(funnel.leads),
+      leads_rate: share(funnel.leads, funnel.engaged, "wrote"),
+    };
+    Object.entries(values).forEach(function (pair) {
+      document.querySelector('[data-funnel="' + pair[0] + '"]').textContent = pair[1];
+    });
+  }
+
   function upsertChart(id, config) {
     if (charts[id]) {
       charts[id].data = config.data;
@@ -173,7 +188,7 @@
 
   /* No figure of another range stays on screen beside an error. */
   function clearFigures() {
-    document.querySelectorAll("[data-kpi]").forEach(function (node) { node.textContent = "–"; });
+    document.querySelectorAll("[data-kpi], [data-funnel]").forEach(function (node) { node.textContent = "–"; });
     Object.keys(charts).forEach(function (id) { charts[id].destroy(); delete charts[id]; });
     ["top-pages", "utm-sources", "channels"].forEach(function (id) {
       var body = document.getElementById(id);
@@ -226,6 +241,7 @@
       var stats = await LC.api(cfg.api.stats + "?" + params.toString());
       box.classList.add("d-none");
       renderKpis(stats.totals);
+      renderFunnel(stats.funnel);
       renderCharts(stats);
       renderTable("top-pages", stats.top_pages, function (row) {
         try { var url = new URL(row.page_url); return url.host + url.pathname; } catch (e) { return row.page_url; }

@@ -1,6 +1,6 @@
 /* leadchat embed: <script src="https://HOST/widget/embed.js" data-site="KEY" async></script>
-   Adds a launcher button and, when opened (or once the page is idle), the chat iframe.
-   No globals; everything lives in a shadow root so the page's CSS cannot reach it. */
+   Asks first (key, site on, origin): if refused, no launcher, one console.warn. No globals; all
+   in a shadow root (:host's !important reset beats the page's !important). */
 (function () {
   "use strict";
   var d = document, w = window, t0 = Date.now();
@@ -11,7 +11,7 @@
   var base = new URL(s.src, location.href).origin;
   var color = s.getAttribute("data-color") || "#1f2937", storeKey = "leadchat:" + key;
   var css =
-    ":host{all:initial}" +
+    ":host{all:initial!important}" +
     ".l{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border:0;border-radius:50%;" +
     "background:var(--c);color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);display:flex;align-items:center;justify-content:center}" +
     ".l:focus-visible{outline:3px solid #fff;box-shadow:0 0 0 6px var(--c)}" +
@@ -25,7 +25,7 @@
     ".g{position:fixed;right:20px;bottom:88px;z-index:2147483000;max-width:260px;padding:10px;border-radius:12px;background:#fff;color:#222;" +
     "box-shadow:0 4px 14px rgba(0,0,0,.25);font:14px system-ui,sans-serif}.g button{all:unset;cursor:pointer}.g .x{margin-left:8px}" +
     "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}.o .l{display:none}}";
-  var host = d.createElement("div");
+  var host = d.createElement("leadchat-widget");
   host.setAttribute("data-leadchat", "");
   var root = host.attachShadow({ mode: "open" });
   var wrap = d.createElement("div");
@@ -48,6 +48,9 @@
   var btn = wrap.querySelector(".l"), panel = wrap.querySelector(".p"), frame = null, ready = false, isOpen = false;
   var badge = wrap.querySelector(".b"), unread = 0;
 
+  function paint(c) {
+    if (/^#[0-9a-f]{6}$/i.test(c || "")) wrap.style.setProperty("--c", c);
+  }
   function showUnread(count) {
     unread = count > 0 ? Math.min(count, 99) : 0;
     badge.hidden = !unread;
@@ -97,7 +100,7 @@
     var t = e.data.type;
     if (t === "leadchat:ready") {
       ready = true;
-      if (/^#[0-9a-f]{6}$/i.test(e.data.color || "")) wrap.style.setProperty("--c", e.data.color);
+      paint(e.data.color);
       if (e.data.needsState) {
         var saved = null;
         try { saved = JSON.parse(localStorage.getItem(storeKey)); } catch (x) { /* none */ }
@@ -132,9 +135,15 @@
   function idle() {
     (w.requestIdleCallback || function (f) { setTimeout(f, 1500); })(load, { timeout: 4000 });
   }
-  (d.body ? Promise.resolve() : new Promise(function (r) { d.addEventListener("DOMContentLoaded", r); })).then(function () {
+  fetch(base + "/api/widget/sites/" + encodeURIComponent(key) + "/", { credentials: "omit" }).then(function (r) {
+    return r.json().then(function (j) { if (!r.ok) throw j; paint(j.color); });
+  }).then(function () {
+    return d.body || new Promise(function (r) { d.addEventListener("DOMContentLoaded", r); });
+  }).then(function () {
     d.body.appendChild(host);
     if (d.readyState === "complete") idle();
     else w.addEventListener("load", idle);
+  }, function (e) {
+    console.warn("leadchat: " + ((e && e.error) || "no answer from " + base + "; check the address in the embed code"));
   });
 })();

@@ -195,7 +195,24 @@
     return bubble("notice", text);
   }
 
-  function start() {
+  // The greeting as the session would store it, shown before there is one: opening the chat
+  // creates no session; the visitor's first message does (`create`).
+  function greet() {
+    render([{ role: "ai", text: cfg.greeting, quick_replies: cfg.quickReplies || [] }], true);
+    greetEl = log.firstChild; // its time comes with the stored greeting (the first message)
+  }
+  var greetEl = null;
+  // Counted once per page, for the overview's funnel, when a visitor without a conversation
+  // opens the chat. A lost count is no reason to bother the visitor: errors are ignored.
+  var openingSent = false;
+  function opening() {
+    if (openingSent || state) return;
+    openingSent = true;
+    api("POST", cfg.openings, { site_key: cfg.siteKey, page_url: qs.get("page_url") || location.href }).catch(function () {});
+  }
+
+  // Resumes the stored conversation if there is one; with `create`, starts one if not.
+  function start(create) {
     if (starting) return starting;
     if (state) {
       starting = api("GET", cfg.api + encodeURIComponent(state.id) + "/").then(function (data) {
@@ -205,14 +222,15 @@
         if (err.status === 403 || err.status === 404) {
           save(null); // the conversation is gone or no longer ours: start afresh
           starting = null;
-          return start();
+          if (create) return start(true);
+          return greet();
         }
         starting = null;
         throw err;
       });
       return starting;
     }
-    showTyping(true);
+    if (!create) return Promise.resolve();
     starting = api("POST", cfg.api, {
       site_key: cfg.siteKey,
       page_url: qs.get("page_url") || document.referrer || "",
@@ -222,11 +240,11 @@
       utm_campaign: qs.get("utm_campaign") || ""
     }).then(function (data) {
       save({ id: data.session_id, token: data.visitor_token });
-      showTyping(false);
-      render(data.messages, true);
+      // The greeting is on screen already (greet): only its stored id is news.
+      data.messages.forEach(function (m) { if (m.id) { seen[m.id] = true; cursor = Math.max(cursor, m.id); } });
+      if (greetEl && data.messages[0]) stamp(greetEl, data.messages[0].created_at);
       schedule(pollMs);
     }, function (err) {
-      showTyping(false);
       starting = null;
       throw err;
     });
@@ -238,7 +256,9 @@
   // Only if every try fails does it go back into the input, so the visitor never loses it.
   var RETRIES = 5, MAX_WAIT_S = 30;
   function post(text, mine, attempt) {
-    return start().then(function () {
+    return start(true).then(function () {
+      return state || start(true); // a resume that found the conversation gone started none
+    }).then(function () {
       showTyping(true);
       return api("POST", cfg.api + encodeURIComponent(state.id) + "/messages/", { text: text });
     }).catch(function (err) {
@@ -302,7 +322,7 @@
     if (e.key === "Escape") toParent({ type: "leadchat:close" });
   });
   function engage() {
-    booted.then(start).catch(function (err) { notice(err.message); });
+    booted.then(function () { return state ? start(false) : opening(); }).catch(function (err) { notice(err.message); });
   }
   window.addEventListener("message", function (e) {
     if (e.source !== window.parent || cfg.origins.indexOf(e.origin) === -1 || !e.data) return;
@@ -323,11 +343,11 @@
   }).then(function (saved) {
     gotState = null;
     state = saved;
-    if (state) return start().catch(function (err) { notice(err.message); });
-    // Until the visitor engages, show the greeting without creating a session, so page views
-    // that never open the chat do not count as conversations.
-    render([{ role: "ai", text: cfg.greeting }]);
-    if (!embedded) input.addEventListener("focus", engage, { once: true });
+    if (state) return start(false).catch(function (err) { notice(err.message); });
+    // Until the visitor writes, the greeting is shown without a session, so openings that never
+    // become a conversation leave no empty session behind (they are counted: opening()).
+    greet();
+    if (!embedded) opening(); // the page on its own: the chat shows at once
   });
   // The greeting travels with `ready` for the launcher's optional bubble (embed.js).
   var ready = { type: "leadchat:ready", color: cfg.color, needsState: viaParent };

@@ -2,6 +2,7 @@
 
 import gzip
 import re
+from html import escape as html_escape
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -106,14 +107,57 @@ def test_widget_page_renders_site_settings_as_data_not_markup(client):
     assert "&lt;img src=x" in html
 
 
-@pytest.mark.parametrize("key", ["missing", "inactive"])
-def test_unknown_or_inactive_site_page_is_404(client, key):
-    SiteFactory(public_key="inactive", is_active=False)
+@pytest.mark.parametrize(
+    ("key", "status", "why"),
+    [
+        ("missing", 404, 'the site key "missing" is unknown'),
+        ("inactive", 403, 'the site "Shop" is switched off'),
+    ],
+)
+def test_unknown_or_inactive_site_page_is_a_styled_unavailable_page(client, key, status, why):
+    SiteFactory(public_key="inactive", name="Shop", is_active=False)
 
     response = client.get(f"/widget/{key}/")
 
-    assert response.status_code == 404
-    assert b"not available" in response.content
+    html = response.content.decode()
+    assert response.status_code == status
+    assert "This chat is not available right now" in html
+    assert html_escape(why) in html  # for the site owner, under a "For the site owner" disclosure
+    # Styled by its own stylesheet (allowed by its CSP), and framable anywhere: it shows nothing
+    # of the site, so a wrongly placed frame shows it instead of the browser's error page.
+    assert 'href="/static/widget/unavailable.css"' in html
+    csp = response["Content-Security-Policy"]
+    assert "style-src 'self'" in csp and "frame-ancestors *" in csp
+    assert "script-src" not in csp  # default-src 'none': no script runs there
+    assert finders.find("widget/unavailable.css")
+
+
+def test_frame_placed_on_an_origin_not_allowed_gets_the_unavailable_page(client):
+    SiteFactory(public_key="framed", name="Shop", allowed_origins=["https://shop.example"])
+    frame = {"HTTP_SEC_FETCH_DEST": "iframe"}
+
+    foreign = client.get("/widget/framed/", HTTP_REFERER="https://other.example/page", **frame)
+    allowed = client.get("/widget/framed/", HTTP_REFERER="https://shop.example/page", **frame)
+    # No Referer (a no-referrer policy): the page as always, and the browser's CSP decides.
+    unknown = client.get("/widget/framed/", **frame)
+
+    assert foreign.status_code == 403
+    assert (
+        "this page&#x27;s origin https://other.example is not in the allowed origins of site "
+        "&quot;Shop&quot;" in foreign.content.decode()
+    )
+    assert allowed.status_code == unknown.status_code == 200
+    assert "frame-ancestors https://shop.example" in allowed["Content-Security-Policy"]
+    assert "frame-ancestors https://shop.example" in unknown["Content-Security-Policy"]
+
+
+def test_widget_page_offers_the_greetings_quick_replies_before_any_session(client):
+    SiteFactory(public_key="quick", agent_config={"quick_replies": ["Pricing", "Demo"]})
+
+    response = client.get("/widget/quick/")
+
+    assert response.context["config"]["quickReplies"] == ["Pricing", "Demo"]
+    assert response.context["config"]["openings"] == "/api/widget/openings/"
 
 
 def test_other_pages_keep_the_default_deny_framing(client):

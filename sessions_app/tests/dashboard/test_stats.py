@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.urls import reverse
 
-from sessions_app.models import ChatSession, CompletionStatus, MessageRole, QAStatus
+from sessions_app.models import Channel, ChatSession, CompletionStatus, MessageRole, QAStatus
 from sessions_app.selectors import sessions_stats
-from sessions_app.services import message_add
+from sessions_app.services import message_add, widget_opening_count
 from sessions_app.tests.factories import ChatSessionFactory
 from widget.tests.factories import SiteFactory
 
@@ -285,3 +285,66 @@ def test_top_landing_pages_group_by_the_page_as_shown_without_the_query():
         {"page_url": "https://acme.example.com/blog", "sessions": 2, "leads": 1},
         {"page_url": "https://acme.example.com/pricing/enterprise", "sessions": 1, "leads": 0},
     ]
+
+
+# --- The widget's funnel: opened -> engaged -> lead -----------------------------------------
+
+
+@pytest.fixture
+def funnel_dataset(db):
+    """Two sites, 9-10 March 2026 (UTC). Openings are counted per hour; sessions exist only
+    where the visitor wrote (and, from before this rule, one empty one)."""
+    acme, other = SiteFactory(), SiteFactory()
+    for site, moment, times in [
+        (acme, at(9, 14, 10), 3),
+        (acme, at(10, 3, 15), 2),  # the 10th in UTC, the 9th in New York
+        (acme, at(10, 15), 4),
+        (acme, at(12, 9), 7),  # outside the range
+        (other, at(9, 16), 5),
+    ]:
+        for _ in range(times):
+            widget_opening_count(site_id=site.pk, now=moment)
+    web = {"channel": Channel.WEB, "ai_engaged": True}
+    lead = {"completion_status": CompletionStatus.COMPLETE, "lead_captured_at": at(9, 15)}
+    ChatSessionFactory(site=acme, started_at=at(9, 14, 20), **web, **lead)
+    ChatSessionFactory(site=acme, started_at=at(9, 14, 30), **web)
+    ChatSessionFactory(site=acme, started_at=at(10, 3, 20), **web, **lead)
+    ChatSessionFactory(site=acme, started_at=at(10, 15, 5), **web)
+    # An empty session from before the rule (the visitor never wrote): not engaged.
+    ChatSessionFactory(site=acme, started_at=at(10, 15, 6), channel=Channel.WEB)
+    # Messenger conversations have no openings: not in the widget's funnel.
+    messenger = {"channel": Channel.MESSENGER, "ai_engaged": True}
+    ChatSessionFactory(site=acme, started_at=at(9, 17), **messenger, **lead)
+    ChatSessionFactory(site=other, started_at=at(9, 16, 5), **web, **lead)
+    return acme, other
+
+
+@pytest.mark.django_db
+def test_funnel_counts_openings_engaged_sessions_and_leads(funnel_dataset):
+    acme, _ = funnel_dataset
+    days = {"date_from": date(2026, 3, 9), "date_to": date(2026, 3, 10)}
+
+    everything = sessions_stats(**days, tz=UTC)
+    only_acme = sessions_stats(**days, tz=UTC, site=acme.pk)
+    acme_9th_utc = sessions_stats(date_from=date(2026, 3, 9), date_to=date(2026, 3, 9), tz=UTC)
+    acme_9th_ny = sessions_stats(
+        date_from=date(2026, 3, 9), date_to=date(2026, 3, 9), tz=NY, site=acme.pk
+    )
+
+    assert everything["funnel"] == {"opened": 14, "engaged": 5, "leads": 3}
+    assert everything["totals"]["opened"] == 14
+    assert only_acme["funnel"] == {"opened": 9, "engaged": 4, "leads": 2}
+    assert acme_9th_utc["funnel"] == {"opened": 8, "engaged": 3, "leads": 2}
+    # In New York the 03:15 UTC openings and session of the 10th fall on the 9th.
+    assert acme_9th_ny["funnel"] == {"opened": 5, "engaged": 3, "leads": 2}
+
+
+@pytest.mark.django_db
+def test_stats_api_includes_the_funnel_for_the_site_filter(api, agent_user, funnel_dataset):
+    _, other = funnel_dataset
+    query = {"date_from": "2026-03-09", "date_to": "2026-03-10", "tz": "UTC"}
+
+    body = api(agent_user).get(STATS, {**query, "site": other.pk}).json()
+
+    assert body["totals"]["opened"] == 5
+    assert body["funnel"] == {"opened": 5, "engaged": 1, "leads": 1}
