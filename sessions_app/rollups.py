@@ -39,6 +39,7 @@ from sessions_app.models import CompletionStatus, QAStatus
 logger = logging.getLogger(__name__)
 
 BUCKET_SECONDS = 900
+JOB_NAME = "rollups_compact"
 SESSION_TABLE = "sessions_app_chatsession"
 ROLLUP_TABLE = "sessions_app_sessionrollup"
 # Rows folded per compaction pass (one short transaction each).
@@ -409,6 +410,20 @@ def rollups_compact_all() -> int:
     while n := rollups_compact():
         total += n
     return total
+
+
+def rollups_clear_if_no_sessions(**kwargs: Any) -> None:
+    """After `migrate` and `flush` (post_migrate): with no session left, no rollup may be.
+
+    SQLite's flush empties the tables one by one in no set order, and emptying chatsession
+    after the rollups fires the delete trigger: its negative deltas would outlive the flush
+    (PostgreSQL's TRUNCATE fires no row trigger). With no session every figure is 0 anyway.
+    """
+    from sessions_app.models import ChatSession
+
+    using = kwargs.get("using") or "default"
+    if not ChatSession.objects.using(using).exists():
+        SessionRollup.objects.using(using).all().delete()
 
 
 def _key(rollup: Any) -> tuple[Any, ...]:
