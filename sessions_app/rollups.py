@@ -5,8 +5,8 @@ Why triggers: a figure changes whenever a session row does (a message, a lead, a
 archive, the trash, a purge, an erasure, a retention run, an ingest, a raw `.update()` in a
 command or a test). A trigger on `chatsession` sees every one of those writes, whatever the
 code path, so no write can forget to keep the rollups (the randomised test in
-sessions_app/tests/test_rollups.py checks it against a rebuild and against the old raw-table
-answer).
+sessions_app/tests/dashboard/test_rollups.py checks them against a rebuild and the stats against
+the old raw-table answer).
 
 How: a rollup row is a *delta*. For each changed session row the trigger inserts, per key
 (bucket, site, channel, utm_source, landing page), the new row's contribution minus the old
@@ -382,10 +382,12 @@ def rollups_compact(worker: str = "", batch_size: int = 0, *, limit: int = COMPA
             compacted=True, bucket__in={key[0] for key in sums}
         ).order_by("id"):
             existing.setdefault(_key(rollup), rollup)
-        changed, created = [], []
+        changed, created, emptied = [], [], []
         for key, figures in sums.items():
             rollup = existing.get(key)
             if rollup is None:
+                if not any(figures):
+                    continue  # deltas that cancel out (a session started, then erased)
                 created.append(
                     SessionRollup(
                         compacted=True,
@@ -396,11 +398,15 @@ def rollups_compact(worker: str = "", batch_size: int = 0, *, limit: int = COMPA
                 continue
             for name, value in zip(FIGURES, figures, strict=True):
                 setattr(rollup, name, getattr(rollup, name) + value)
-            changed.append(rollup)
+            # A key whose sessions all left it (trashed, erased, moved): nothing to keep.
+            empty = not any(getattr(rollup, name) for name in FIGURES)
+            (emptied if empty else changed).append(rollup)
         if changed:
             SessionRollup.objects.bulk_update(changed, FIGURES, batch_size=500)
         if created:
             SessionRollup.objects.bulk_create(created, batch_size=500)
+        if emptied:
+            SessionRollup.objects.filter(pk__in=[rollup.pk for rollup in emptied]).delete()
     return len(deltas)
 
 
