@@ -378,11 +378,13 @@ def rollups_compact(worker: str = "", batch_size: int = 0, *, limit: int = COMPA
             for i, value in enumerate(figures):
                 total[i] += value
         existing: dict[tuple[Any, ...], SessionRollup] = {}
-        for rollup in SessionRollup.objects.filter(
+        for row in SessionRollup.objects.filter(
             compacted=True, bucket__in={key[0] for key in sums}
         ).order_by("id"):
-            existing.setdefault(_key(rollup), rollup)
-        changed, created, emptied = [], [], []
+            existing.setdefault(_key(row), row)
+        changed: list[SessionRollup] = []
+        created: list[SessionRollup] = []
+        emptied: list[SessionRollup] = []
         for key, figures in sums.items():
             rollup = existing.get(key)
             if rollup is None:

@@ -447,14 +447,11 @@ def sessions_stats(
         for source, (n, leads) in sorted(by_source.items(), key=lambda kv: (-kv[1][0], kv[0]))
         if n > 0
     ][:TOP_N]
-    channels = sorted(
-        (
-            {"channel": value, "sessions": n, "leads": leads}
-            for value, (n, leads) in by_channel.items()
-            if n
-        ),
-        key=lambda row: (-row["sessions"], row["channel"]),
-    )
+    channels = [
+        {"channel": value, "sessions": n, "leads": leads}
+        for value, (n, leads) in sorted(by_channel.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        if n
+    ]
     # The rollups key sessions by the page as the overview shows it (without the query string
     # and fragment), so "/pricing?utm_source=a" and "/pricing?utm_source=b" are one page.
     top_pages = [

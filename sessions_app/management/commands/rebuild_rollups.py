@@ -32,9 +32,9 @@ class Command(LeadchatCommand):
                 raise CommandError(f"--since must be a day as YYYY-MM-DD, not {since!r}.") from None
             start = datetime.combine(day, time.min, tzinfo=UTC)
         if site is not None:
-            from widget.models import Site
+            from widget import selectors as widget_selectors
 
-            if not Site.objects.filter(pk=site).exists():
+            if not widget_selectors.sites_for_filter().filter(pk=site).exists():
                 raise CommandError(f"There is no site {site}.")
         rows = rollups_rebuild(since=start, site=site)
         scope = f" from {since}" if since else ""
