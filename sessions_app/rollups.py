@@ -189,15 +189,9 @@ def _flag(condition: str) -> str:
     return f"(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
 
-def _contributions(d: _Dialect, row: str, sign: int, source: str, where: str) -> list[str]:
-    """SELECTs of what one session row (`row`: NEW, OLD or a table alias) adds to the rollups,
-    times `sign`: its figures at the bucket of its start, its lead at the bucket of its capture."""
-    s = "" if sign == 1 else "-"
-    keys = (
-        f"{row}.site_id AS site_id, {row}.channel AS channel, "
-        f"{row}.utm_source AS utm_source, {d.page(row + '.page_url')} AS page"
-    )
-    started_figures = {
+def _started_figures(row: str) -> dict[str, str]:
+    """SQL of each figure one session row adds at the bucket of its start."""
+    return {
         "sessions": "1",
         "engaged": _flag(f"{row}.ai_engaged"),
         "needs_human": _flag(f"{row}.needs_human"),
@@ -212,6 +206,17 @@ def _contributions(d: _Dialect, row: str, sign: int, source: str, where: str) ->
         **{f: _flag(f"{row}.qa_status = '{f.removeprefix('qa_')}'") for f in QA_FIELDS},
         "leads": "0",
     }
+
+
+def _contributions(d: _Dialect, row: str, sign: int, source: str, where: str) -> list[str]:
+    """SELECTs of what one session row (`row`: NEW, OLD or a table alias) adds to the rollups,
+    times `sign`: its figures at the bucket of its start, its lead at the bucket of its capture."""
+    s = "" if sign == 1 else "-"
+    keys = (
+        f"{row}.site_id AS site_id, {row}.channel AS channel, "
+        f"{row}.utm_source AS utm_source, {d.page(row + '.page_url')} AS page"
+    )
+    started_figures = _started_figures(row)
     # 0.0 for the float column keeps both halves of the UNION the same type on PostgreSQL.
     lead_figures = {f: ("0.0" if f == "latency_ms_total" else "0") for f in FIGURES}
     lead_figures["leads"] = "1"
@@ -262,11 +267,35 @@ def trigger_sql(vendor: str) -> list[str]:
     on_update = _insert_sum(d, old + new, compacted=False)
     if vendor == "postgresql":
         changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in WATCHED)
+        # The hot path (a message, a QA move, tokens): a live session whose key, start and
+        # lead capture stay put moves figures within one key: one row of differences, without
+        # the general case's UNION and GROUP BY (about half the cost of a session update).
+        same_key = " AND ".join(
+            [
+                "OLD.deleted_at IS NULL",
+                "NEW.deleted_at IS NULL",
+                *(
+                    f"OLD.{c} IS NOT DISTINCT FROM NEW.{c}"
+                    for c in ("started_at", "lead_captured_at", "site_id", "channel")
+                ),
+                "OLD.utm_source = NEW.utm_source",
+                "OLD.page_url = NEW.page_url",
+            ]
+        )
+        new_figures, old_figures = _started_figures("NEW"), _started_figures("OLD")
+        differences = ", ".join(f"({new_figures[f]}) - ({old_figures[f]})" for f in FIGURES)
+        on_update_same_key = (
+            f"INSERT INTO {ROLLUP_TABLE} ({', '.join((*KEYS, 'compacted', *FIGURES))}) "  # noqa: S608
+            f"VALUES ({d.bucket('NEW.started_at')}, NEW.site_id, NEW.channel, NEW.utm_source, "
+            f"{d.page('NEW.page_url')}, false, {differences})"
+        )
         return [
             f"""
             CREATE OR REPLACE FUNCTION sessions_app_rollup_apply() RETURNS trigger AS $$
             BEGIN
-                IF TG_OP = 'INSERT' THEN
+                IF TG_OP = 'UPDATE' AND {same_key} THEN
+                    {on_update_same_key};
+                ELSIF TG_OP = 'INSERT' THEN
                     {on_insert};
                 ELSIF TG_OP = 'DELETE' THEN
                     {on_delete};
