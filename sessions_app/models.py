@@ -508,3 +508,6 @@ from sessions_app.delivery.models import (  # noqa: E402, F401
     generate_webhook_secret,
     validate_webhook_secret,
 )
+
+# The stats rollups (kept by triggers on chatsession): their own module, app `sessions_app`.
+from sessions_app.rollups import SessionRollup  # noqa: E402, F401

@@ -9,6 +9,7 @@ row; the tests pin the query counts.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -32,7 +33,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Left, Lower, StrIndex, TruncDate
+from django.db.models.functions import Coalesce, Left, Lower, StrIndex
 from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
@@ -46,8 +47,11 @@ from sessions_app.models import (
     Delivery,
     MessageRole,
     QAStatus,
+    SessionRollup,
     WidgetOpening,
 )
+from sessions_app.rollups import FIGURES as ROLLUP_FIGURES
+from sessions_app.rollups import bucket_of
 
 # Orderings a client may ask for; anything else is refused (never passed to order_by as is).
 SESSION_ORDERINGS = (
@@ -378,6 +382,9 @@ def sessions_stats(
 ) -> dict[str, Any]:
     """KPIs and chart series for sessions started between two dates (inclusive) in `tz`.
 
+    Read from the rollups (sessions_app.rollups: figures per 15-minute bucket, kept by the
+    database in the transaction of each session write), never from the session table: three
+    queries over about one row per bucket and key, whatever the number of sessions.
     Sessions in the trash are left out; archived ones count (archiving changes nothing else).
     - sessions / converted: sessions started in the range, and those of them with a lead;
       conversion_rate = converted / sessions.
@@ -388,109 +395,83 @@ def sessions_stats(
     - channels: sessions and converted sessions per channel (web widget, Messenger, the channels
       n8n reports), busiest first, channels without sessions left out.
     - ai_tokens / ai_cost: tokens the backends reported for those sessions (the counter
-      widget.budget keeps), and what they cost at each session's site price per 1,000 tokens;
+      widget.budget keeps), and what they cost at each site's price per 1,000 tokens now;
       ai_tokens_per_lead / ai_cost_per_lead divide them by converted_sessions (the same
       sessions: a visitor who leaves no lead still costs), None without a lead.
     - opened / funnel: the widget's funnel for the range. `opened` counts the chat's openings
       by visitors without a conversation (WidgetOpening, per hour: opening creates no session);
-      `engaged`, the web sessions started in range where the visitor wrote; `leads`, those of
-      them with a lead.
-    A fixed number of queries whatever the data size.
+      `engaged`, the web sessions started in range where the visitor wrote; `leads`, the web
+      sessions started in range with a lead (a web lead is given in a visitor's message).
+    Days are whole buckets in any time zone whose UTC offset is a multiple of 15 minutes.
     """
     start, end = day_bounds(date_from, date_to, tz)
-    sessions = ChatSession.objects.not_deleted()
+    rows = SessionRollup.objects.filter(bucket__gte=bucket_of(start), bucket__lt=bucket_of(end))
     if site is not None:
-        sessions = sessions.filter(site_id=site)
-    started = sessions.filter(started_at__gte=start, started_at__lt=end).order_by()
-    complete = Q(completion_status=CompletionStatus.COMPLETE)
-
-    # Each pass over the range is a scan of the session table at scale, so there are three:
-    # the per-day series, the totals (with breakdowns and UTM sources) and the top pages.
-    # Folding the per-day series into the totals was slower: grouping by day sorted every
-    # session instead of hashing a few groups (bench/results.md).
-    per_day = {
-        row["day"]: row["n"]
-        # COUNT(*) and no ORDER BY (the days are looked up, not listed) let PostgreSQL hash
-        # the groups straight off the index instead of sorting every session.
-        for row in started.annotate(day=TruncDate("started_at", tzinfo=tz))
-        .values("day")
-        .annotate(n=Count("*"))
+        rows = rows.filter(site_id=site)
+    days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
+    # The first bucket of each day: a bucket's day is the last boundary at or before it.
+    boundaries = [bucket_of(datetime.combine(day, time.min, tzinfo=tz)) for day in days]
+    per_day = dict.fromkeys(days, 0)
+    leads_per_day = dict.fromkeys(days, 0)
+    for bucket, n, leads in (
+        rows.values("bucket")
+        .annotate(n=Sum("sessions"), leads=Sum("leads"))
+        .values_list("bucket", "n", "leads")
         .order_by()
-    }
-    # The totals, both breakdowns and the UTM list come from one pass, grouped by UTM source
-    # (a short list in practice): every other figure is a sum over those rows.
+    ):
+        day = days[bisect_right(boundaries, bucket) - 1]
+        per_day[day] += n
+        leads_per_day[day] += leads
+
     aggregates = {
-        "sessions": Count("*"),
-        "converted": Count("id", filter=complete),
-        "engaged": Count("id", filter=Q(ai_engaged=True)),
-        # The widget's funnel (after the openings): sessions where the visitor wrote, and those
-        # of them with a lead. Web only: openings are the widget's.
-        "web_engaged": Count("id", filter=Q(channel=Channel.WEB, ai_engaged=True)),
-        "web_engaged_leads": Count("id", filter=complete & Q(channel=Channel.WEB, ai_engaged=True)),
-        # Waiting for a person now (of the sessions in range; the overview's live card).
-        "needs_human": Count("id", filter=Q(needs_human=True)),
-        "messages": Sum("message_count", default=0),
-        # Per-session counters kept by message_add (the messages themselves are not read).
-        "latency_total": Sum("ai_latency_ms_total", default=0),
-        "replies_timed": Sum("ai_replies_timed", default=0),
-        "tokens": Sum("ai_tokens", default=0),
+        # Named apart from the columns: F("tokens") below must mean the column, not the sum.
+        **{f"sum_{name}": Sum(name, default=0) for name in ROLLUP_FIGURES},
         # Tokens x the site's price, summed exactly (numeric on PostgreSQL); /1000 below.
         "ai_cost_k": Sum(
-            F("ai_tokens") * F("site__ai_price_per_1k_tokens"),
+            F("tokens") * F("site__ai_price_per_1k_tokens"),
             output_field=DecimalField(max_digits=30, decimal_places=6),
             default=Decimal(0),
         ),
-        **{
-            f"completion_{value}": Count("id", filter=Q(completion_status=value))
-            for value in CompletionStatus.values
-        },
-        **{f"qa_{value}": Count("id", filter=Q(qa_status=value)) for value in QAStatus.values},
-        **{f"channel_{value}": Count("id", filter=Q(channel=value)) for value in Channel.values},
-        **{
-            f"channel_leads_{value}": Count("id", filter=complete & Q(channel=value))
-            for value in Channel.values
-        },
     }
-    # Rows of the aggregates above (their names come from a dict, which the plugin cannot see).
-    by_source: list[Mapping[str, Any]] = list(
-        started.values("utm_source").annotate(**aggregates).order_by()
+    # One pass for the totals, both breakdowns, the channels and the UTM list: rows per UTM
+    # source and channel (short lists), every other figure a sum over them.
+    groups: list[Mapping[str, Any]] = list(
+        rows.values("utm_source", "channel").annotate(**aggregates).order_by()
     )
-    totals = {key: sum(row[key] for row in by_source) for key in aggregates}
+    totals = {key.removeprefix("sum_"): sum(row[key] for row in groups) for key in aggregates}
+    by_source: dict[str, list[int]] = {}
+    by_channel: dict[str, list[int]] = {}
+    # The widget's funnel (after the openings): web sessions where the visitor wrote, and those
+    # with a lead. Web only: openings are the widget's.
+    web_engaged = web_leads = 0
+    for row in groups:
+        if row["channel"] == Channel.WEB:
+            web_engaged += row["sum_engaged"]
+            web_leads += row["sum_completion_complete"]
+        for table, key in ((by_source, row["utm_source"]), (by_channel, row["channel"])):
+            figures = table.setdefault(key, [0, 0])
+            figures[0] += row["sum_sessions"]
+            figures[1] += row["sum_completion_complete"]
     completion = {value: totals[f"completion_{value}"] for value in CompletionStatus.values}
     qa = {value: totals[f"qa_{value}"] for value in QAStatus.values}
     utm_sources = [
-        {"utm_source": row["utm_source"], "sessions": row["sessions"], "leads": row["converted"]}
-        for row in sorted(by_source, key=lambda row: (-row["sessions"], row["utm_source"]))[:TOP_N]
+        {"utm_source": source, "sessions": n, "leads": leads}
+        for source, (n, leads) in sorted(by_source.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        if n > 0
+    ][:TOP_N]
+    channels = [
+        {"channel": value, "sessions": n, "leads": leads}
+        for value, (n, leads) in sorted(by_channel.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        if n
     ]
-    channels = sorted(
-        (
-            {
-                "channel": value,
-                "sessions": totals[f"channel_{value}"],
-                "leads": totals[f"channel_leads_{value}"],
-            }
-            for value in Channel.values
-            if totals[f"channel_{value}"]
-        ),
-        key=lambda row: (-row["sessions"], row["channel"]),
-    )
-    leads_per_day = {
-        row["day"]: row["n"]
-        for row in sessions.filter(lead_captured_at__gte=start, lead_captured_at__lt=end)
-        .annotate(day=TruncDate("lead_captured_at", tzinfo=tz))
-        .values("day")
-        .annotate(n=Count("*"))
-        .order_by()
-    }
-    # Grouped by the page as the overview shows it: without the query string (and fragment),
-    # so "/pricing?utm_source=a" and "/pricing?utm_source=b" are one page, not two rows that
-    # look the same.
+    # The rollups key sessions by the page as the overview shows it (without the query string
+    # and fragment), so "/pricing?utm_source=a" and "/pricing?utm_source=b" are one page.
     top_pages = [
         {"page_url": row["page"], "sessions": row["n"], "leads": row["leads"]}
-        for row in started.exclude(page_url="")
-        .annotate(page=page_url_without_query())
+        for row in rows.exclude(page="")
         .values("page")
-        .annotate(n=Count("id"), leads=Count("id", filter=complete))
+        .annotate(n=Sum("sessions"), leads=Sum("completion_complete"))
+        .filter(n__gt=0)
         .order_by("-n", "page")[:TOP_N]
     ]
 
@@ -499,8 +480,7 @@ def sessions_stats(
         openings = openings.filter(site_id=site)
     opened = openings.aggregate(n=Sum("count", default=0))["n"]
 
-    days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
-    n_sessions, converted = totals["sessions"], totals["converted"]
+    n_sessions, converted = totals["sessions"], totals["completion_complete"]
     replies_timed = totals["replies_timed"]
     ai_tokens = int(totals["tokens"])
     ai_cost_exact = Decimal(totals["ai_cost_k"]) / 1000
@@ -517,7 +497,7 @@ def sessions_stats(
             "ai_engaged_sessions": totals["engaged"],
             "needs_human": totals["needs_human"],
             "avg_messages": round(totals["messages"] / n_sessions, 2) if n_sessions else 0.0,
-            "avg_ai_latency_ms": round(totals["latency_total"] / replies_timed, 1)
+            "avg_ai_latency_ms": round(totals["latency_ms_total"] / replies_timed, 1)
             if replies_timed
             else None,
             "ai_replies_timed": replies_timed,
@@ -527,19 +507,14 @@ def sessions_stats(
             "ai_cost_per_lead": _money(ai_cost_exact / converted) if converted else None,
         },
         "per_day": [
-            {"date": day, "sessions": per_day.get(day, 0), "leads": leads_per_day.get(day, 0)}
-            for day in days
+            {"date": day, "sessions": per_day[day], "leads": leads_per_day[day]} for day in days
         ],
         "completion": completion,
         "qa": qa,
         "top_pages": top_pages,
         "utm_sources": utm_sources,
         "channels": channels,
-        "funnel": {
-            "opened": opened,
-            "engaged": totals["web_engaged"],
-            "leads": totals["web_engaged_leads"],
-        },
+        "funnel": {"opened": opened, "engaged": web_engaged, "leads": web_leads},
     }
 
 

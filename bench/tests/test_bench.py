@@ -5,16 +5,20 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from bench import run
 from bench.seed import BIG_SESSION_MESSAGES, seed_database
 from bench.views import FLOOR_REPLY
 from sessions_app.leads import lead_key
 from sessions_app.models import ChatMessage, ChatSession, Delivery
+from sessions_app.selectors import sessions_stats
 from sessions_app.tests.factories import ChatSessionFactory
+from sessions_app.tests.stats_oracle import raw_stats
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,6 +91,11 @@ def test_seeder_copies_the_requested_counts_consistently():
     assert with_lead.values("lead_key").distinct().count() < with_lead.count()
     # Columns the seed does not list got the model's defaults (qa_notes is NOT NULL).
     assert ChatSession.objects.filter(qa_notes="", lead_data={}).count() == 40
+    # The stats rollups were built after the COPY: the stats answer what the raw rows say.
+    today = timezone.now().date()
+    stats_range = {"date_from": today - timedelta(days=100), "date_to": today, "tz": UTC}
+    assert sessions_stats(**stats_range) == raw_stats(**stats_range)
+    assert sessions_stats(**stats_range)["totals"]["sessions"] > 0
     # The id sequence moved past the copied ids: the ORM can insert afterwards.
     assert ChatSessionFactory().pk > max(ChatSession.objects.values_list("pk", flat=True)[1:])
 
