@@ -31,6 +31,10 @@ def unseed_categories(apps, schema_editor):
     FailureCategory.objects.filter(
         name__in=[name for name, _ in CATEGORIES], scorecards__isnull=True
     ).delete()
+    if schema_editor.connection.vendor == "postgresql":
+        # The deletes leave deferred foreign-key checks pending, and PostgreSQL refuses to drop
+        # the table in the same transaction ("pending trigger events"): run them now.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
