@@ -32,6 +32,7 @@ from sessions_app.services import visitor_token_matches
 from sessions_app.services import widget_opening_count as opening_count
 from widget import selectors, services
 from widget.availability import Unavailable, page_origin, widget_unavailable
+from widget.i18n import launcher_labels, site_texts
 from widget.origins import origin_of_url, own_origins, request_origin_allowed, site_origins
 from widget.serializers import (
     MessageIn,
@@ -308,7 +309,13 @@ class SiteAvailabilityView(WidgetAPIView):
         if problem is not None:
             raise WidgetUnavailable(problem)
         assert site is not None  # widget_unavailable refuses a missing site
-        return Response(SiteAvailabilityOut({"available": True, "color": site.theme_color}).data)
+        with site_texts(site):
+            labels = launcher_labels()
+        return Response(
+            SiteAvailabilityOut(
+                {"available": True, "color": site.theme_color, "labels": labels}
+            ).data
+        )
 
     def finalize_response(self, request: Request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

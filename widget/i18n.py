@@ -42,6 +42,17 @@ def site_greeting(site: Site) -> str:
     return site.greeting.strip() or gettext("Hi! 👋 How can we help you today?")
 
 
+def launcher_labels() -> dict[str, str]:
+    """The embed script's own texts (the launcher and its frame), in the active language: the
+    script has none of its own, so the launcher speaks the site's language like the chat."""
+    return {
+        "open": gettext("Open chat"),
+        "close": gettext("Close chat"),
+        "unread": gettext("Open chat (%(count)s unread)"),
+        "frame": gettext("Chat"),
+    }
+
+
 def site_public_title(site: Site) -> str:
     """The widget's header: the public title, or a neutral one (never the internal name)."""
     return site.public_title.strip() or gettext("Chat with us")

@@ -74,9 +74,19 @@ class OpeningIn(serializers.Serializer):
         return value
 
 
+class LauncherLabels(serializers.Serializer):
+    open = serializers.CharField(help_text='The launcher\'s label, e.g. "Open chat".')
+    close = serializers.CharField(help_text="The launcher's label while the chat is open.")
+    unread = serializers.CharField(
+        help_text="With unread messages; `%(count)s` stands for their number."
+    )
+    frame = serializers.CharField(help_text="The chat frame's title.")
+
+
 class SiteAvailabilityOut(serializers.Serializer):
     available = serializers.BooleanField()
     color = serializers.CharField(help_text="The site's theme colour (#rrggbb).")
+    labels = LauncherLabels(help_text="The launcher's texts in the site's language.")
 
 
 class MessageIn(serializers.Serializer):

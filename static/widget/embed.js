@@ -1,9 +1,9 @@
 /* leadchat embed: <script src="https://HOST/widget/embed.js" data-site="KEY" async></script>
-   Asks first (key, site on, origin): if refused, no launcher, one console.warn. No globals; all
-   in a shadow root (:host's !important reset beats the page's !important). */
+   Asks first (key, site on, origin; the answer has the launcher's texts L): if refused, no
+   launcher, one console.warn. No globals; a shadow root (:host's !important reset wins). */
 (function () {
   "use strict";
-  var d = document, w = window, t0 = Date.now();
+  var d = document, w = window, t0 = Date.now(), L;
   var s = d.currentScript || d.querySelector('script[src*="/widget/embed.js"][data-site]');
   var key = s && s.getAttribute("data-site");
   if (!key || s.getAttribute("data-leadchat-loaded")) return;
@@ -31,7 +31,7 @@
   var wrap = d.createElement("div");
   wrap.style.setProperty("--c", color);
   wrap.innerHTML =
-    '<div class="p" hidden></div><button class="l" type="button" aria-label="Open chat" aria-expanded="false">' +
+    '<div class="p" hidden></div><button class="l" type="button" aria-expanded="false">' +
     '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z"/></svg>' +
     '<span class="b" hidden aria-hidden="true"></span></button>' +
     '<div class="g" role="status" hidden><button type="button"></button><button type="button" class="x">&times;</button></div>';
@@ -55,7 +55,7 @@
     unread = count > 0 ? Math.min(count, 99) : 0;
     badge.hidden = !unread;
     badge.textContent = unread > 9 ? "9+" : String(unread); // a number we computed: text only
-    if (!isOpen) btn.setAttribute("aria-label", unread ? "Open chat (" + unread + " unread)" : "Open chat");
+    if (!isOpen) btn.setAttribute("aria-label", unread ? L.unread.replace("%(count)s", unread) : L.open);
   }
 
   function src() {
@@ -71,7 +71,7 @@
   function load() {
     if (frame) return;
     frame = d.createElement("iframe");
-    frame.title = "Chat";
+    frame.title = L.frame;
     frame.src = src();
     panel.appendChild(frame);
   }
@@ -84,7 +84,7 @@
     panel.hidden = !show;
     wrap.className = show ? "o" : "";
     btn.setAttribute("aria-expanded", String(show));
-    btn.setAttribute("aria-label", show ? "Close chat" : "Open chat");
+    btn.setAttribute("aria-label", show ? L.close : L.open);
     if (show) {
       unbubble();
       showUnread(0);
@@ -136,7 +136,7 @@
     (w.requestIdleCallback || function (f) { setTimeout(f, 1500); })(load, { timeout: 4000 });
   }
   fetch(base + "/api/widget/sites/" + encodeURIComponent(key) + "/", { credentials: "omit" }).then(function (r) {
-    return r.json().then(function (j) { if (!r.ok) throw j; paint(j.color); });
+    return r.json().then(function (j) { if (!r.ok) throw j; paint(j.color); L = j.labels; showUnread(0); });
   }).then(function () {
     return d.body || new Promise(function (r) { d.addEventListener("DOMContentLoaded", r); });
   }).then(function () {

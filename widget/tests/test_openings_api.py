@@ -38,9 +38,32 @@ def test_availability_from_an_allowed_origin_is_yes_with_the_colour(client, site
     response = availability(client, HTTP_ORIGIN=ORIGIN)
 
     assert response.status_code == 200
-    assert response.json() == {"available": True, "color": site.theme_color}
+    assert response.json() == {
+        "available": True,
+        "color": site.theme_color,
+        "labels": {
+            "open": "Open chat",
+            "close": "Close chat",
+            "unread": "Open chat (%(count)s unread)",
+            "frame": "Chat",
+        },
+    }
     assert "no-store" in response["Cache-Control"]  # a fixed site's answer shows at once
     assert "Origin" in response["Vary"]
+
+
+def test_availability_brings_the_launchers_texts_in_the_sites_language(client, site):
+    site.language = "fr"
+    site.save(update_fields=["language"])
+
+    labels = availability(client, HTTP_ORIGIN=ORIGIN).json()["labels"]
+
+    assert labels == {
+        "open": "Ouvrir le chat",
+        "close": "Fermer la conversation",
+        "unread": "Ouvrir le chat (%(count)s non lus)",
+        "frame": "Chat",
+    }
 
 
 def test_availability_of_an_unknown_key_says_to_copy_the_embed_code(client, site):

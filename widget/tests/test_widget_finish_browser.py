@@ -98,6 +98,17 @@ def test_spanish_site_shows_spanish_texts_and_its_agent_answers_in_spanish(
     expect(log).to_contain_text("He pedido a alguien del equipo que se una a este chat.")
 
 
+def test_the_launcher_speaks_the_sites_language(browser: Browser, make_landing):
+    url = make_landing(language="de")
+    page = new_page(browser, locale="en-US")
+    page.goto(url)
+    launcher = page.get_by_role("button", name="Chat öffnen")
+    expect(launcher).to_be_visible()
+    launcher.click()
+    expect(page.get_by_role("button", name="Schließen").first).to_be_visible()
+    expect(page.locator("[data-leadchat] iframe")).to_have_attribute("title", "Chat")
+
+
 def test_message_times_show_in_the_visitors_own_clock(browser: Browser, make_landing):
     url = make_landing(public_title="Acme", language="de")
     page = new_page(browser, timezone_id="Asia/Tokyo")
