@@ -983,8 +983,8 @@ def _rows_set(
         return
     meta = model._meta
     quote = connection.ops.quote_name
-    columns = [cast(Field[Any, Any], meta.get_field(name)) for name in fields]
-    constants = [cast(Field[Any, Any], meta.get_field(name)) for name in same]
+    columns = [cast("Field[Any, Any]", meta.get_field(name)) for name in fields]
+    constants = [cast("Field[Any, Any]", meta.get_field(name)) for name in same]
     casts = ", ".join(
         [f"%s::{meta.pk.db_type(connection)}"]
         + [f"%s::{field.db_type(connection)}" for field in columns]
