@@ -338,15 +338,11 @@ class ChatSession(models.Model):
                 condition=models.Q(lead_captured_at__isnull=False),
             ),
             models.Index(fields=["deleted_at"], name="session_deleted"),
-            # close_idle_sessions: the in-progress rows, few at any time, whose last activity it
-            # then reads. Not keyed on last_activity_at: every message moves that column, and
-            # an index on it (as on any column a message writes) rules out HOT updates and makes
-            # each message write into every index of the table.
-            models.Index(
-                fields=["id"],
-                condition=Q(completion_status="in_progress", deleted_at__isnull=True),
-                name="session_in_progress",
-            ),
+            # close_idle_sessions needs no index of its own: session_compl_started answers its
+            # `completion_status = 'in_progress'` (the leading column; few rows at any time) and
+            # it reads their last activity from the rows (EXPLAIN in bench/results.md). An index
+            # on last_activity_at (as on any column a message writes) rules out HOT updates and
+            # makes every message write into every index of the table.
         ]
 
     def __str__(self) -> str:
