@@ -576,6 +576,8 @@ def deliveries_send_begin(
             row
             for row in Delivery.objects.select_for_update(of=("self",))
             .select_related("endpoint")
+            # The claim read the payload already; decoding it again per row is waste.
+            .defer("payload", "last_error")
             .filter(pk__in=list(tokens), status=DeliveryStatus.SENDING)
             .order_by("pk")
             if row.claim_token == tokens[row.pk]
@@ -870,6 +872,7 @@ def deliveries_record_delivered(
         rows = {
             row.pk: row
             for row in Delivery.objects.select_for_update(of=("self",))
+            .only("pk", "status", "claim_token", "session_id", "event_type", "endpoint_id")
             .filter(pk__in=[delivery.pk for delivery, *_ in outcomes])
             .order_by("pk")
         }
