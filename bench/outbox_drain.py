@@ -204,24 +204,27 @@ def drain(
     receiver.reset()
     time.sleep(0.2)
     started = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "manage.py", *command, "--name", f"drain-{workers}-{n}"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(workers)
-    ]
+    # A file, not a pipe: a worker logging more than a pipe holds would block on it.
+    errors = [OUT_DIR / f"drain-{workers}-{n}.stderr" for n in range(workers)]
+    procs = []
+    for n, path in enumerate(errors):
+        with path.open("w") as stderr:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "manage.py", *command, "--name", f"drain-{workers}-{n}"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+            )
     cpu = 0.0
-    for proc in procs:
+    for proc, path in zip(procs, errors, strict=True):
         _pid, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         cpu += usage.ru_utime + usage.ru_stime
         if proc.returncode:
-            log(f"  !! worker exited {proc.returncode}: {(proc.stderr.read() or '')[-2000:]}")
+            log(f"  !! worker exited {proc.returncode}: {path.read_text()[-2000:]}")
     wall = time.perf_counter() - started
     stamps = sorted(receiver.stamps)
     drain_seconds = stamps[-1] - stamps[0] if len(stamps) > 1 else wall
