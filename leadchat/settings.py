@@ -491,6 +491,10 @@ WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default
 WEBHOOK_DISABLE_AFTER_FAILING_DAYS = env.float("WEBHOOK_DISABLE_AFTER_FAILING_DAYS", default=5.0)
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=20)
 DELIVERY_POLL_SECONDS = env.float("DELIVERY_POLL_SECONDS", default=2.0)
+# Sends each worker keeps on the wire at once (threads; 1 sends one row after the other). Each
+# thread holds one keep-alive connection per receiver; the database work stays on the worker's
+# own connection, in groups.
+DELIVERY_CONCURRENCY = env.int("DELIVERY_CONCURRENCY", default=8)
 # Resend calls from the worker: 5 s to connect, 15 s to answer (anymail's default is 30 s).
 ANYMAIL["REQUESTS_TIMEOUT"] = (WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TOTAL_TIMEOUT)
 

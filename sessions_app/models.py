@@ -109,12 +109,24 @@ class ChatSessionQuerySet(models.QuerySet["ChatSession"]):
         return self.filter(deleted_at__isnull=True, archive_status=ArchiveStatus.ACTIVE)
 
 
+# The "who did it" columns (archived_by, deleted_by, held_by, qa_status_by, qa_notes_by,
+# dev_feedback_by) have no index: nothing filters sessions by them, and a user is deleted rarely
+# (Django's SET NULL then scans the table once per column), while every new session and every
+# non-HOT update would write into six more indexes.
+
+
 class ChatSession(models.Model):
     """One conversation between a visitor and the AI agent (the old `messenger_sessions`)."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # No index of its own: session_site_started (site, -started_at) answers every site_id lookup.
     site = models.ForeignKey(
-        "widget.Site", on_delete=models.PROTECT, related_name="sessions", null=True, blank=True
+        "widget.Site",
+        on_delete=models.PROTECT,
+        related_name="sessions",
+        null=True,
+        blank=True,
+        db_index=False,
     )
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WEB)
     # The conversation's id on its channel (a chat id, a phone number, n8n's session id...) for
@@ -148,11 +160,21 @@ class ChatSession(models.Model):
     )
     archived_at = models.DateTimeField(null=True, blank=True)
     archived_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # nothing filters by it (see above the class)
     )
     deleted_at = models.DateTimeField(null=True, blank=True)
     deleted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # nothing filters by it (see above the class)
     )
 
     lead_name = models.CharField(max_length=200, blank=True, default="")
@@ -203,7 +225,12 @@ class ChatSession(models.Model):
     # The agent who took the session over from the AI (sessions_app.takeover): while set, the AI
     # does not answer and only this agent may write to the visitor.
     held_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # nothing filters by it (see above the class)
     )
     held_at = models.DateTimeField(null=True, blank=True)
 
@@ -211,17 +238,32 @@ class ChatSession(models.Model):
         max_length=16, choices=QAStatus.choices, default=QAStatus.UNCHECKED
     )
     qa_status_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # nothing filters by it (see above the class)
     )
     qa_status_at = models.DateTimeField(null=True, blank=True)
     qa_notes = models.TextField(blank=True, default="")
     qa_notes_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # nothing filters by it (see above the class)
     )
     qa_notes_at = models.DateTimeField(null=True, blank=True)
     dev_feedback = models.TextField(blank=True, default="")
     dev_feedback_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # nothing filters by it (see above the class)
     )
     dev_feedback_at = models.DateTimeField(null=True, blank=True)
 
@@ -271,7 +313,8 @@ class ChatSession(models.Model):
             models.Index(fields=["site", "-started_at"], name="session_site_started"),
             models.Index(fields=["channel", "-started_at"], name="session_channel_started"),
             models.Index(fields=["updated_at"], name="session_updated"),
-            models.Index(fields=["lead_email"], name="session_lead_email"),
+            # No btree on lead_email: its lookups are case-insensitive (erasure's iexact, the
+            # search's icontains), which the trigram index on UPPER(lead_email) answers.
             # The Leads page (sessions_app/leads_selectors.py): a person's sessions newest first
             # (their latest name and statuses, their page), and GROUP BY lead_key answered by
             # an index-only scan: the trailing columns are what the groups aggregate and the
@@ -295,12 +338,11 @@ class ChatSession(models.Model):
                 condition=models.Q(lead_captured_at__isnull=False),
             ),
             models.Index(fields=["deleted_at"], name="session_deleted"),
-            # close_idle_sessions: in-progress rows by last activity.
-            models.Index(
-                fields=["last_activity_at"],
-                condition=Q(completion_status="in_progress"),
-                name="session_idle_candidates",
-            ),
+            # close_idle_sessions needs no index of its own: session_compl_started answers its
+            # `completion_status = 'in_progress'` (the leading column; few rows at any time) and
+            # it reads their last activity from the rows (EXPLAIN in bench/results.md). An index
+            # on last_activity_at (as on any column a message writes) rules out HOT updates and
+            # makes every message write into every index of the table.
         ]
 
     def __str__(self) -> str:

@@ -23,13 +23,13 @@ session row, then endpoint row. Request paths hold the session row and only inse
 import logging
 import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Field, Model, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -50,7 +50,11 @@ from sessions_app.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from sessions_app.services import automation_error_record, session_delivery_state_set
+from sessions_app.services import (
+    automation_error_record,
+    session_delivery_state_set,
+    sessions_delivery_state_set,
+)
 from sessions_app.transitions import MoveWording, check_move, claim, lock
 
 ENDPOINT_DISABLED_EMAIL_EVENT = "endpoint.disabled"
@@ -548,6 +552,90 @@ def delivery_send_begin(
     return attempt
 
 
+def deliveries_send_begin(
+    *, deliveries: Sequence[Delivery], worker: str = "", now: datetime | None = None
+) -> list[tuple[Delivery, DeliveryAttempt | None]]:
+    """`delivery_send_begin` for several claimed rows at once: the concurrent worker's step.
+
+    Each row gets what `delivery_send_begin` would give it, but the rows it can take onto the
+    wire as they are (still held, endpoint on, no send of theirs cut short, under the crash
+    limit) are taken in one transaction: one lock, one lease renewal, one insert of their
+    attempt rows. At a thousand sends a second, a round trip per row is what the worker would
+    spend its time on. Every other row goes through `delivery_send_begin` itself, one by one
+    after that transaction, so the lost claims, paused endpoints and interrupted sends are
+    settled by the same code as ever.
+
+    Returns (delivery, attempt or None) for each row, in the order given. The lease of each row
+    is renewed here, just before its send: call it only for rows about to go out.
+    """
+    now = now or timezone.now()
+    tokens = {delivery.pk: delivery.claim_token for delivery in deliveries}
+    begun: dict[int, DeliveryAttempt] = {}
+    with transaction.atomic():
+        held = [
+            row
+            for row in Delivery.objects.select_for_update(of=("self",))
+            .select_related("endpoint")
+            # The claim read the payload already; decoding it again per row is waste.
+            .defer("payload", "last_error")
+            .filter(pk__in=list(tokens), status=DeliveryStatus.SENDING)
+            .order_by("pk")
+            if row.claim_token == tokens[row.pk]
+        ]
+        cut_short = set(
+            DeliveryAttempt.objects.filter(
+                delivery_id__in=[row.pk for row in held], finished_at__isnull=True
+            ).values_list("delivery_id", flat=True)
+        )
+        ready = [
+            row
+            for row in held
+            if row.pk not in cut_short
+            and row.crashes < settings.DELIVERY_MAX_CRASHES
+            and (row.kind != DeliveryKind.WEBHOOK or (row.endpoint and row.endpoint.is_active))
+        ]
+        if ready:
+            lease = _lease(now)
+            _rows_update(
+                Delivery,
+                [row.pk for row in ready],
+                "attempts = attempts + 1, lease_until = %s, "
+                "window_started_at = COALESCE(window_started_at, %s)",
+                [lease, now],
+            )
+            attempts = DeliveryAttempt.objects.bulk_create(
+                [
+                    DeliveryAttempt(
+                        delivery_id=row.pk,
+                        number=row.attempts + 1,
+                        attempted_at=now,
+                        worker=worker[:100],
+                        requested_by_id=row.redelivery_requested_by_id,
+                    )
+                    for row in ready
+                ]
+            )
+            for row, attempt in zip(ready, attempts, strict=True):
+                row.attempts += 1
+                row.lease_until = lease
+                begun[row.pk] = attempt
+                attempt.delivery = row
+    outcome: list[tuple[Delivery, DeliveryAttempt | None]] = []
+    for delivery in deliveries:
+        if delivery.pk not in begun:
+            outcome.append(
+                (delivery, delivery_send_begin(delivery=delivery, worker=worker, now=now))
+            )
+            continue
+        attempt = begun[delivery.pk]
+        row = attempt.delivery
+        delivery.attempts = row.attempts
+        delivery.lease_until = row.lease_until
+        delivery.endpoint = row.endpoint
+        outcome.append((delivery, attempt))
+    return outcome
+
+
 def _hand_back(row: Delivery) -> None:
     row.status = DeliveryStatus.PENDING
     row.claim_token = ""
@@ -763,6 +851,176 @@ def delivery_record_attempt(
     return row
 
 
+def deliveries_record_delivered(
+    *, outcomes: Sequence[tuple[Delivery, DeliveryAttempt, SendResult, datetime]]
+) -> list[Delivery | None]:
+    """`delivery_record_attempt` for several sends the receiver accepted (2xx), in one
+    transaction: the concurrent worker's common case. (delivery, attempt, result, when) each.
+
+    A 2xx moves a row one way only (delivered, crashes reset, claim released, endpoint healthy),
+    so the rows are written together: the attempts' outcomes, the rows, their sessions' delivery
+    state and each endpoint's health, in the lock order delivery -> session -> endpoint. As in
+    `delivery_record_attempt`, a row whose claim was lost meanwhile gets its attempt logged and
+    is not moved, and a row erased while in flight gives None. Any other outcome goes through
+    `delivery_record_attempt`.
+    """
+    if not outcomes:
+        return []
+    if not all(result.ok for _delivery, _attempt, result, _at in outcomes):
+        raise ValueError("deliveries_record_delivered takes 2xx outcomes only.")
+    with transaction.atomic():
+        rows = {
+            row.pk: row
+            for row in Delivery.objects.select_for_update(of=("self",))
+            .only("pk", "status", "claim_token", "session_id", "event_type", "endpoint_id")
+            .filter(pk__in=[delivery.pk for delivery, *_ in outcomes])
+            .order_by("pk")
+        }
+        finished = []
+        for _delivery, attempt, result, at in outcomes:
+            attempt.status_code = result.status_code
+            attempt.duration_ms = result.duration_ms
+            attempt.error = result.error[:2000]
+            attempt.response_body = result.response_body[:4096]
+            attempt.finished_at = at
+            finished.append(attempt)
+        _rows_set(
+            DeliveryAttempt,
+            finished,
+            ["status_code", "duration_ms", "error", "response_body", "finished_at"],
+        )
+        moved: list[Delivery] = []
+        recorded: list[Delivery | None] = []
+        for delivery, attempt, result, at in outcomes:
+            row = rows.get(delivery.pk)
+            recorded.append(row)
+            if row is None:
+                logger.warning(
+                    "Delivery %s was erased while in flight; nothing to record.", delivery.pk
+                )
+                continue
+            if row.status != DeliveryStatus.SENDING or row.claim_token != delivery.claim_token:
+                logger.warning(
+                    "Delivery %s: attempt logged, but %s no longer holds it (now %s).",
+                    row.pk,
+                    attempt.worker,
+                    row.status,
+                )
+                continue
+            row.status = DeliveryStatus.DELIVERED
+            row.delivered_at = row.last_attempt_at = at
+            row.last_status_code = result.status_code
+            row.last_error = ""  # a 2xx carries no error (webhook_post, send_email)
+            row.last_latency_ms = result.duration_ms
+            row.claim_token = row.claimed_by = ""
+            row.lease_until = None
+            row.redelivery_requested_by = None
+            row.crashes = 0
+            moved.append(row)
+        _rows_set(
+            Delivery,
+            moved,
+            ["delivered_at", "last_attempt_at", "last_status_code", "last_latency_ms"],
+            same={
+                "status": DeliveryStatus.DELIVERED,
+                "last_error": "",
+                "claim_token": "",
+                "claimed_by": "",
+                "lease_until": None,
+                "redelivery_requested_by": None,
+                "crashes": 0,
+            },
+        )
+        latest = max(at for *_, at in outcomes)
+        sessions_delivery_state_sync(
+            session_ids={
+                row.session_id
+                for row in moved
+                if row.session_id and row.event_type == WebhookEvent.LEAD_CAPTURED
+            },
+            now=latest,
+        )
+        endpoint_ids = sorted({row.endpoint_id for row in moved if row.endpoint_id})
+        if endpoint_ids:
+            WebhookEndpoint.objects.filter(pk__in=endpoint_ids).update(
+                last_success_at=latest, failing_since=None
+            )
+    return recorded
+
+
+def _rows_update(
+    model: type[Model], pks: Sequence[int], assignments: str, params: list[Any]
+) -> int:
+    """UPDATE `model`'s rows `pks` with one SET clause of constants (the caller's SQL)."""
+    if not pks:
+        return 0
+    table = connection.ops.quote_name(model._meta.db_table)
+    marks = ", ".join(["%s"] * len(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} WHERE id IN ({marks})",  # noqa: S608 (constants)
+            [*params, *pks],
+        )
+        return int(cursor.rowcount)
+
+
+def _rows_set(
+    model: type[Model],
+    instances: Sequence[Model],
+    fields: Sequence[str],
+    *,
+    same: Mapping[str, Any] | None = None,
+) -> None:
+    """Write `fields` of each instance (its own values) and `same` (one value for all) in one
+    UPDATE ... FROM (VALUES ...) on PostgreSQL. Django's bulk_update builds a CASE per field
+    and row, which cost the concurrent worker more than the sends themselves; elsewhere
+    (SQLite, the tests' other backend) it is what runs."""
+    if not instances:
+        return
+    same = dict(same or {})
+    if connection.vendor != "postgresql":
+        for instance in instances:
+            for name, value in same.items():
+                setattr(instance, name, value)
+        model._default_manager.bulk_update(instances, [*fields, *same])
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    columns = [cast("Field[Any, Any]", meta.get_field(name)) for name in fields]
+    constants = [cast("Field[Any, Any]", meta.get_field(name)) for name in same]
+    casts = ", ".join(
+        [f"%s::{meta.pk.db_type(connection)}"]
+        + [f"%s::{field.db_type(connection)}" for field in columns]
+    )
+    values = ", ".join([f"({casts})"] * len(instances))
+    names = ", ".join(["id", *(quote(str(field.column)) for field in columns)])
+    assignments = ", ".join(
+        [f"{quote(str(field.column))} = v.{quote(str(field.column))}" for field in columns]
+        + [f"{quote(str(field.column))} = %s" for field in constants]
+    )
+    # SET's constants come first in the statement, then the VALUES.
+    params: list[Any] = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(constants, same.values(), strict=True)
+    ]
+    for instance in instances:
+        params.append(instance.pk)
+        params += [
+            field.get_db_prep_save(getattr(instance, field.attname), connection)
+            for field in columns
+        ]
+    table = quote(meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS t SET {assignments} "  # noqa: S608 (names and marks only)
+            f"FROM (VALUES {values}) AS v({names}) WHERE t.id = v.id",
+            params,
+        )
+    for instance in instances:
+        for name, value in same.items():
+            setattr(instance, name, value)
+
+
 def delivery_record_crash(
     *,
     delivery: Delivery,
@@ -914,29 +1172,60 @@ def session_delivery_state_sync(*, session_id: int, now: datetime | None = None)
     )
     if session is None:
         return DeliveryState.NONE
-    rows = set(
-        Delivery.objects.filter(
-            session_id=session_id,
-            kind=DeliveryKind.WEBHOOK,
-            event_type=WebhookEvent.LEAD_CAPTURED,
-        )
-        .exclude(status=DeliveryStatus.CANCELLED)
-        .values_list("status", "endpoint__is_active")
+    rows: set[tuple[str, bool | None]] = set(
+        _lead_rows(session_ids=[session_id]).values_list("status", "endpoint__is_active")
     )
+    state = _derived_state(rows)
+    session_delivery_state_set(session=session, state=state, now=now)
+    return state
+
+
+def sessions_delivery_state_sync(*, session_ids: Iterable[int], now: datetime) -> None:
+    """`session_delivery_state_sync` for several sessions, in a few statements whatever their
+    number: the sessions locked in id order (two workers syncing overlapping sets cannot
+    deadlock), their lead rows read in one query, one UPDATE per resulting state."""
+    ids = sorted(set(session_ids))
+    if not ids:
+        return
+    sessions = list(
+        ChatSession.objects.select_for_update()
+        .only("pk", "delivery_state", "updated_at")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    )
+    rows: dict[int, set[tuple[str, bool | None]]] = {session.pk: set() for session in sessions}
+    for session_id, status, active in _lead_rows(session_ids=list(rows)).values_list(
+        "session_id", "status", "endpoint__is_active"
+    ):
+        rows[session_id].add((status, active))
+    by_state: dict[str, list[ChatSession]] = {}
+    for session in sessions:
+        by_state.setdefault(_derived_state(rows[session.pk]), []).append(session)
+    for state, group in by_state.items():
+        sessions_delivery_state_set(sessions=group, state=state, now=now)
+
+
+def _lead_rows(*, session_ids: Sequence[int]) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(
+        session_id__in=session_ids,
+        kind=DeliveryKind.WEBHOOK,
+        event_type=WebhookEvent.LEAD_CAPTURED,
+    ).exclude(status=DeliveryStatus.CANCELLED)
+
+
+def _derived_state(rows: set[tuple[str, bool | None]]) -> str:
+    """A session's delivery state from its lead rows' (status, endpoint is active)."""
     statuses = {status for status, _active in rows}
     waiting = {active for status, active in rows if status in _IN_PROGRESS}
     if not rows:
-        state = DeliveryState.DISABLED
-    elif True in waiting:
-        state = DeliveryState.PENDING
-    elif waiting:
-        state = DeliveryState.PAUSED  # every row still to send waits for an endpoint that is off
-    elif DeliveryStatus.FAILED in statuses:
-        state = DeliveryState.FAILED
-    else:
-        state = DeliveryState.DELIVERED
-    session_delivery_state_set(session=session, state=state, now=now)
-    return state
+        return DeliveryState.DISABLED
+    if True in waiting:
+        return DeliveryState.PENDING
+    if waiting:
+        return DeliveryState.PAUSED  # every row still to send waits for an endpoint that is off
+    if DeliveryStatus.FAILED in statuses:
+        return DeliveryState.FAILED
+    return DeliveryState.DELIVERED
 
 
 # --- People's actions: redeliver, cancel ------------------------------------------------------

@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 import requests
@@ -27,6 +28,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from leadchat import outbound
 from sessions_app.delivery import outbox
 from sessions_app.delivery.heartbeat import worker_heartbeat_tick
 from sessions_app.delivery.registry import delivery_sender, worker_jobs
@@ -37,7 +39,7 @@ from sessions_app.delivery.webhooks import (
     signature_headers,
     webhook_post,
 )
-from sessions_app.models import Delivery, DeliveryKind, WebhookEndpoint
+from sessions_app.models import Delivery, DeliveryAttempt, DeliveryKind, WebhookEndpoint
 from sessions_app.services import sessions_close_idle
 
 logger = logging.getLogger(__name__)
@@ -127,9 +129,14 @@ class DeliveryWorker:
         poll_seconds: float | None = None,
         close_idle_sessions: bool = True,
         log: Callable[[str], None] | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self.name = name or default_worker_name()
         self.batch_size = batch_size or settings.DELIVERY_BATCH_SIZE
+        # Sends on the wire at once (threads); 1 sends one row after the other.
+        self.concurrency = max(1, concurrency or settings.DELIVERY_CONCURRENCY)
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread_http = threading.local()
         self.poll_seconds = settings.DELIVERY_POLL_SECONDS if poll_seconds is None else poll_seconds
         self.close_idle_sessions = close_idle_sessions
         self.log = log or logger.info
@@ -154,6 +161,14 @@ class DeliveryWorker:
             outbox.endpoint_from_settings()
         except DatabaseError as exc:
             logger.warning("Worker %s: database not ready: %s", self.name, exc)
+        try:
+            processed = self._loop(once=once)
+        finally:
+            self.close()
+        return processed
+
+    def _loop(self, *, once: bool) -> int:
+        processed = 0
         while not self.stopping:
             try:
                 if not connection.in_atomic_block:
@@ -183,6 +198,11 @@ class DeliveryWorker:
 
     def run_batch(self, *, now: datetime | None = None) -> int:
         """Claim one batch and send it. `now` lets tests drive the retry clock."""
+        if self.concurrency > 1:
+            # Enough rows that every thread stays busy while the batch drains.
+            limit = max(self.batch_size, 4 * self.concurrency)
+            batch = outbox.deliveries_claim(worker=self.name, limit=limit, now=now)
+            return self._run_concurrently(batch, now=now)
         batch = outbox.deliveries_claim(worker=self.name, limit=self.batch_size, now=now)
         for index, delivery in enumerate(batch):
             if self.stopping:
@@ -194,6 +214,221 @@ class DeliveryWorker:
             worker_heartbeat_tick(name=self.name)
             self.process_guarded(delivery, now=now)
         return len(batch)
+
+    # --- Concurrent sends -------------------------------------------------------------------
+    #
+    # With `concurrency` above 1 the worker keeps that many sends on the wire from a pool of
+    # threads, and the database work stays on the worker's own thread and connection, in
+    # groups: the rows that go out together are begun in one transaction
+    # (`outbox.deliveries_send_begin`), the ones the receiver accepted recorded in one
+    # (`outbox.deliveries_record_delivered`); any other outcome is recorded row by row as
+    # before. What makes the sequential worker safe holds row by row: a row's lease is renewed
+    # right before ITS send starts (a thread is free for it: rows are begun only as threads free
+    # up), each send is held to its hard deadline, every write is fenced by the claim token,
+    # and its attempt row is written before the request goes out. So a slow receiver holds one
+    # thread for at most WEBHOOK_TOTAL_TIMEOUT while the others go on, and a killed worker
+    # leaves rows whose leases expire and whose open attempts the next worker marks interrupted.
+    #
+    # Only webhooks and emails go to the threads: they read nothing from the database while
+    # sending. A registered sender (Messenger) may, and its replies are never resent after an
+    # interruption, so its rows are sent on the worker's thread, one by one, exactly as before.
+
+    def _run_concurrently(self, batch: list[Delivery], *, now: datetime | None) -> int:
+        pool = self._threads()
+        threaded = (DeliveryKind.WEBHOOK, DeliveryKind.EMAIL)
+        waiting = [d for d in batch if d.kind in threaded]
+        own_thread = [d for d in batch if d.kind not in threaded]
+        in_flight: dict[Future[SendResult], tuple[Delivery, DeliveryAttempt]] = {}
+        # Slow start, per receiver: until one of its sends in this batch is accepted (2xx), a
+        # receiver gets one send at a time. An endpoint that answers 410 (switched off at once)
+        # or is down costs this batch one request, as with one send at a time, not a burst of
+        # `concurrency` requests to a receiver that cannot take them.
+        accepting: set[str] = set()
+        probing: set[str] = set()
+        processed = 0
+        try:
+            while waiting or in_flight:
+                if self.stopping and waiting:
+                    released = outbox.deliveries_release(deliveries=waiting)
+                    self.log(f"Stopping: handed back {released} claimed delivery(ies).")
+                    waiting.clear()
+                free = self.concurrency - len(in_flight)
+                group: list[Delivery] = []
+                if waiting and free > 0:
+                    later: list[Delivery] = []
+                    for delivery in waiting:
+                        receiver = _receiver_key(delivery)
+                        if len(group) >= free or (
+                            receiver not in accepting and receiver in probing
+                        ):
+                            later.append(delivery)
+                            continue
+                        if receiver not in accepting:
+                            probing.add(receiver)
+                        group.append(delivery)
+                    waiting = later
+                if group:
+                    worker_heartbeat_tick(name=self.name)
+                    for delivery, attempt in self._begin_group(group, now=now):
+                        processed += 1
+                        if attempt is None:
+                            # Not sent (claim lost, endpoint off): not a probe any more.
+                            probing.discard(_receiver_key(delivery))
+                            continue
+                        future = pool.submit(self._send_threaded, delivery)
+                        in_flight[future] = (delivery, attempt)
+                if not in_flight:
+                    continue
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                finished = [(*in_flight.pop(future), future) for future in done]
+                for delivery, _attempt, future in finished:
+                    receiver = _receiver_key(delivery)
+                    probing.discard(receiver)
+                    if future.exception() is None and future.result().ok:
+                        accepting.add(receiver)
+                self._record_group(finished, now=now)
+        finally:
+            if in_flight:
+                # The database went away mid-batch: let the sends on the wire end (each within
+                # its deadline) so no thread outlives the batch; their rows' leases expire and
+                # the next claim marks the open attempts interrupted.
+                wait(in_flight)
+        for index, delivery in enumerate(own_thread):
+            if self.stopping:
+                released = outbox.deliveries_release(deliveries=own_thread[index:])
+                self.log(f"Stopping: handed back {released} claimed delivery(ies).")
+                break
+            worker_heartbeat_tick(name=self.name)
+            self.process_guarded(delivery, now=now)
+            processed += 1
+        return processed
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix=f"send-{self.name}"[:40]
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the send threads (after the sends on the wire end)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _send_threaded(self, delivery: Delivery) -> SendResult:
+        # One keep-alive pool per thread: requests' Session is not meant to be shared.
+        http = getattr(self._thread_http, "session", None)
+        if http is None:
+            http = self._thread_http.session = outbound.session()
+        if delivery.kind == DeliveryKind.EMAIL:
+            return send_email(delivery)
+        return send_webhook(delivery, http=http)
+
+    def _begin_group(
+        self, group: list[Delivery], *, now: datetime | None
+    ) -> list[tuple[Delivery, DeliveryAttempt | None]]:
+        """Begin the rows about to go out: together, or one by one if that raised, so the row
+        that raises is the one whose error is recorded (as `process_guarded` does)."""
+        try:
+            return outbox.deliveries_send_begin(deliveries=group, worker=self.name, now=now)
+        except Exception as exc:
+            if isinstance(exc, DatabaseError) and not _database_usable():
+                raise
+            logger.exception("Worker %s: beginning %s rows raised.", self.name, len(group))
+        begun: list[tuple[Delivery, DeliveryAttempt | None]] = []
+        for delivery in group:
+            try:
+                attempt = outbox.delivery_send_begin(delivery=delivery, worker=self.name, now=now)
+            except Exception as exc:
+                if isinstance(exc, DatabaseError) and not _database_usable():
+                    raise
+                self._record_crash(delivery, None, exc, now=now)
+                attempt = None
+            begun.append((delivery, attempt))
+        return begun
+
+    def _record_group(
+        self,
+        finished: list[tuple[Delivery, DeliveryAttempt, Future[SendResult]]],
+        *,
+        now: datetime | None,
+    ) -> None:
+        accepted: list[tuple[Delivery, DeliveryAttempt, SendResult, datetime]] = []
+        others: list[tuple[Delivery, DeliveryAttempt, SendResult | BaseException]] = []
+        for delivery, attempt, future in finished:
+            error = future.exception()
+            if error is not None:
+                others.append((delivery, attempt, error))
+                continue
+            result = future.result()
+            if result.ok:
+                at = now + timedelta(milliseconds=result.duration_ms) if now else timezone.now()
+                accepted.append((delivery, attempt, result, at))
+            else:
+                others.append((delivery, attempt, result))
+        if accepted:
+            try:
+                rows = outbox.deliveries_record_delivered(outcomes=accepted)
+            except Exception as exc:
+                if isinstance(exc, DatabaseError) and not _database_usable():
+                    raise
+                logger.exception("Worker %s: recording %s sends raised.", self.name, len(accepted))
+                others += [(delivery, attempt, result) for delivery, attempt, result, _ in accepted]
+            else:
+                for (delivery, attempt, result, _), row in zip(accepted, rows, strict=True):
+                    self._log_sent(delivery, attempt, result, row)
+        for delivery, attempt, outcome in others:
+            if isinstance(outcome, BaseException):
+                self._record_crash(delivery, attempt, outcome, now=now)
+                continue
+            try:
+                recorded_at = now + timedelta(milliseconds=outcome.duration_ms) if now else None
+                row = outbox.delivery_record_attempt(
+                    delivery=delivery, attempt=attempt, result=outcome, now=recorded_at
+                )
+            except Exception as exc:
+                if isinstance(exc, DatabaseError) and not _database_usable():
+                    raise
+                self._record_crash(delivery, attempt, exc, now=now)
+                continue
+            self._log_sent(delivery, attempt, outcome, row)
+
+    def _record_crash(
+        self,
+        delivery: Delivery,
+        attempt: DeliveryAttempt | None,
+        exc: BaseException,
+        *,
+        now: datetime | None,
+    ) -> None:
+        logger.error(
+            "Worker %s: delivery %s raised; recorded on it.",
+            self.name,
+            delivery.pk,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        try:
+            outbox.delivery_record_crash(
+                delivery=delivery, attempt=attempt, error=f"{type(exc).__name__}: {exc}", now=now
+            )
+        except Exception:
+            # Not even that could be written: the lease expires, the next claim counts it.
+            logger.exception("Worker %s: could not record the error of %s.", self.name, delivery.pk)
+
+    def _log_sent(
+        self,
+        delivery: Delivery,
+        attempt: DeliveryAttempt,
+        result: SendResult,
+        row: Delivery | None,
+    ) -> None:
+        self.sent += 1
+        outcome = f"HTTP {result.status_code}" if result.status_code else result.error
+        self.log(
+            f"{delivery.kind} {delivery.event_type} {delivery.event_id} attempt {attempt.number}: "
+            f"{outcome} in {result.duration_ms} ms -> {row.status if row else 'erased'}"
+        )
 
     def run_jobs(self) -> int:
         """Run each registered job once (widget's Messenger inbox, ...); items they handled.
@@ -261,12 +496,7 @@ class DeliveryWorker:
         row = outbox.delivery_record_attempt(
             delivery=delivery, attempt=attempt, result=result, now=recorded_at, retry=retry
         )
-        self.sent += 1
-        outcome = f"HTTP {result.status_code}" if result.status_code else result.error
-        self.log(
-            f"{delivery.kind} {delivery.event_type} {delivery.event_id} attempt {attempt.number}: "
-            f"{outcome} in {result.duration_ms} ms -> {row.status if row else 'erased'}"
-        )
+        self._log_sent(delivery, attempt, result, row)
         return row, result
 
     def _send(self, delivery: Delivery) -> SendResult:
@@ -292,6 +522,11 @@ class DeliveryWorker:
         closed = sessions_close_idle()
         if closed:
             self.log(f"Marked {closed} idle session(s) incomplete.")
+
+
+def _receiver_key(delivery: Delivery) -> str:
+    """Who receives the send: its endpoint, or the email provider."""
+    return f"endpoint:{delivery.endpoint_id}" if delivery.endpoint_id else str(delivery.kind)
 
 
 class EndpointUnavailable(Exception):

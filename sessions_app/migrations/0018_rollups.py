@@ -25,7 +25,7 @@ def triggers_drop(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0016_openings'),
+        ('sessions_app', '0017_index_diet'),
         ('widget', '0008_inbox_retention'),
     ]
 

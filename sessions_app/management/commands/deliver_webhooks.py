@@ -20,6 +20,12 @@ class Command(LeadchatCommand):
         )
         parser.add_argument("--batch-size", type=int, default=None, help="Rows claimed at a time.")
         parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help="Sends on the wire at once (default DELIVERY_CONCURRENCY; 1: one at a time).",
+        )
+        parser.add_argument(
             "--poll", type=float, default=None, help="Seconds to sleep when nothing is due."
         )
         parser.add_argument("--name", default=None, help="Worker name in logs and attempt rows.")
@@ -33,11 +39,15 @@ class Command(LeadchatCommand):
         batch_size = options["batch_size"]
         if batch_size is not None and batch_size <= 0:
             raise CommandError("--batch-size must be a positive number.")
+        concurrency = options["concurrency"]
+        if concurrency is not None and not 1 <= concurrency <= 256:
+            raise CommandError("--concurrency must be between 1 and 256.")
         if options["poll"] is not None and options["poll"] < 0:
             raise CommandError("--poll must not be negative.")
         worker = DeliveryWorker(
             name=options["name"],
             batch_size=batch_size,
+            concurrency=concurrency,
             poll_seconds=options["poll"],
             close_idle_sessions=not options["no_close_idle"],
             log=lambda line: self.stdout.write(line),
