@@ -33,6 +33,7 @@ from sessions_app.services import widget_opening_count as opening_count
 from widget import selectors, services
 from widget.availability import Unavailable, page_origin, widget_unavailable
 from widget.i18n import launcher_labels, site_texts
+from widget.models import Site
 from widget.origins import origin_of_url, own_origins, request_origin_allowed, site_origins
 from widget.serializers import (
     MessageIn,
@@ -232,6 +233,19 @@ def _user_agent(request: Request) -> str:
     return request.headers.get("User-Agent", "")[:500]
 
 
+def _site_for_request(request: Request, site_key: str) -> Site:
+    """The site a widget write names, refused alike wherever a visitor's page writes (a new
+    conversation, an opening): unknown key 404, switched off 403, page origin not allowed 403."""
+    site = selectors.site_for_key(site_key)
+    if site is None:
+        raise exceptions.NotFound("Unknown site key.")
+    if not site.is_active:
+        raise exceptions.PermissionDenied("This chat widget is switched off.")
+    if not request_origin_allowed(request, site):
+        raise exceptions.PermissionDenied("This website is not allowed to use this widget.")
+    return site
+
+
 class SessionStartView(WidgetAPIView):
     throttle_classes = [SessionStartThrottle]
 
@@ -262,13 +276,7 @@ class SessionStartView(WidgetAPIView):
         data = SessionStartIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        site = selectors.site_for_key(values["site_key"])
-        if site is None:
-            raise exceptions.NotFound("Unknown site key.")
-        if not site.is_active:
-            raise exceptions.PermissionDenied("This chat widget is switched off.")
-        if not request_origin_allowed(request, site):
-            raise exceptions.PermissionDenied("This website is not allowed to use this widget.")
+        site = _site_for_request(request, values["site_key"])
         session, token, messages = services.widget_session_start(
             site=site,
             page_url=values["page_url"],
@@ -348,13 +356,7 @@ class OpeningView(WidgetAPIView):
         data = OpeningIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        site = selectors.site_for_key(values["site_key"])
-        if site is None:
-            raise exceptions.NotFound("Unknown site key.")
-        if not site.is_active:
-            raise exceptions.PermissionDenied("This chat widget is switched off.")
-        if not request_origin_allowed(request, site):
-            raise exceptions.PermissionDenied("This website is not allowed to use this widget.")
+        site = _site_for_request(request, values["site_key"])
         page = origin_of_url(values["page_url"])
         if page not in site_origins(site) and page not in own_origins(request):
             raise exceptions.PermissionDenied(
