@@ -19,7 +19,7 @@ class SessionsAppConfig(AppConfig):
 
         # The triggers keep the rollups exact; the worker folds their delta rows (sessions_app.
         # rollups) so the stats read about one row per key.
-        register_worker_job(name=JOB_NAME, run=rollups_compact)
+        register_worker_job(name=JOB_NAME, run=rollups_compact, housekeeping=True)
         post_migrate.connect(
             rollups_clear_if_no_sessions, sender=self, dispatch_uid="rollups-clear-if-empty"
         )

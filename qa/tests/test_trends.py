@@ -235,7 +235,7 @@ def _bulk_story(count: int, reviewer, category) -> None:
 
 
 def test_trends_page_queries_stay_flat_from_10_to_10000_sessions(client, qa_user):
-    category = FailureCategory.objects.get(name="Tone")
+    category = FailureCategory.objects.get_or_create(name="Tone")[0]
     client = login(client, qa_user)
     query = {"start": "2026-11-16", "end": "2026-11-29"}
     _bulk_story(10, qa_user, category)

@@ -84,11 +84,11 @@ def build_story(clock: Clock, make_user) -> Story:
     rhea = make_user("qa", username="rhea")
     ada = make_user("admin", username="ada")
     site = SiteFactory(name="Spring offer")
+    # get_or_create, not the migration's seeded rows: a transactional test that ran earlier in
+    # this process flushed them.
     category = {
-        c.name: c.pk
-        for c in FailureCategory.objects.filter(
-            name__in=["Hallucination", "Missed lead", "Tone", "Policy"]
-        )
+        name: FailureCategory.objects.get_or_create(name=name)[0].pk
+        for name in ("Hallucination", "Missed lead", "Tone", "Policy")
     }
     s: dict[str, ChatSession] = {}
     for i in range(1, 5):

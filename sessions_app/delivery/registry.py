@@ -44,6 +44,9 @@ class WorkerJob:
     name: str
     # (worker name, batch size) -> items handled; 0 when nothing was due.
     run: Callable[[str, int], int]
+    # Tidying (the rollups' compaction): what it handles is not work the loop waits on, so it
+    # neither counts as processed nor keeps `--once` going (every write leaves some to tidy).
+    housekeeping: bool = False
 
 
 _senders: dict[str, DeliverySender] = {}
@@ -72,9 +75,11 @@ def delivery_sender(kind: str) -> DeliverySender | None:
     return _senders.get(kind)
 
 
-def register_worker_job(*, name: str, run: Callable[[str, int], int]) -> None:
+def register_worker_job(
+    *, name: str, run: Callable[[str, int], int], housekeeping: bool = False
+) -> None:
     """Have every delivery worker call `run(worker_name, batch_size)` in its loop."""
-    _jobs[name] = WorkerJob(name=name, run=run)
+    _jobs[name] = WorkerJob(name=name, run=run, housekeeping=housekeeping)
 
 
 def worker_jobs() -> list[WorkerJob]:

@@ -442,7 +442,9 @@ class DeliveryWorker:
                 break
             worker_heartbeat_tick(name=self.name)
             try:
-                handled += job.run(self.name, self.batch_size)
+                done = job.run(self.name, self.batch_size)
+                if not job.housekeeping:
+                    handled += done
             except DatabaseError:
                 if not _database_usable():
                     raise
