@@ -104,8 +104,9 @@ def test_change_view_queries_do_not_grow_with_the_transcript(
     qa_client.get(long_url)  # the first opening claims; both are renewals from here on
     small = count_queries(qa_client, short_url)
     # 10 before scorecards, which add 4 fixed queries here (criteria, categories, scorecards,
-    # annotations; see qa.scorecards.console), and the claim's read and renewal 2.
-    with django_assert_max_num_queries(16):
+    # annotations; see qa.scorecards.console), the claim's read and renewal 2, and the History
+    # box's replays 1 (qa.history.qa_replay_sampling_entries).
+    with django_assert_max_num_queries(17):
         large = count_queries(qa_client, long_url)
     assert large == small
     html = qa_client.get(long_url).content.decode()
