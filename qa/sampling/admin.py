@@ -17,10 +17,8 @@ from qa.sampling.services import (
 )
 
 
-@admin.register(SamplingRule)
-class SamplingRuleAdmin(admin.ModelAdmin):
-    fields = ("automation_errors", "needs_human", "email_incomplete", "keywords", "random_percent")
-    readonly_fields = ()
+class _AdminsOnly(admin.ModelAdmin):
+    """Sampling decides what QA sees: admins (superusers) only, to read as well as to change."""
 
     def _is_admin(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
@@ -33,6 +31,12 @@ class SamplingRuleAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._is_admin(request)
+
+
+@admin.register(SamplingRule)
+class SamplingRuleAdmin(_AdminsOnly):
+    fields = ("automation_errors", "needs_human", "email_incomplete", "keywords", "random_percent")
+    readonly_fields = ()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self._is_admin(request) and not SamplingRule.objects.exists()
@@ -71,7 +75,7 @@ class SamplingRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(SiteSamplingRule)
-class SiteSamplingRuleAdmin(admin.ModelAdmin):
+class SiteSamplingRuleAdmin(_AdminsOnly):
     """A site's own rule: listed per site, set and removed by admins through the services."""
 
     list_display = (
@@ -92,18 +96,6 @@ class SiteSamplingRuleAdmin(admin.ModelAdmin):
         "keywords",
         "random_percent",
     )
-
-    def _is_admin(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_active and request.user.is_superuser)
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self._is_admin(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._is_admin(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._is_admin(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self._is_admin(request)
