@@ -1,9 +1,11 @@
 """Taking Meta's webhook in: the signature, and the raw events into the inbox.
 
-The request does the least it can (Meta wants a 200 within seconds and retries otherwise): one
-signature check, one query for the sites of the batch's pages, one INSERT of every event that
-ignores the ones already stored (the unique `mid`), all in one transaction. The worker does
-the rest (`processing.py`).
+The request does the least it can (Meta wants a 200 within seconds and retries otherwise, and
+posts by the hundred per second): one signature check and one INSERT of every event that
+ignores the ones already stored (the unique `mid`): one statement, so one round trip and one
+transaction. Which site a page's events belong to is the worker's first step
+(`processing.py`), read when the event is handled: a page connected to a site a minute after
+Meta started sending gets those events answered, and the request needs no second query.
 """
 
 from __future__ import annotations
@@ -13,21 +15,15 @@ import functools
 import hashlib
 import hmac
 import json
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Field
+from django.db.models import DateTimeField, Field, JSONField
 from django.utils import timezone
 
-from sessions_app.models import AutomationError
-from sessions_app.services import automation_error_record
 from widget.channels.messenger.models import InboxKind, InboxStatus, MessengerInboxEvent
-from widget.models import Site
-
-logger = logging.getLogger(__name__)
 
 SIGNATURE_PREFIX = "sha256="
 # Kinds the worker handles; every other kind is stored and skipped.
@@ -66,7 +62,6 @@ def sign(body: bytes, secret: str) -> str:
 @dataclass
 class IntakeResult:
     received: int = 0  # events in the body (a replayed mid among them is not stored again)
-    unknown_pages: int = 0
 
 
 def _id(value: Any) -> str:
@@ -130,25 +125,30 @@ def _content_key(page_id: str, item: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def webhook_shape_problem(data: Any) -> str | None:
+    """What makes parsed JSON not a Messenger webhook body, or None."""
+    if not isinstance(data, dict) or not isinstance(data.get("entry"), list):
+        return 'Expected {"object": "page", "entry": [...]}.'
+    if data.get("object") != "page":
+        return f'object must be "page" (Messenger), not {data.get("object")!r}.'
+    return None
+
+
 def inbox_events_store(*, data: Any) -> IntakeResult:
     """Store every event of a verified webhook body in the inbox, in one transaction.
 
     Raises MalformedWebhook when the body is not `{"object": "page", "entry": [...]}`.
     """
-    if not isinstance(data, dict) or not isinstance(data.get("entry"), list):
-        raise MalformedWebhook('Expected {"object": "page", "entry": [...]}.')
-    if data.get("object") != "page":
-        raise MalformedWebhook(f'object must be "page" (Messenger), not {data.get("object")!r}.')
+    problem = webhook_shape_problem(data)
+    if problem is not None:
+        raise MalformedWebhook(problem)
     now = timezone.now()
     result = IntakeResult()
-    entries = [entry for entry in data["entry"] if isinstance(entry, dict)]
-    page_ids = {_id(entry.get("id")) for entry in entries} - {""}
-    sites = _sites_by_page(page_ids)
-    rows: list[MessengerInboxEvent] = []
-    unknown: set[str] = set()
-    for entry in entries:
+    rows: list[dict[str, Any]] = []
+    for entry in data["entry"]:
+        if not isinstance(entry, dict):
+            continue
         page_id = _id(entry.get("id"))
-        site = sites.get(page_id)
         messaging = entry.get("messaging")
         for item in messaging if isinstance(messaging, list) else []:
             result.received += 1
@@ -157,68 +157,43 @@ def inbox_events_store(*, data: Any) -> IntakeResult:
                 event_at = _timestamp(item.get("timestamp"))
             else:
                 kind, mid, psid, event_at = InboxKind.UNKNOWN, "", "", None
-            status, error = InboxStatus.PENDING, ""
-            if site is None:
-                status, error = InboxStatus.SKIPPED, f"No site has Facebook page id {page_id!r}."
-                unknown.add(page_id)
-            elif not site[1]:
-                status, error = InboxStatus.SKIPPED, f"Site {site[2]!r} is switched off."
-            elif kind not in HANDLED_KINDS or not psid:
-                status = InboxStatus.SKIPPED
+            # Receipts, unknown kinds and events of nobody are kept (nothing Meta sent is lost)
+            # and never handled.
+            skipped = kind not in HANDLED_KINDS or not psid or not page_id
             rows.append(
-                MessengerInboxEvent(
-                    mid=(mid[:255] if mid else _content_key(page_id, item)),
-                    page_id=page_id,
-                    psid=psid,
-                    kind=kind,
-                    payload=item,
-                    event_at=event_at,
-                    received_at=now,
-                    next_attempt_at=now,
-                    site_id=site[0] if site else None,
-                    status=status,
-                    last_error=error,
-                    processed_at=now if status == InboxStatus.SKIPPED else None,
-                )
+                {
+                    **_row_defaults(),
+                    "mid": mid[:255] if mid else _content_key(page_id, item),
+                    "page_id": page_id,
+                    "psid": psid,
+                    "kind": kind,
+                    "payload": item,
+                    "event_at": event_at,
+                    "received_at": now,
+                    "next_attempt_at": now,
+                    "status": InboxStatus.SKIPPED if skipped else InboxStatus.PENDING,
+                    "processed_at": now if skipped else None,
+                }
             )
     if rows:
         _insert_new(rows)
-    for page_id in sorted(unknown):
-        _unknown_page_report(page_id)
-    result.unknown_pages = len(unknown)
     return result
 
 
-def _sites_by_page(page_ids: set[str]) -> dict[str, tuple[int, bool, str]]:
-    """(pk, is_active, name) of the sites with these page ids, read fresh on every webhook (a
-    page just connected must not be skipped as unknown, so no cache).
-
-    Written out: as model instances in the sites' default order the lookup was a third of the
-    request's CPU, and compiling the ORM's values_list() query still a fifth
-    (bench/messenger_intake.py). A webhook names one page nearly always."""
-    if not page_ids:
-        return {}
-    qn = connection.ops.quote_name
-    marks = ", ".join(["%s"] * len(page_ids))
-    sql = (
-        f"SELECT {qn('id')}, {qn('messenger_page_id')}, {qn('is_active')}, {qn('name')} "  # noqa: S608
-        f"FROM {qn(Site._meta.db_table)} WHERE {qn('messenger_page_id')} IN ({marks})"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, sorted(page_ids))
-        return {page_id: (pk, bool(active), name) for pk, page_id, active, name in cursor}
-
-
-def _insert_new(rows: list[MessengerInboxEvent]) -> None:
-    """Every row in one INSERT that leaves a mid already stored (Meta's retry) as it is.
+def _insert_new(rows: list[dict[str, Any]]) -> None:
+    """Every row (the model's field values by attname) in one INSERT that leaves a mid already
+    stored (Meta's retry) as it is.
 
     One statement is one transaction on its own, so outside a transaction it is one round trip
     to the database. bulk_create(ignore_conflicts=True) writes the same rows but wraps them in
     BEGIN ... COMMIT, two more round trips per webhook, which cost a quarter of the intake's
-    throughput (bench/messenger_intake.py). The SQL is written once from the model's fields;
-    values travel as parameters, adapted by each field as the ORM would.
+    throughput (bench/messenger_intake.py). The SQL is written once from the model's fields.
+    Values travel as parameters: the date-times and the JSON payload adapted by their fields
+    as the ORM would, the rest (text, integers, None) as they are. Building a model instance
+    per event and adapting all 17 fields through it was half of the request's CPU.
     """
     fields = _insert_fields()
+    adapted = _adapted_fields()
     chunks = [rows[i : i + INSERT_CHUNK] for i in range(0, len(rows), INSERT_CHUNK)]
     # A body of thousands of tiny events would pass the databases' limit on parameters in one
     # statement: several statements then, in one transaction still.
@@ -226,7 +201,10 @@ def _insert_new(rows: list[MessengerInboxEvent]) -> None:
         for chunk in chunks:
             params: list[Any] = []
             for row in chunk:
-                params += [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+                params += [
+                    adapted[f.attname](row[f.attname]) if f.attname in adapted else row[f.attname]
+                    for f in fields
+                ]
             with connection.cursor() as cursor:
                 cursor.execute(_insert_sql(connection.vendor, len(chunk)), params)
 
@@ -234,6 +212,51 @@ def _insert_new(rows: list[MessengerInboxEvent]) -> None:
 @functools.cache
 def _insert_fields() -> tuple[Field[Any, Any], ...]:
     return tuple(f for f in MessengerInboxEvent._meta.concrete_fields if not f.primary_key)
+
+
+def _adapted_fields() -> dict[str, Any]:
+    """attname -> adapter, for the fields whose values the database driver cannot take as
+    they are: date-times (SQLite stores text) and the JSON payload. Per call: the adapters
+    are bound to the connection of the moment (tests switch databases in one process)."""
+    adapters: dict[str, Any] = {}
+    for field in _insert_fields():
+        if isinstance(field, DateTimeField | JSONField):
+            adapters[field.attname] = functools.partial(
+                field.get_db_prep_save, connection=connection
+            )
+    return adapters
+
+
+# The fields inbox_events_store sets for every event; every other field takes its default.
+_SET_BY_INTAKE = frozenset(
+    {
+        "mid",
+        "page_id",
+        "psid",
+        "kind",
+        "payload",
+        "event_at",
+        "received_at",
+        "next_attempt_at",
+        "status",
+        "processed_at",
+    }
+)
+
+
+@functools.cache
+def _row_defaults() -> dict[str, Any]:
+    """The model's defaults of the other fields, read once: a field added to the model later
+    is in every row with its default, as bulk_create would write it."""
+    defaults = {}
+    for field in _insert_fields():
+        if field.attname in _SET_BY_INTAKE:
+            continue
+        # Read once: a callable default's value would be frozen.
+        if field.has_default() and callable(field.default):
+            raise TypeError(f"{field.attname}: set it in inbox_events_store (callable default)")
+        defaults[field.attname] = field.get_default()
+    return defaults
 
 
 @functools.lru_cache(maxsize=16)
@@ -250,22 +273,3 @@ def _insert_sql(vendor: str, row_count: int) -> str:
         f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608 (constants only)
         f"{', '.join([one_row] * row_count)} ON CONFLICT ({quote('mid')}) DO NOTHING"
     )
-
-
-def _unknown_page_report(page_id: str) -> None:
-    # One automation error per page, however often Meta sends its events: the execution id makes
-    # a repeat a lookup of the stored row (automation_error_record's get_or_create).
-    _error, created = automation_error_record(
-        source=AutomationError.Source.MESSENGER,
-        workflow="Messenger webhook",
-        node="unknown page",
-        message=(
-            f"Meta sent Messenger events for Facebook page {page_id or '(none)'}, which no site "
-            "has. Set that page id (and its page access token) in the site's Messenger section, "
-            "or unsubscribe the page from the Meta app. Its events are stored and skipped."
-        ),
-        execution_id=f"messenger:unknown-page:{page_id}",
-        details={"page_id": page_id},
-    )
-    if created:
-        logger.warning("Messenger events for unknown page %s", page_id)

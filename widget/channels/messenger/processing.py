@@ -10,6 +10,10 @@ the event over. An event is only claimable when no earlier event of the same per
 open, so one person's messages are stored and answered in the order they came, whatever the
 number of workers.
 
+First, an event of a page no site was routed to yet (every event: the webhook stores them raw)
+is routed to the site with that page id, read now; with none, or a switched-off site, the event
+is skipped (one automation error per unknown page names the fix).
+
 One event, three steps, each safe to repeat after a crash:
 1. one transaction: lock the person's contact row, find or start their session, store their
    message (`message_add`), and note the message on the event. A worker that takes the event
@@ -55,6 +59,7 @@ from widget.channels.messenger.models import (
     MessengerContact,
     MessengerInboxEvent,
 )
+from widget.models import Site
 from widget.services import agent_answer, agent_answer_store
 
 logger = logging.getLogger(__name__)
@@ -247,6 +252,8 @@ def inbox_event_process(event: MessengerInboxEvent) -> None:
                 _finish(held, status=InboxStatus.FAILED, error=error)
                 _failure_report(held, error)
         return
+    if event.site_id is None and not _route(event):
+        return
     if event.kind == InboxKind.ECHO:
         _echo_process(event)
         return
@@ -325,6 +332,49 @@ def inbox_event_process(event: MessengerInboxEvent) -> None:
                 ),
             )
         _finish(again, status=InboxStatus.DONE)
+
+
+def _route(event: MessengerInboxEvent) -> bool:
+    """Give the event its site (by page id, read now); False when it ended skipped instead."""
+    with transaction.atomic():
+        held = _held(event)
+        if held is None:
+            return False  # the claim was lost: another worker has it
+        site = Site.objects.filter(messenger_page_id=held.page_id).first() if held.page_id else None
+        if site is None:
+            _finish(
+                held,
+                status=InboxStatus.SKIPPED,
+                error=f"No site has Facebook page id {held.page_id!r}.",
+            )
+            _unknown_page_report(held.page_id)
+            return False
+        if not site.is_active:
+            _finish(held, status=InboxStatus.SKIPPED, error=f"Site {site.name!r} is switched off.")
+            return False
+        held.site = site
+        held.save(update_fields=["site"])
+    event.site = site
+    return True
+
+
+def _unknown_page_report(page_id: str) -> None:
+    # One automation error per page, however often Meta sends its events: the execution id makes
+    # a repeat a lookup of the stored row (automation_error_record's get_or_create).
+    _error, created = automation_error_record(
+        source=AutomationError.Source.MESSENGER,
+        workflow="Messenger webhook",
+        node="unknown page",
+        message=(
+            f"Meta sent Messenger events for Facebook page {page_id or '(none)'}, which no site "
+            "has. Set that page id (and its page access token) in the site's Messenger section, "
+            "or unsubscribe the page from the Meta app. Its events are stored and skipped."
+        ),
+        execution_id=f"messenger:unknown-page:{page_id}",
+        details={"page_id": page_id},
+    )
+    if created:
+        logger.warning("Messenger events for unknown page %s", page_id)
 
 
 def _contact_locked(event: MessengerInboxEvent) -> MessengerContact:

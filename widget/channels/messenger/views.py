@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -19,12 +20,13 @@ from leadchat.http import cache_key_part, client_ip
 from leadchat.parsers import MAX_JSON_DEPTH, json_problem
 from leadchat.ratelimit import window_hit
 from widget.channels.messenger.intake import (
-    MalformedWebhook,
     inbox_events_store,
     signature_valid,
+    webhook_shape_problem,
 )
 
 TEXT = "text/plain; charset=utf-8"
+RECEIVED = "EVENT_RECEIVED"
 CLOSED = "Messenger is not set up here: MESSENGER_APP_SECRET is empty."
 
 
@@ -43,18 +45,35 @@ def messenger_webhook(request: HttpRequest) -> HttpResponse:
         return _verify(request)
     if request.method != "POST":
         return _text("Use GET (verification) or POST (events).", 405, Allow="GET, POST")
+    throttled = rate_limit_refusal(request)
+    if throttled is not None:
+        return throttled
+    data, refusal = events_parse(
+        body=request.body, signature=request.headers.get("X-Hub-Signature-256")
+    )
+    if refusal is not None:
+        return refusal
+    # Safe to repeat on a fresh connection: the INSERT skips mids already stored.
+    without_health_check(lambda: inbox_events_store(data=data))
+    return _text(RECEIVED)
+
+
+def rate_limit_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Count this POST against its client's limit; the 429 once it is over."""
     hits, resets_in = window_hit(
         f"throttle:messenger-ip:{cache_key_part('messenger-ip', client_ip(request))}", 60
     )
     if hits > settings.MESSENGER_REQUESTS_PER_IP_PER_MINUTE:
         return _text("Too many requests.", 429, **{"Retry-After": str(max(1, int(resets_in)))})
-    body = request.body
-    if not signature_valid(
-        body=body,
-        header=request.headers.get("X-Hub-Signature-256"),
-        secret=settings.MESSENGER_APP_SECRET,
-    ):
-        return _text(
+    return None
+
+
+def events_parse(*, body: bytes, signature: str | None) -> tuple[Any, HttpResponse | None]:
+    """(the webhook's data, None), or (None, the refusal) for a body that is not signed with the
+    app secret, not JSON, or not a Messenger webhook. The view and the WSGI lane
+    (widget.channels.messenger.lane) both start with it."""
+    if not signature_valid(body=body, header=signature, secret=settings.MESSENGER_APP_SECRET):
+        return None, _text(
             "X-Hub-Signature-256 is missing or does not match the body (sha256= HMAC with the "
             "app secret).",
             403,
@@ -62,18 +81,16 @@ def messenger_webhook(request: HttpRequest) -> HttpResponse:
     try:
         data = json.loads(body)
     except RecursionError:
-        return _text(f"Malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels.", 400)
+        return None, _text(f"Malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels.", 400)
     except (ValueError, UnicodeDecodeError) as exc:
-        return _text(f"Malformed JSON: {exc}", 400)
+        return None, _text(f"Malformed JSON: {exc}", 400)
     problem = json_problem(data, allow_nul=False)
     if problem is not None:
-        return _text(f"Malformed JSON: {problem}", 400)
-    try:
-        # Safe to repeat on a fresh connection: the INSERT skips mids already stored.
-        without_health_check(lambda: inbox_events_store(data=data))
-    except MalformedWebhook as exc:
-        return _text(f"Not a Messenger webhook: {exc}", 400)
-    return _text("EVENT_RECEIVED")
+        return None, _text(f"Malformed JSON: {problem}", 400)
+    problem = webhook_shape_problem(data)
+    if problem is not None:
+        return None, _text(f"Not a Messenger webhook: {problem}", 400)
+    return data, None
 
 
 def _verify(request: HttpRequest) -> HttpResponse:

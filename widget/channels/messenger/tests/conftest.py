@@ -35,6 +35,14 @@ WEBHOOK = "/channels/messenger/webhook/"
 _mids = itertools.count(1)
 
 
+def run_worker() -> int:
+    """One in-process pass of the delivery worker (its Messenger job included)."""
+    from sessions_app.delivery import DeliveryWorker
+
+    worker = DeliveryWorker(name="test-worker", close_idle_sessions=False, log=lambda _l: None)
+    return worker.run(once=True)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -11,7 +11,6 @@ import pytest
 from django.utils import timezone
 
 from leadchat.testing import LoopbackServer, Reply
-from sessions_app.delivery import DeliveryWorker
 from sessions_app.models import (
     AutomationError,
     Channel,
@@ -41,16 +40,12 @@ from widget.channels.messenger.tests.conftest import (
     graph_error,
     postback_event,
     quick_reply_event,
+    run_worker,
     text_event,
     webhook_body,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def run_worker() -> int:
-    worker = DeliveryWorker(name="test-worker", close_idle_sessions=False, log=lambda _l: None)
-    return worker.run(once=True)
 
 
 @pytest.fixture

@@ -3,12 +3,15 @@
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from sessions_app.models import AutomationError, ChatMessage, ChatSession
+from sessions_app.models import AutomationError, Channel, ChatMessage, ChatSession
 from widget.channels.messenger.models import InboxKind, InboxStatus, MessengerInboxEvent
 from widget.channels.messenger.tests.conftest import (
     APP_SECRET,
     PAGE_ID,
+    PAGE_TOKEN,
     PSID,
     VERIFY_TOKEN,
     WEBHOOK,
@@ -19,6 +22,7 @@ from widget.channels.messenger.tests.conftest import (
     postback_event,
     quick_reply_event,
     read_event,
+    run_worker,
     text_event,
     webhook_body,
 )
@@ -76,9 +80,10 @@ def test_text_message_is_stored_raw_and_answered_at_once(post_webhook, page_site
         InboxStatus.PENDING,
     )
     assert row.payload == event
-    assert row.site == page_site
     assert row.event_at is not None
-    # Nothing slow in the request: no session, no message, no agent call yet.
+    # Nothing slow in the request: no site lookup (the worker routes the event by its page id),
+    # no session, no message, no agent call yet.
+    assert row.site is None
     assert not ChatSession.objects.exists()
     assert not ChatMessage.objects.exists()
 
@@ -194,10 +199,10 @@ def test_receipts_without_a_mid_are_stored_once_on_a_retry(post_webhook, page_si
     assert MessengerInboxEvent.objects.count() == 2
 
 
-def test_a_batch_of_several_entries_and_pages_is_stored_in_one_go(post_webhook, page_site):
+def test_a_batch_of_several_entries_and_pages_is_stored_in_one_go(post_webhook, page_site, graph):
     from widget.tests.factories import SiteFactory
 
-    other = SiteFactory(messenger_page_id="9988776655", messenger_page_token="tok")
+    other = SiteFactory(messenger_page_id="9988776655", messenger_page_token=PAGE_TOKEN)
     body = {
         "object": "page",
         "entry": [
@@ -205,16 +210,29 @@ def test_a_batch_of_several_entries_and_pages_is_stored_in_one_go(post_webhook, 
             {
                 "id": "9988776655",
                 "time": 2,
-                "messaging": [text_event("three", page_id="9988776655")],
+                "messaging": [text_event("three", page_id="9988776655", psid="7001112223")],
             },
         ],
     }
-    assert post_webhook(body).status_code == 200
-    assert list(MessengerInboxEvent.objects.order_by("id").values_list("site", "kind")) == [
-        (page_site.pk, InboxKind.TEXT),
-        (page_site.pk, InboxKind.TEXT),
-        (other.pk, InboxKind.TEXT),
+    with CaptureQueriesContext(connection) as queries:
+        assert post_webhook(body).status_code == 200
+    # One statement for the whole batch: no site lookup in the request.
+    assert [q["sql"].split()[0] for q in queries] == ["INSERT"]
+    rows = MessengerInboxEvent.objects.order_by("id")
+    assert list(rows.values_list("page_id", "kind", "status")) == [
+        (PAGE_ID, InboxKind.TEXT, InboxStatus.PENDING),
+        (PAGE_ID, InboxKind.TEXT, InboxStatus.PENDING),
+        ("9988776655", InboxKind.TEXT, InboxStatus.PENDING),
     ]
+    # The worker routes each event to the site of its page, as it handles it.
+    while run_worker():
+        pass
+    assert list(rows.values_list("site", "status")) == [
+        (page_site.pk, InboxStatus.DONE),
+        (page_site.pk, InboxStatus.DONE),
+        (other.pk, InboxStatus.DONE),
+    ]
+    assert ChatSession.objects.filter(site=other, channel=Channel.MESSENGER).count() == 1
 
 
 def test_unknown_page_is_200_with_one_automation_error_per_page(post_webhook, page_site):
@@ -222,23 +240,40 @@ def test_unknown_page_is_200_with_one_automation_error_per_page(post_webhook, pa
         response = post_webhook(webhook_body(text_event("hi"), page_id="5550001"))
         assert response.status_code == 200  # Meta must not retry
     post_webhook(webhook_body(text_event("hi"), page_id="5550002"))
+    # Stored (nothing Meta sent is lost); the worker finds no site for them and skips them.
+    while run_worker():
+        pass
     errors = AutomationError.objects.filter(source=AutomationError.Source.MESSENGER)
     assert errors.count() == 2
     assert "5550001" in errors.get(details__page_id="5550001").message
     assert "Messenger section" in errors.first().message
-    # Stored (nothing Meta sent is lost) but skipped.
     skipped = MessengerInboxEvent.objects.filter(page_id="5550001")
     assert skipped.count() == 3
     assert set(skipped.values_list("status", flat=True)) == {InboxStatus.SKIPPED}
+    assert "No site has Facebook page id '5550001'" in skipped.first().last_error
+    assert not ChatSession.objects.exists()
 
 
-def test_events_of_a_switched_off_site_are_stored_and_skipped(post_webhook, page_site):
+def test_events_of_a_page_connected_after_they_came_are_answered(post_webhook, graph):
+    from widget.tests.factories import SiteFactory
+
+    post_webhook(webhook_body(text_event("hi, anyone there?")))
+    site = SiteFactory(messenger_page_id=PAGE_ID, messenger_page_token=PAGE_TOKEN)
+    run_worker()
+    row = MessengerInboxEvent.objects.get()
+    assert (row.site, row.status) == (site, InboxStatus.DONE)
+    assert graph.texts  # answered through the Send API
+
+
+def test_events_of_a_switched_off_site_are_stored_and_skipped(post_webhook, page_site, graph):
     page_site.is_active = False
     page_site.save()
     post_webhook(webhook_body(text_event("hi")))
+    run_worker()
     row = MessengerInboxEvent.objects.get()
     assert row.status == InboxStatus.SKIPPED
     assert "switched off" in row.last_error
+    assert not graph.texts and not ChatSession.objects.exists()
 
 
 def test_garbage_inside_a_valid_batch_is_stored_and_skipped(post_webhook, page_site):
