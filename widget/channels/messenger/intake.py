@@ -162,7 +162,6 @@ def inbox_events_store(*, data: Any) -> IntakeResult:
             skipped = kind not in HANDLED_KINDS or not psid or not page_id
             rows.append(
                 {
-                    **_row_defaults(),
                     "mid": mid[:255] if mid else _content_key(page_id, item),
                     "page_id": page_id,
                     "psid": psid,
@@ -181,18 +180,19 @@ def inbox_events_store(*, data: Any) -> IntakeResult:
 
 
 def _insert_new(rows: list[dict[str, Any]]) -> None:
-    """Every row (the model's field values by attname) in one INSERT that leaves a mid already
-    stored (Meta's retry) as it is.
+    """Every row (the values of _SET_BY_INTAKE by attname) in one INSERT that leaves a mid
+    already stored (Meta's retry) as it is.
 
     One statement is one transaction on its own, so outside a transaction it is one round trip
     to the database. bulk_create(ignore_conflicts=True) writes the same rows but wraps them in
     BEGIN ... COMMIT, two more round trips per webhook, which cost a quarter of the intake's
-    throughput (bench/messenger_intake.py). The SQL is written once from the model's fields.
-    Values travel as parameters: the date-times and the JSON payload adapted by their fields
-    as the ORM would, the rest (text, integers, None) as they are. Building a model instance
-    per event and adapting all 17 fields through it was half of the request's CPU.
+    throughput (bench/messenger_intake.py). The SQL is written once from the model's fields,
+    the other fields' defaults in it as literals. The row's values travel as parameters: the
+    date-times and the JSON payload adapted by their fields as the ORM would, the rest (text)
+    as it is. Building a model instance per event and passing all 17 fields through the
+    driver's quoting was most of the request's CPU (py-spy on a loaded gunicorn worker).
     """
-    fields = _insert_fields()
+    fields = _param_fields()
     adapted = _adapted_fields()
     chunks = [rows[i : i + INSERT_CHUNK] for i in range(0, len(rows), INSERT_CHUNK)]
     # A body of thousands of tiny events would pass the databases' limit on parameters in one
@@ -207,24 +207,6 @@ def _insert_new(rows: list[dict[str, Any]]) -> None:
                 ]
             with connection.cursor() as cursor:
                 cursor.execute(_insert_sql(connection.vendor, len(chunk)), params)
-
-
-@functools.cache
-def _insert_fields() -> tuple[Field[Any, Any], ...]:
-    return tuple(f for f in MessengerInboxEvent._meta.concrete_fields if not f.primary_key)
-
-
-def _adapted_fields() -> dict[str, Any]:
-    """attname -> adapter, for the fields whose values the database driver cannot take as
-    they are: date-times (SQLite stores text) and the JSON payload. Per call: the adapters
-    are bound to the connection of the moment (tests switch databases in one process)."""
-    adapters: dict[str, Any] = {}
-    for field in _insert_fields():
-        if isinstance(field, DateTimeField | JSONField):
-            adapters[field.attname] = functools.partial(
-                field.get_db_prep_save, connection=connection
-            )
-    return adapters
 
 
 # The fields inbox_events_store sets for every event; every other field takes its default.
@@ -245,18 +227,45 @@ _SET_BY_INTAKE = frozenset(
 
 
 @functools.cache
-def _row_defaults() -> dict[str, Any]:
-    """The model's defaults of the other fields, read once: a field added to the model later
-    is in every row with its default, as bulk_create would write it."""
-    defaults = {}
-    for field in _insert_fields():
-        if field.attname in _SET_BY_INTAKE:
+def _param_fields() -> tuple[Field[Any, Any], ...]:
+    return tuple(
+        f for f in MessengerInboxEvent._meta.concrete_fields if f.attname in _SET_BY_INTAKE
+    )
+
+
+def _adapted_fields() -> dict[str, Any]:
+    """attname -> adapter, for the fields whose values the database driver cannot take as
+    they are: date-times (SQLite stores text) and the JSON payload. Per call: the adapters
+    are bound to the connection of the moment (tests switch databases in one process)."""
+    adapters: dict[str, Any] = {}
+    for field in _param_fields():
+        if isinstance(field, DateTimeField | JSONField):
+            adapters[field.attname] = functools.partial(
+                field.get_db_prep_save, connection=connection
+            )
+    return adapters
+
+
+@functools.cache
+def _default_literals() -> tuple[tuple[str, str], ...]:
+    """(column, SQL literal of the model's default) of every other field: a field added to
+    the model later is in every row with its default, as bulk_create would write it; one
+    whose default is not NULL, an empty string or an integer must be set by the intake."""
+    literals = []
+    for field in MessengerInboxEvent._meta.concrete_fields:
+        if field.primary_key or field.attname in _SET_BY_INTAKE:
             continue
-        # Read once: a callable default's value would be frozen.
-        if field.has_default() and callable(field.default):
-            raise TypeError(f"{field.attname}: set it in inbox_events_store (callable default)")
-        defaults[field.attname] = field.get_default()
-    return defaults
+        value = None if not field.has_default() and field.null else field.get_default()
+        if value is None:
+            literal = "NULL"
+        elif value == "" and isinstance(value, str):
+            literal = "''"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            literal = str(value)
+        else:
+            raise TypeError(f"{field.attname}: set it in inbox_events_store ({value!r})")
+        literals.append((field.column or field.attname, literal))
+    return tuple(literals)
 
 
 @functools.lru_cache(maxsize=16)
@@ -264,9 +273,14 @@ def _insert_sql(vendor: str, row_count: int) -> str:
     # Per database vendor (tests run SQLite and PostgreSQL in one process) and row count: a
     # webhook has one event nearly always, so building it again each time was wasted work.
     quote = connection.ops.quote_name
-    fields = _insert_fields()
-    columns = ", ".join(quote(f.column or f.attname) for f in fields)
-    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    defaults = _default_literals()
+    columns = ", ".join(
+        [quote(f.column or f.attname) for f in _param_fields()]
+        + [quote(column) for column, _ in defaults]
+    )
+    one_row = (
+        "(" + ", ".join(["%s"] * len(_param_fields()) + [literal for _, literal in defaults]) + ")"
+    )
     table = quote(MessengerInboxEvent._meta.db_table)
     # SQLite (3.24+) and PostgreSQL both take ON CONFLICT ... DO NOTHING.
     return (

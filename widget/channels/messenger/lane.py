@@ -38,9 +38,10 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
-from django.core.signals import setting_changed
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.core.signals import request_finished, request_started
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
+from django.test.signals import setting_changed
 from django.urls import reverse
 
 from leadchat.hotpaths import SKIPPED, HotPathMiddleware, without_health_check
@@ -85,7 +86,8 @@ class MessengerLane:
         self.path = reverse("messenger:webhook")
         self._headers: dict[bool, list[tuple[str, str]]] = {}
         self._warned = False
-        setting_changed.connect(self._settings_changed, weak=False)
+        # Weakly (the default): a lane that is gone takes its receiver with it.
+        setting_changed.connect(self._settings_changed)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == self.path and environ.get("REQUEST_METHOD") == "POST":
@@ -142,9 +144,10 @@ class MessengerLane:
         data, refusal = events_parse(body=body, signature=environ.get("HTTP_X_HUB_SIGNATURE_256"))
         if refusal is not None:
             return None
-        # As Django does around every request: drop a connection that broke or outlived
-        # CONN_MAX_AGE, and arm CONN_HEALTH_CHECKS (without_health_check) for this request.
-        close_old_connections()
+        # The signals Django's handler sends around every request: their receivers drop a
+        # connection that broke or outlived CONN_MAX_AGE, and arm CONN_HEALTH_CHECKS
+        # (without_health_check) for this request.
+        request_started.send(sender=self.__class__, environ=environ)
         try:
             if rate_limit_refusal(request) is not None:
                 return None
@@ -156,7 +159,7 @@ class MessengerLane:
             logger.exception("Messenger webhook lane failed; the full stack takes the request.")
             return None
         finally:
-            close_old_connections()
+            request_finished.send(sender=self.__class__)
         return self._headers_for(environ, secure)
 
     def _headers_for(self, environ: dict[str, Any], secure: bool) -> list[tuple[str, str]]:
