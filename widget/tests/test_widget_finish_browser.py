@@ -133,12 +133,6 @@ def test_message_times_show_in_the_visitors_own_clock(browser: Browser, make_lan
     assert size < 12
 
 
-def log_background(page: Page) -> str:
-    frame = open_chat(page)
-    log = frame.locator("#lc-log")
-    return log.evaluate("e => getComputedStyle(e).backgroundColor")
-
-
 @pytest.mark.parametrize(
     ("theme", "system", "looks"),
     [
@@ -154,11 +148,14 @@ def test_dark_mode_follows_the_system_unless_the_site_forces_a_theme(
     url = make_landing(public_title="Acme", theme=theme)
     page = new_page(browser, color_scheme=system)
     page.goto(url)
-    assert log_background(page) == looks
-    frame = page.frame_locator("[data-leadchat] iframe")
+    frame = open_chat(page)
+    # Polled until it holds (a page under load may not have applied the stylesheet yet at the
+    # first look; a wrong theme never turns into the right one).
+    expect(frame.locator("#lc-log")).to_have_css("background-color", looks)
     # Text stays readable on it: the greeting bubble's text is light on dark, dark on light.
-    color = frame.locator(".lc-agent").first.evaluate("e => getComputedStyle(e).color")
-    assert color == ("rgb(229, 231, 235)" if looks == DARK_LOG else "rgb(31, 41, 55)")
+    expect(frame.locator(".lc-agent").first).to_have_css(
+        "color", "rgb(229, 231, 235)" if looks == DARK_LOG else "rgb(31, 41, 55)"
+    )
 
 
 BUBBLE_AFTER_S = 3
