@@ -42,9 +42,9 @@ from django.core.signals import request_finished, request_started
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.test.signals import setting_changed
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
-from leadchat.hotpaths import SKIPPED, HotPathMiddleware, without_health_check
+from leadchat.hotpaths import SELF, SKIPPED, HotPathMiddleware, without_health_check
 from leadchat.http import body_refusal
 from widget.channels.messenger.intake import inbox_events_store
 from widget.channels.messenger.views import (
@@ -83,7 +83,10 @@ class MessengerLane:
 
     def __init__(self, django_app: WSGIApp) -> None:
         self.django_app = django_app
-        self.path = reverse("messenger:webhook")
+        try:
+            self.path: str | None = reverse("messenger:webhook")
+        except NoReverseMatch:  # a URLconf without the webhook (bench.plain_urls): no lane
+            self.path = None
         self._headers: dict[bool, list[tuple[str, str]]] = {}
         self._warned = False
         # Weakly (the default): a lane that is gone takes its receiver with it.
@@ -103,6 +106,8 @@ class MessengerLane:
     def applies(self) -> bool:
         """Whether the lane answers at all under the settings of the moment."""
         if not settings.LEAN_HOT_PATHS or not settings.MESSENGER_APP_SECRET:
+            return False
+        if settings.MIDDLEWARE[:1] != [SELF]:  # the lean chain gives the lane its headers
             return False
         if settings.PREPEND_WWW or settings.DISALLOWED_USER_AGENTS:
             return False

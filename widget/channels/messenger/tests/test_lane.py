@@ -233,3 +233,15 @@ def test_the_shipped_settings_take_the_lane(settings, page_site):
     assert isinstance(application, MessengerLane)
     assert application.applies()
     assert wsgi_post(body_of(text_event("Hi"))).by_lane
+
+
+def test_a_urlconf_without_the_webhook_or_a_stack_without_the_hot_paths_has_no_lane(settings):
+    settings.ROOT_URLCONF = "bench.plain_urls"  # the bench's plain-Django anchor
+    lane = MessengerLane(lambda environ, start_response: [b"django"])
+    assert lane.path is None
+    assert lane({"PATH_INFO": WEBHOOK, "REQUEST_METHOD": "POST"}, lambda *a: None) == [b"django"]
+    settings.ROOT_URLCONF = "leadchat.urls"
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if m != "leadchat.hotpaths.HotPathMiddleware"
+    ]
+    assert MessengerLane(lambda environ, start_response: []).applies() is False
