@@ -32,6 +32,18 @@ PAGE_TOKEN = "EAAPAGETOKEN123"
 PSID = "7001002003"
 WEBHOOK = "/channels/messenger/webhook/"
 
+# (body, signature: "sign" to sign it, or the header to send, status): bodies the webhook
+# refuses, each with its reason's status.
+REFUSED_BODIES = [
+    (b'{"object": "page", "entry": []}', None, 403),
+    (b'{"object": "page", "entry": []}', "sha256=" + "0" * 64, 403),
+    (b"{not json", "sign", 400),
+    (b"[" * 40 + b"]" * 40, "sign", 400),
+    (b'{"object": "page", "entry": [{"id": "a\\u0000b"}]}', "sign", 400),
+    (b'{"object": "instagram", "entry": []}', "sign", 400),
+    (b'"page"', "sign", 400),
+]
+
 _mids = itertools.count(1)
 
 

@@ -26,6 +26,7 @@ from widget.channels.messenger.lane import MessengerLane
 from widget.channels.messenger.models import InboxStatus, MessengerInboxEvent
 from widget.channels.messenger.tests.conftest import (
     APP_SECRET,
+    REFUSED_BODIES,
     WEBHOOK,
     text_event,
     webhook_body,
@@ -157,13 +158,7 @@ def test_over_https_behind_the_proxy_the_lane_sends_hsts_as_the_full_stack(setti
 
 @pytest.mark.parametrize(
     ("raw", "signature", "status"),
-    [
-        (b'{"object": "page", "entry": []}', None, 403),
-        (b'{"object": "page", "entry": []}', "sha256=" + "0" * 64, 403),
-        (b"{not json", "sign", 400),
-        (b"[" * 40 + b"]" * 40, "sign", 400),
-        (b'{"object": "instagram", "entry": []}', "sign", 400),
-    ],
+    REFUSED_BODIES,
 )
 def test_refusals_are_the_full_stacks_own(settings, page_site, raw, signature, status):
     assert assert_same(settings, raw, signature=signature, by_lane=False).status == status
