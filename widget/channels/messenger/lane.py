@@ -93,7 +93,8 @@ class MessengerLane:
         setting_changed.connect(self._settings_changed)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == self.path and environ.get("REQUEST_METHOD") == "POST":
+        path = environ.get("PATH_INFO")
+        if path is not None and path == self.path and environ.get("REQUEST_METHOD") == "POST":
             answered = self._answer(environ)
             if answered is not None:
                 start_response("200 OK", answered)
@@ -129,7 +130,7 @@ class MessengerLane:
             return None
         if body_refusal(
             method="POST",
-            path=self.path,
+            path=environ["PATH_INFO"],
             content_length=environ.get("CONTENT_LENGTH"),
             transfer_encoding=environ.get("HTTP_TRANSFER_ENCODING"),
         ):
