@@ -31,7 +31,10 @@ refusing link-local and metadata addresses, and has no total deadline either.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
+import itertools
+import os
 import socket
 import threading
 import time
@@ -180,9 +183,7 @@ class _Deadline:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._timer = threading.Timer(max(total, 0.0), self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        _watchdog.watch(self)
 
     def remaining(self) -> float:
         return self.at - time.monotonic()
@@ -212,12 +213,64 @@ class _Deadline:
                 _shutdown(sock)
 
     def close(self) -> None:
-        self._timer.cancel()
+        # The watchdog drops a closed deadline when its time comes (nothing to cancel).
         with self._lock:
             self._closed = True
             for sock in self._sockets:
                 sock.close()
             self._sockets.clear()
+
+
+class _Watchdog:
+    """One thread that expires every request's deadline at its time, in this process.
+
+    A `threading.Timer` per request started (and, for a request that ends in time, stopped) an
+    OS thread per outbound POST: at outbox volume a large part of a delivery's CPU
+    (bench/outbox_drain.py). Here the deadlines wait in a heap ordered by time; the thread
+    sleeps until the earliest, expires what is due, and a deadline closed before its time is
+    simply dropped when it comes up. Started on first use, and again in a forked child (a
+    gunicorn or worker process forked after a request would otherwise have no watchdog).
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._wake = threading.Condition(threading.Lock())
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: _Deadline) -> None:
+        with self._wake:
+            earliest = self._heap[0][0] if self._heap else None
+            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="outbound-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif earliest is None or deadline.at < earliest:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap:
+                    self._wake.wait()
+                at, _, deadline = self._heap[0]
+                delay = at - time.monotonic()
+                if delay > 0:
+                    self._wake.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+            deadline._expire()  # outside the lock: it takes the deadline's own
+
+    def _after_fork(self) -> None:
+        self._heap = []
+        self._wake = threading.Condition(threading.Lock())
+        self._thread = None
+
+
+_watchdog = _Watchdog()
+os.register_at_fork(after_in_child=_watchdog._after_fork)
 
 
 def _shutdown(sock: socket.socket) -> None:

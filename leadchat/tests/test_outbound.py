@@ -4,6 +4,10 @@ Real sockets on loopback throughout: `DripServer` trickles its answer a byte at 
 requests' own timeouts (restarted on every recv) never cut.
 """
 
+import os
+import threading
+import time
+
 import pytest
 
 from leadchat import outbound
@@ -231,3 +235,50 @@ def test_private_networks_are_refused_in_production_and_allowed_in_the_embedded_
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == expected
+
+
+def _expires_within(deadline, seconds: float) -> bool:
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        if deadline.expired:
+            return True
+        time.sleep(0.01)
+    return deadline.expired
+
+
+def test_one_thread_expires_every_deadline_in_the_order_of_their_times():
+    from leadchat.outbound import _Deadline
+
+    late = _Deadline(5.0, 1.0)
+    soon = _Deadline(0.2, 0.2)  # watched after a later one: it must still come first
+    try:
+        assert _expires_within(soon, 3.0)
+        assert not late.expired
+    finally:
+        late.close()
+        soon.close()
+    names = [thread.name for thread in threading.enumerate()]
+    assert names.count("outbound-deadlines") == 1
+
+
+def test_a_closed_deadline_is_never_expired():
+    from leadchat.outbound import _Deadline
+
+    deadline = _Deadline(0.1, 0.1)
+    deadline.close()
+    time.sleep(0.3)
+    assert not deadline.expired
+
+
+def test_a_forked_process_gets_a_watchdog_of_its_own():
+    from leadchat.outbound import _Deadline
+
+    _Deadline(0.01, 0.01).close()  # the parent's watchdog thread is running
+    pid = os.fork()
+    if pid == 0:  # the child: only the parent's thread that forked exists here
+        try:
+            code = 0 if _expires_within(_Deadline(0.1, 0.1), 3.0) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
