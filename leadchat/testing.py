@@ -55,6 +55,11 @@ class LoopbackServer:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    # The client went away mid-body (killed, or cut at its own deadline): as a
+                    # real server, answer nothing and hand nothing half-read to the responder.
+                    self.close_connection = True
+                    return
                 recorded = RecordedRequest(
                     method=self.command,
                     path=self.path,

@@ -282,3 +282,21 @@ def test_a_forked_process_gets_a_watchdog_of_its_own():
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_loopback_server_drops_a_request_whose_body_never_came_whole():
+    import socket
+
+    with LoopbackServer() as server:
+        host, port = server.url.split("//")[1].split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 10
+            )
+            sock.shutdown(socket.SHUT_WR)  # a sender killed mid-body
+            assert sock.recv(100) == b""  # no answer
+        complete = outbound.post(
+            f"{server.url}/hook", body=b"{}", headers={}, total=5, connect=2, keep_bytes=100
+        )
+        assert complete.status_code == 200
+        assert [r.body for r in server.requests] == [b"{}"]
