@@ -233,10 +233,11 @@ def _param_fields() -> tuple[Field[Any, Any], ...]:
     )
 
 
+@functools.cache
 def _adapted_fields() -> dict[str, Any]:
     """attname -> adapter, for the fields whose values the database driver cannot take as
-    they are: date-times (SQLite stores text) and the JSON payload. Per call: the adapters
-    are bound to the connection of the moment (tests switch databases in one process)."""
+    they are: date-times (SQLite stores text) and the JSON payload. Bound to Django's
+    `connection` proxy, which is the current thread's connection at each call."""
     adapters: dict[str, Any] = {}
     for field in _param_fields():
         if isinstance(field, DateTimeField | JSONField):
@@ -255,7 +256,7 @@ def _default_literals() -> tuple[tuple[str, str], ...]:
     for field in MessengerInboxEvent._meta.concrete_fields:
         if field.primary_key or field.attname in _SET_BY_INTAKE:
             continue
-        value = None if not field.has_default() and field.null else field.get_default()
+        value = field.get_default()
         if value is None:
             literal = "NULL"
         elif value == "" and isinstance(value, str):

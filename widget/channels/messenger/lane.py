@@ -88,13 +88,17 @@ class MessengerLane:
         except NoReverseMatch:  # a URLconf without the webhook (bench.plain_urls): no lane
             self.path = None
         self._headers: dict[bool, list[tuple[str, str]]] = {}
+        self._unknown_middleware: list[str] | None = None
         self._warned = False
         # Weakly (the default): a lane that is gone takes its receiver with it.
         setting_changed.connect(self._settings_changed)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO")
-        if path is not None and path == self.path and environ.get("REQUEST_METHOD") == "POST":
+        if (
+            self.path is not None
+            and environ.get("PATH_INFO") == self.path
+            and environ.get("REQUEST_METHOD") == "POST"
+        ):
             answered = self._answer(environ)
             if answered is not None:
                 start_response("200 OK", answered)
@@ -103,6 +107,7 @@ class MessengerLane:
 
     def _settings_changed(self, **kwargs: Any) -> None:
         self._headers.clear()
+        self._unknown_middleware = None
 
     def applies(self) -> bool:
         """Whether the lane answers at all under the settings of the moment."""
@@ -112,14 +117,18 @@ class MessengerLane:
             return False
         if settings.PREPEND_WWW or settings.DISALLOWED_USER_AGENTS:
             return False
-        unknown = set(settings.MIDDLEWARE) - LANE_MIDDLEWARE - set(SKIPPED)
+        if self._unknown_middleware is None:  # worked out once per settings, not per request
+            self._unknown_middleware = sorted(
+                set(settings.MIDDLEWARE) - LANE_MIDDLEWARE - set(SKIPPED)
+            )
+        unknown = self._unknown_middleware
         if unknown:
             if not self._warned:
                 self._warned = True
                 logger.warning(
                     "The Messenger webhook lane stands aside: middleware it was not checked "
                     "against: %s (widget.channels.messenger.lane.LANE_MIDDLEWARE).",
-                    ", ".join(sorted(unknown)),
+                    ", ".join(unknown),
                 )
             return False
         return True

@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from django.core.signals import request_finished, request_started
 from django.db import OperationalError, close_old_connections
 from django.test import Client
 
+from leadchat.tests.hotpaths_support import Answer, answer_of
 from leadchat.wsgi import application
 from widget.channels.messenger import lane as lane_module
 from widget.channels.messenger.intake import sign
@@ -33,14 +33,6 @@ from widget.channels.messenger.tests.conftest import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    by_lane: bool
 
 
 def body_of(*events: dict[str, Any]) -> bytes:
@@ -92,8 +84,8 @@ def wsgi_post(raw: bytes, *, signature: str | None = "sign", **extra: str) -> An
         status=int(status.split()[0]),
         body=content,
         headers={name.lower(): value for name, value in headers},
-        # The lane answers with a plain list; Django with its HttpResponse.
-        by_lane=isinstance(result, list),
+        # Whether the lane answered: with a plain list; Django answers with its HttpResponse.
+        lean=isinstance(result, list),
     )
 
 
@@ -106,12 +98,7 @@ def full_post(settings, raw: bytes, *, signature: str | None = "sign", **extra: 
         response = Client().post(WEBHOOK, raw, content_type="application/json", **meta)
     finally:
         settings.LEAN_HOT_PATHS = True
-    return Answer(
-        status=response.status_code,
-        body=response.content,
-        headers={name.lower(): value for name, value in response.headers.items()},
-        by_lane=False,
-    )
+    return answer_of(response)
 
 
 def assert_same(settings, raw: bytes, *, by_lane: bool, **kwargs: Any) -> Answer:
@@ -119,7 +106,7 @@ def assert_same(settings, raw: bytes, *, by_lane: bool, **kwargs: Any) -> Answer
     ours = wsgi_post(raw, **kwargs)
     cache.clear()
     theirs = full_post(settings, raw, **kwargs)
-    assert ours.by_lane is by_lane
+    assert ours.lean is by_lane
     assert (ours.status, ours.body) == (theirs.status, theirs.body)
     assert ours.headers == theirs.headers
     return ours
@@ -179,7 +166,7 @@ def test_requests_the_lane_leaves_to_django(settings, page_site):
     settings.MESSENGER_MAX_BODY_BYTES = 256 * 1024
     # Switched off, or Messenger not set up.
     settings.LEAN_HOT_PATHS = False
-    assert wsgi_post(raw).by_lane is False
+    assert wsgi_post(raw).lean is False
     settings.LEAN_HOT_PATHS = True
     settings.MESSENGER_APP_SECRET = ""
     assert assert_same(settings, raw, by_lane=False).status == 503
@@ -190,9 +177,9 @@ def test_the_rate_limit_counts_each_post_once_and_the_429_is_djangos(settings, p
     cache.clear()
     # A refused POST counts (as on the full stack), once: the view counts it, not the lane.
     assert wsgi_post(body_of(text_event("Hi")), signature=None).status == 403
-    assert wsgi_post(body_of(text_event("Hi"))).by_lane
+    assert wsgi_post(body_of(text_event("Hi"))).lean
     over = wsgi_post(body_of(text_event("Hi")))
-    assert (over.status, over.by_lane) == (429, False)
+    assert (over.status, over.lean) == (429, False)
     assert int(over.headers["retry-after"]) > 0
     assert MessengerInboxEvent.objects.count() == 1
 
@@ -207,7 +194,7 @@ def test_a_database_error_in_the_lane_leaves_the_request_to_the_full_stack(monke
     monkeypatch.setattr(lane_module, "inbox_events_store", broken)
     answer = wsgi_post(body_of(text_event("Hi", mid="m_lane_db")))
     # The view, given the body as it came, stored the event: nothing is lost.
-    assert (answer.status, answer.body, answer.by_lane) == (200, b"EVENT_RECEIVED", False)
+    assert (answer.status, answer.body, answer.lean) == (200, b"EVENT_RECEIVED", False)
     assert len(calls) == 1
     assert MessengerInboxEvent.objects.filter(mid="m_lane_db").count() == 1
 
@@ -227,7 +214,7 @@ def test_the_lane_stands_aside_for_middleware_it_was_not_checked_against(
 def test_the_shipped_settings_take_the_lane(settings, page_site):
     assert isinstance(application, MessengerLane)
     assert application.applies()
-    assert wsgi_post(body_of(text_event("Hi"))).by_lane
+    assert wsgi_post(body_of(text_event("Hi"))).lean
 
 
 def test_a_urlconf_without_the_webhook_or_a_stack_without_the_hot_paths_has_no_lane(settings):
